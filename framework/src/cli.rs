@@ -1,0 +1,264 @@
+//! The command line of a worker binary made by [`main!`](crate::main).
+
+use std::future::Future;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
+use tracing::{error, info, warn};
+use tracing_subscriber::EnvFilter;
+
+use crate::dispatch::Runner;
+use crate::error::redact;
+use crate::supervisor::{Exit, Supervisor, shutdown_signal};
+use crate::worker::WorkerSettings;
+use crate::{AckMode, Client, Error, Registry, runtime};
+
+/// Exit code of a run that failed: broker unreachable for a command, bad
+/// job, conflicting registrations. (Bad arguments exit with 2.)
+const EXIT_FAILURE: u8 = 1;
+/// Exit code after a second signal or a drain that overran its timeout.
+const EXIT_FORCED: u8 = 3;
+
+#[derive(Debug, Parser)]
+#[command(about = "warren worker: run, enqueue and list background jobs", version)]
+struct Cli {
+    /// RabbitMQ URL.
+    #[arg(long, env = "AMQP_URL", default_value = "amqp://127.0.0.1:5672/%2f", global = true)]
+    amqp_url: String,
+    /// Prefix for every queue name (must match the producers' `queue_prefix`).
+    #[arg(long, env = "WARREN_QUEUE_PREFIX", default_value = "", global = true)]
+    queue_prefix: String,
+    /// Log format (level from `RUST_LOG`, default `info`).
+    #[arg(long, env = "WARREN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run workers that consume the job queues.
+    Work(WorkArgs),
+    /// Enqueue one job, given as JSON; prints its id once RabbitMQ confirmed it.
+    Enqueue {
+        /// The job's name (see `jobs`).
+        job: String,
+        /// The job as JSON, e.g. '{"path": "cat.png", "width": 640}'.
+        json: String,
+    },
+    /// List the registered job types and their options.
+    Jobs,
+}
+
+#[derive(Debug, Args)]
+struct WorkArgs {
+    /// Queues to consume, comma-separated [default: the queues of all registered jobs].
+    #[arg(long, env = "WARREN_QUEUES", value_delimiter = ',')]
+    queues: Vec<String>,
+    /// Workers (consumers, each on its own channel) per queue [default: number of CPU cores].
+    #[arg(long, env = "WARREN_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    workers: Option<u16>,
+    /// Unacknowledged deliveries per worker; also the number of jobs a worker runs at once.
+    #[arg(long, env = "WARREN_PREFETCH", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    prefetch: u16,
+    /// When deliveries are acknowledged: none (at most once), early (on receipt), late (after the job; at least once).
+    #[arg(long, env = "WARREN_ACK", value_enum, default_value_t = AckMode::Late)]
+    ack: AckMode,
+    /// How long running jobs may take to finish after SIGINT/SIGTERM.
+    #[arg(long, env = "WARREN_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    shutdown_timeout: Duration,
+    /// This process's name in worker ids (`<name>.<n>`) and consumer tags [default: the process id].
+    #[arg(long, env = "WARREN_WORKER_NAME")]
+    name: Option<String>,
+}
+
+/// Parses the command line and runs the command. The body of `main!()`.
+pub fn run_main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let registry = match Registry::from_inventory() {
+        Ok(registry) => registry,
+        Err(error) => return fail(error),
+    };
+    let io = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("warren-io")
+        .enable_all()
+        .build()
+    {
+        Ok(io) => io,
+        Err(error) => return fail(format!("could not start the I/O runtime: {error}")),
+    };
+    let code = match cli.command {
+        Command::Jobs => list_jobs(&registry),
+        Command::Enqueue { job, json } => io.block_on(enqueue(&cli.amqp_url, &cli.queue_prefix, &registry, &job, &json)),
+        Command::Work(args) => work(&cli.amqp_url, &cli.queue_prefix, registry, args, io.handle().clone()),
+    };
+    io.shutdown_timeout(Duration::from_secs(1));
+    code
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,lapin=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    // A second subscriber (in tests that call this twice) is not an error worth failing on.
+    let _ = match format {
+        LogFormat::Pretty => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+fn fail(error: impl std::fmt::Display) -> ExitCode {
+    error!("{error}");
+    eprintln!("error: {error}");
+    ExitCode::from(EXIT_FAILURE)
+}
+
+fn list_jobs(registry: &Registry) -> ExitCode {
+    println!(
+        "{:<24} {:<20} {:<6} {:<10} {:<8} {:<14} TYPE",
+        "NAME", "QUEUE", "FORMAT", "TIMEOUT", "RETRIES", "QUEUE DEFAULT"
+    );
+    for job in registry.jobs() {
+        let options = job.options;
+        println!(
+            "{:<24} {:<20} {:<6} {:<10} {:<8} {:<14} {}",
+            job.name,
+            job.queue,
+            options.format.as_str(),
+            humantime::format_duration(options.effective_timeout()).to_string(),
+            options.retries.map_or_else(|| "-".to_owned(), |n| n.to_string()),
+            if options.queue_default { "yes" } else { "no" },
+            job.type_name,
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+async fn enqueue(url: &str, prefix: &str, registry: &Registry, name: &str, json: &str) -> ExitCode {
+    let Some(job) = registry.get(name) else {
+        let known: Vec<_> = registry.jobs().iter().map(|job| job.name).collect();
+        return fail(format!("no job named `{name}`; registered jobs: {}", known.join(", ")));
+    };
+    let body = match job.encode_json(json) {
+        Ok(body) => body,
+        Err(error) => return fail(error),
+    };
+    let client = match Client::builder(url).queue_prefix(prefix).connection_name("warren enqueue").connect().await {
+        Ok(client) => client,
+        Err(error) => return fail(error),
+    };
+    let result = client.publish_job(job.name, job.queue, job.options.format, &body).await;
+    client.close().await;
+    match result {
+        Ok(id) => {
+            println!("{id}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(error),
+    }
+}
+
+fn work(url: &str, prefix: &str, registry: Registry, args: WorkArgs, io: Handle) -> ExitCode {
+    let queues: Vec<&'static str> = if args.queues.is_empty() {
+        registry.queues()
+    } else {
+        args.queues.iter().map(|queue| &*queue.clone().leak()).collect()
+    };
+    if queues.is_empty() {
+        return fail("no jobs are registered in this binary, so there is no queue to consume; derive `Job` on a type or pass --queues");
+    }
+    for queue in &queues {
+        if !registry.jobs().iter().any(|job| job.queue == *queue) {
+            warn!(queue, "no registered job uses this queue; only messages typed with a registered job name will run");
+        }
+    }
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let workers = args.workers.map_or(cores, usize::from);
+    let name = args.name.unwrap_or_else(|| std::process::id().to_string());
+    let settings = Arc::new(WorkerSettings {
+        registry,
+        ack: args.ack,
+        prefetch: args.prefetch,
+        shutdown_timeout: args.shutdown_timeout,
+    });
+    let system = actix::System::new();
+    let exit = system.block_on(async move {
+        let connection_name = format!("warren worker {name}");
+        let Some(connection) = until_connected(|| runtime::connect(url, &connection_name, io.clone())).await else {
+            return Exit::Drained;
+        };
+        let publisher = Client::builder(url)
+            .queue_prefix(prefix)
+            .connection_name(format!("warren worker {name} (publisher)"))
+            .runtime(io.clone());
+        let Some(client) = until_connected(|| publisher.clone().connect()).await else {
+            return Exit::Drained;
+        };
+        let mut runners = Vec::new();
+        for queue in &queues {
+            for _ in 0..workers {
+                runners.push(Runner {
+                    queue,
+                    full_queue: client.queue_name(queue).into(),
+                    worker: format!("{name}.{}", runners.len() + 1).into(),
+                    client: client.clone(),
+                });
+            }
+        }
+        info!(url = %redact(url), queues = ?queues, workers, prefetch = settings.prefetch, ack = %settings.ack, "worker starting");
+        let (sender, receiver) = oneshot::channel();
+        actix::Actor::start(Supervisor::new(url.to_owned(), connection_name, io, Arc::new(connection), settings, runners, sender));
+        let exit = receiver.await.unwrap_or(Exit::Forced);
+        client.close().await;
+        exit
+    });
+    match exit {
+        Exit::Drained => {
+            info!("worker stopped");
+            ExitCode::SUCCESS
+        }
+        Exit::Forced => ExitCode::from(EXIT_FORCED),
+    }
+}
+
+
+/// Retries `connect` with capped backoff until it succeeds, logging one line
+/// per failed attempt; `None` if a shutdown signal comes first.
+async fn until_connected<T, F, Fut>(mut connect: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Error>>,
+{
+    let mut attempt = 0u32;
+    loop {
+        match connect().await {
+            Ok(connected) => return Some(connected),
+            Err(error) => {
+                attempt += 1;
+                let delay = Duration::from_secs(1u64 << attempt.min(5)).min(Duration::from_secs(30));
+                warn!(%error, attempt, retry_in = ?delay, "RabbitMQ unreachable; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = shutdown_signal() => return None,
+                }
+            }
+        }
+    }
+}

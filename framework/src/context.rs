@@ -1,0 +1,77 @@
+//! What a running job knows about itself.
+
+use std::sync::Arc;
+
+use crate::{Client, JobId};
+
+/// Passed to [`Handler::perform`](crate::Handler::perform): which job and
+/// attempt this is, and a client for enqueueing follow-up jobs.
+#[derive(Debug, Clone)]
+pub struct JobContext {
+    id: JobId,
+    name: &'static str,
+    queue: Arc<str>,
+    attempt: u32,
+    redelivered: bool,
+    worker: Arc<str>,
+    client: Client,
+}
+
+impl JobContext {
+    pub(crate) fn new(
+        id: JobId,
+        name: &'static str,
+        queue: Arc<str>,
+        attempt: u32,
+        redelivered: bool,
+        worker: Arc<str>,
+        client: Client,
+    ) -> Self {
+        JobContext {
+            id,
+            name,
+            queue,
+            attempt,
+            redelivered,
+            worker,
+            client,
+        }
+    }
+
+    /// The job's id, the same on every attempt.
+    pub fn job_id(&self) -> JobId {
+        self.id
+    }
+
+    /// The job's wire name.
+    pub fn job_name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The queue the job was consumed from.
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    /// Which attempt this is, starting at 1.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Whether RabbitMQ delivered this message before (to a worker that did
+    /// not acknowledge it, e.g. because it died): the job may have run
+    /// partly already.
+    pub fn redelivered(&self) -> bool {
+        self.redelivered
+    }
+
+    /// The id of the worker running the job (`<name>.<n>`).
+    pub fn worker_id(&self) -> &str {
+        &self.worker
+    }
+
+    /// A client for enqueueing follow-up jobs.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}

@@ -1,0 +1,119 @@
+//! One attempt of one job: find its handler, decode it, run it with its
+//! timeout and with panics caught, and say how it went.
+
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use lapin::BasicProperties;
+
+use crate::message::{self, DeadReason};
+use crate::{Client, JobContext, Registry};
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The handler returned `Ok`.
+    Done,
+    /// The job cannot succeed here; it goes to the dead-letter queue.
+    Dead {
+        /// Why.
+        reason: DeadReason,
+        /// The error text, for the dead letter's headers and the log.
+        error: String,
+    },
+}
+
+impl Outcome {
+    fn dead(reason: DeadReason, error: impl Into<String>) -> Self {
+        Outcome::Dead {
+            reason,
+            error: error.into(),
+        }
+    }
+}
+
+/// Where an attempt runs: the worker and the queue it consumes.
+#[derive(Debug, Clone)]
+pub(crate) struct Runner {
+    /// The queue's name without the prefix, as jobs declare it.
+    pub(crate) queue: &'static str,
+    /// The queue's full name on the broker.
+    pub(crate) full_queue: Arc<str>,
+    /// The worker's id.
+    pub(crate) worker: Arc<str>,
+    /// For handlers' follow-up jobs.
+    pub(crate) client: Client,
+}
+
+impl Runner {
+    /// Runs one attempt of the job in a message. Never panics, whatever the
+    /// message or the handler does.
+    pub(crate) async fn attempt(
+        &self,
+        registry: &Registry,
+        properties: &BasicProperties,
+        body: &[u8],
+        redelivered: bool,
+    ) -> Outcome {
+        let registration = match message::job_name(properties) {
+            Some(name) => match registry.get(name) {
+                Some(registration) => registration,
+                None => {
+                    return Outcome::dead(
+                        DeadReason::UnknownJob,
+                        format!("no job named `{name}` is registered in this worker"),
+                    );
+                }
+            },
+            None => match registry.queue_default(self.queue) {
+                Some(registration) => registration,
+                None => {
+                    return Outcome::dead(
+                        DeadReason::UnknownJob,
+                        format!(
+                            "the message has no `type` property and no job is the default for queue `{}`",
+                            self.queue
+                        ),
+                    );
+                }
+            },
+        };
+        let ctx = JobContext::new(
+            message::job_id(properties),
+            registration.name,
+            Arc::clone(&self.full_queue),
+            message::attempt(properties),
+            redelivered,
+            Arc::clone(&self.worker),
+            self.client.clone(),
+        );
+        // A hand-written Deserialize may panic; that is the job's fault, not the worker's.
+        let started = std::panic::catch_unwind(AssertUnwindSafe(|| registration.start(body, ctx)));
+        let future = match started {
+            Ok(Ok(future)) => future,
+            Ok(Err(reason)) => return Outcome::dead(DeadReason::Undecodable, reason),
+            Err(panic) => return Outcome::dead(DeadReason::Panic, panic_message(panic.as_ref())),
+        };
+        let timeout = registration.options.effective_timeout();
+        match tokio::time::timeout(timeout, AssertUnwindSafe(future).catch_unwind()).await {
+            Ok(Ok(Ok(()))) => Outcome::Done,
+            Ok(Ok(Err(error))) => Outcome::dead(DeadReason::Failed, error.to_string()),
+            Ok(Err(panic)) => Outcome::dead(DeadReason::Panic, panic_message(panic.as_ref())),
+            Err(_elapsed) => Outcome::dead(
+                DeadReason::Timeout,
+                format!("timed out after {}", humantime::format_duration(timeout)),
+            ),
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)");
+    format!("panicked: {text}")
+}

@@ -1,0 +1,154 @@
+//! The one error type of warren, and the enqueue error that hands the job back.
+
+use std::fmt;
+
+/// Something went wrong talking to the broker or encoding a job.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The broker could not be reached or refused the connection.
+    #[error("could not connect to RabbitMQ at {url}: {source}")]
+    Connect {
+        /// The broker's URL, without its password.
+        url: String,
+        /// What lapin reported.
+        #[source]
+        source: lapin::Error,
+    },
+    /// A queue exists on the broker with settings other than warren's.
+    #[error("queue `{queue}` already exists with other settings ({reason}); delete it or declare it as warren does")]
+    QueueMismatch {
+        /// The queue.
+        queue: String,
+        /// The broker's reply text.
+        reason: String,
+    },
+    /// Declaring a queue failed for another reason.
+    #[error("could not declare queue `{queue}`: {source}")]
+    Declare {
+        /// The queue.
+        queue: String,
+        /// What lapin reported.
+        #[source]
+        source: lapin::Error,
+    },
+    /// The broker did not take the message (a negative publisher confirm).
+    #[error("RabbitMQ refused the message for queue `{queue}` (nack)")]
+    Nacked {
+        /// The queue the message was for.
+        queue: String,
+    },
+    /// The message could not be routed: its queue does not exist.
+    #[error("RabbitMQ returned the message: queue `{queue}` does not exist")]
+    Unroutable {
+        /// The queue the message was for.
+        queue: String,
+    },
+    /// The job could not be encoded.
+    #[error("could not encode job `{job}`: {reason}")]
+    Encode {
+        /// The job's name.
+        job: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// RabbitMQ cancelled a worker's consumer, e.g. because its queue was deleted.
+    #[error("RabbitMQ cancelled the consumer of queue `{queue}` (was the queue deleted?)")]
+    ConsumerCancelled {
+        /// The queue.
+        queue: String,
+    },
+    /// `Client::connect` was called outside a tokio runtime.
+    #[error("warren needs a tokio runtime: connect from within one (e.g. under #[tokio::main])")]
+    NoRuntime,
+    /// An AMQP operation failed (usually: the connection or channel is gone).
+    #[error("RabbitMQ error: {0}")]
+    Amqp(#[from] lapin::Error),
+}
+
+/// An enqueue that did not happen: the error, and the job handed back so the
+/// caller can retry or store it.
+pub struct EnqueueError<J> {
+    job: J,
+    error: Error,
+}
+
+impl<J> EnqueueError<J> {
+    pub(crate) fn new(job: J, error: Error) -> Self {
+        EnqueueError { job, error }
+    }
+
+    /// The job that was not enqueued.
+    pub fn job(&self) -> &J {
+        &self.job
+    }
+
+    /// Takes the job back.
+    pub fn into_job(self) -> J {
+        self.job
+    }
+
+    /// Why it was not enqueued.
+    pub fn error(&self) -> &Error {
+        &self.error
+    }
+
+    /// Splits into the job and the error.
+    pub fn into_parts(self) -> (J, Error) {
+        (self.job, self.error)
+    }
+}
+
+impl<J> fmt::Debug for EnqueueError<J> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnqueueError")
+            .field("job", &std::any::type_name::<J>())
+            .field("error", &self.error)
+            .finish()
+    }
+}
+
+impl<J> fmt::Display for EnqueueError<J> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "job not enqueued: {}", self.error)
+    }
+}
+
+impl<J> std::error::Error for EnqueueError<J> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// The URL with any password replaced by `***`, for logs and errors.
+pub(crate) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_logs() {
+        assert_eq!(redact("amqp://guest:secret@host:5672/%2f"), "amqp://guest:***@host:5672/%2f");
+        assert_eq!(redact("amqp://127.0.0.1:5672/%2f"), "amqp://127.0.0.1:5672/%2f");
+        assert_eq!(redact("amqp://user@host"), "amqp://user@host");
+    }
+
+    #[test]
+    fn enqueue_error_hands_the_job_back() {
+        let error = EnqueueError::new("the job", Error::Nacked { queue: "q".into() });
+        assert_eq!(error.to_string(), "job not enqueued: RabbitMQ refused the message for queue `q` (nack)");
+        assert_eq!(error.into_job(), "the job");
+    }
+}

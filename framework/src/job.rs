@@ -1,0 +1,199 @@
+//! What a job is: a serde type with a stable wire name, a queue and options.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The queue a job goes to when its `#[job(queue = "...")]` does not name one.
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// A background job: a serde type with a stable name and a queue.
+///
+/// Implement it with `#[derive(Job)]`, which also registers the type so that
+/// the worker binary can find its [`Handler`](crate::Handler):
+///
+/// ```
+/// use warren::prelude::*;
+///
+/// #[derive(Debug, Serialize, Deserialize, Job)]
+/// #[job(queue = "emails", timeout = "30s")]
+/// struct SendEmail { to: String }
+///
+/// impl Handler for SendEmail {
+///     async fn perform(self, _ctx: &JobContext) -> Result<(), JobError> {
+///         Ok(())
+///     }
+/// }
+///
+/// assert_eq!(SendEmail::NAME, "send_email");
+/// assert_eq!(SendEmail::QUEUE, "emails");
+/// ```
+pub trait Job: Serialize + DeserializeOwned + Send + 'static {
+    /// The wire name, sent as the message's `type` property. Stable: renaming
+    /// the Rust type does not change it.
+    const NAME: &'static str;
+    /// The queue the job is published to (before any queue prefix).
+    const QUEUE: &'static str;
+    /// Options from the `#[job(...)]` attribute.
+    const OPTIONS: JobOptions;
+}
+
+/// How a job's body is written on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum BodyFormat {
+    /// `application/json`: the job serialised with `serde_json`.
+    #[default]
+    Json,
+    /// `text/plain`: the job serialises to a string (for example a newtype
+    /// around `String`) and that string is the whole body. For interop with
+    /// producers and consumers that send plain text.
+    Text,
+}
+
+impl BodyFormat {
+    /// The `content_type` property messages of this format carry.
+    pub const fn content_type(self) -> &'static str {
+        match self {
+            BodyFormat::Json => "application/json",
+            BodyFormat::Text => "text/plain",
+        }
+    }
+
+    /// The name used in `#[job(format = "...")]` and in the `jobs` listing.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            BodyFormat::Json => "json",
+            BodyFormat::Text => "text",
+        }
+    }
+}
+
+/// Per-job options, set with `#[job(...)]`; command-line and environment
+/// settings of the worker take precedence, framework defaults fill the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JobOptions {
+    /// How long one attempt may run before it is stopped and counted as
+    /// failed. `None`: [`JobOptions::DEFAULT_TIMEOUT`].
+    pub timeout: Option<Duration>,
+    /// How many times a failed job is retried. Recorded now; retries are
+    /// not performed yet, so a failed job goes to the dead-letter queue.
+    pub retries: Option<u32>,
+    /// The body format.
+    pub format: BodyFormat,
+    /// Whether this job handles messages on its queue that carry no `type`
+    /// property (messages from producers that are not warren).
+    pub queue_default: bool,
+}
+
+impl JobOptions {
+    /// The timeout of a job that does not set one: ten minutes, well inside
+    /// RabbitMQ's default 30-minute consumer timeout for unacked deliveries.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+    /// No options set: JSON body, framework defaults.
+    pub const fn new() -> Self {
+        JobOptions {
+            timeout: None,
+            retries: None,
+            format: BodyFormat::Json,
+            queue_default: false,
+        }
+    }
+
+    /// Sets the timeout of one attempt.
+    pub const fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the number of retries.
+    pub const fn with_retries(mut self, retries: u32) -> Self {
+        self.retries = Some(retries);
+        self
+    }
+
+    /// Sets the body format.
+    pub const fn with_format(mut self, format: BodyFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Makes the job the handler of untyped messages on its queue.
+    pub const fn with_queue_default(mut self) -> Self {
+        self.queue_default = true;
+        self
+    }
+
+    /// The timeout that applies: the job's own or the default.
+    pub const fn effective_timeout(&self) -> Duration {
+        match self.timeout {
+            Some(timeout) => timeout,
+            None => Self::DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+impl Default for JobOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The unique id of one enqueued job, carried in the message's `message_id`.
+///
+/// A UUIDv7, so ids sort by the time they were made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct JobId(uuid::Uuid);
+
+impl JobId {
+    /// A new, unique id.
+    pub fn new() -> Self {
+        JobId(uuid::Uuid::now_v7())
+    }
+}
+
+impl Default for JobId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for JobId {
+    type Err = uuid::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        uuid::Uuid::from_str(s).map(JobId)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_ids_are_unique_and_round_trip_through_text() {
+        let a = JobId::new();
+        let b = JobId::new();
+        assert_ne!(a, b);
+        assert_eq!(a.to_string().parse::<JobId>().unwrap(), a);
+    }
+
+    #[test]
+    fn effective_timeout_falls_back_to_the_default() {
+        assert_eq!(JobOptions::new().effective_timeout(), JobOptions::DEFAULT_TIMEOUT);
+        let short = JobOptions::new().with_timeout(Duration::from_secs(3));
+        assert_eq!(short.effective_timeout(), Duration::from_secs(3));
+    }
+}

@@ -1,0 +1,95 @@
+//! warren: background jobs for Rust on RabbitMQ.
+//!
+//! Define a job with `#[derive(Job)]` and a [`Handler`], enqueue it with a
+//! [`Client`], and run the generated worker binary ([`main!`]): RabbitMQ
+//! holds the jobs in durable queues, supervised worker actors run them.
+//!
+//! ```no_run
+//! use warren::prelude::*;
+//!
+//! #[derive(Debug, Serialize, Deserialize, Job)]
+//! #[job(queue = "images", timeout = "30s")]
+//! struct ResizeImage { path: String, width: u32 }
+//!
+//! impl Handler for ResizeImage {
+//!     async fn perform(self, ctx: &JobContext) -> Result<(), JobError> {
+//!         println!("resizing {} to {}px (attempt {})", self.path, self.width, ctx.attempt());
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # async fn enqueue() -> Result<(), Box<dyn std::error::Error>> {
+//! // In a service: returns once RabbitMQ has confirmed the message.
+//! let client = Client::connect("amqp://127.0.0.1:5672/%2f").await?;
+//! let id = client.enqueue(ResizeImage { path: "cat.png".into(), width: 640 }).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! The worker binary is one line, `warren::main!();`, run as
+//! `my-worker work --workers 4 --prefetch 10 --ack late`.
+#![doc = ""]
+#![doc = include_str!("../../docs/concepts.md")]
+
+mod ack;
+mod cli;
+mod client;
+mod codec;
+mod context;
+mod dispatch;
+mod error;
+mod handler;
+mod job;
+mod message;
+mod registry;
+mod runtime;
+mod supervisor;
+mod topology;
+mod worker;
+
+pub use ack::AckMode;
+pub use client::{Client, ClientBuilder};
+pub use context::JobContext;
+pub use error::{EnqueueError, Error};
+pub use handler::{Handler, JobError};
+pub use job::{BodyFormat, DEFAULT_QUEUE, Job, JobId, JobOptions};
+pub use registry::{Registration, Registry, RegistryError};
+
+/// Derives [`Job`] and registers the type with the worker binary.
+///
+/// Attributes, all optional:
+/// - `name = "..."`: the wire name (default: the type name in snake_case);
+/// - `queue = "..."`: the queue (default: [`DEFAULT_QUEUE`]);
+/// - `timeout = "30s"`: how long one attempt may run (default: 10 minutes);
+/// - `retries = N`: retries after a failure;
+/// - `format = "json" | "text"`: the body format (default JSON);
+/// - `queue_default`: this job handles messages on its queue that carry no
+///   `type` property, as plain AMQP producers send them.
+pub use warren_macros::Job;
+
+/// The traits and types a job module needs: `use warren::prelude::*;`.
+pub mod prelude {
+    pub use crate::{Client, Handler, Job, JobContext, JobError, JobId};
+    pub use serde::{Deserialize, Serialize};
+}
+
+/// Expands to the `main` of a worker binary with warren's command line:
+/// `work`, `enqueue <job> <json>` and `jobs`.
+///
+/// ```no_run
+/// warren::main!();
+/// ```
+#[macro_export]
+macro_rules! main {
+    () => {
+        fn main() -> ::std::process::ExitCode {
+            $crate::__private::run_main()
+        }
+    };
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::cli::run_main;
+    pub use crate::registry::Registration;
+    pub use inventory;
+}

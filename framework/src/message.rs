@@ -1,0 +1,206 @@
+//! warren's wire format: the AMQP properties and headers a job message carries.
+//!
+//! A job message is an ordinary AMQP message, readable by any client:
+//! `type` is the job name, `message_id` the job id, `delivery_mode` 2
+//! (persistent), `content_type` the body format, `timestamp` when it was
+//! enqueued, and the header `warren-attempt` which attempt it is for.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use lapin::BasicProperties;
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+
+use crate::{BodyFormat, JobId};
+
+/// Header: which attempt of the job this message is for (1 on enqueue).
+pub(crate) const ATTEMPT: &str = "warren-attempt";
+/// Header of a dead letter: why the job failed for good.
+pub(crate) const DEAD_REASON: &str = "warren-dead-reason";
+/// Header of a dead letter: the last error text.
+pub(crate) const DEAD_ERROR: &str = "warren-dead-error";
+/// Header of a dead letter: when it was dead-lettered (seconds since epoch).
+pub(crate) const DEAD_AT: &str = "warren-dead-at";
+/// Header of a dead letter: the queue the job was consumed from.
+pub(crate) const DEAD_QUEUE: &str = "warren-dead-queue";
+/// Header of a dead letter: the worker that gave up on it.
+pub(crate) const DEAD_WORKER: &str = "warren-dead-worker";
+
+/// Error texts are cut to this many bytes, so one huge error cannot make a
+/// dead letter unpublishable.
+const MAX_ERROR_LEN: usize = 4096;
+
+/// RabbitMQ's delivery mode for messages written to disk.
+const PERSISTENT: u8 = 2;
+
+/// Why a job ended in the dead-letter queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DeadReason {
+    /// The handler returned an error.
+    Failed,
+    /// The handler ran past its timeout.
+    Timeout,
+    /// The handler panicked.
+    Panic,
+    /// The body did not decode as the job type.
+    Undecodable,
+    /// No job with the message's `type` is registered (or the message has no
+    /// `type` and the queue has no default job).
+    UnknownJob,
+}
+
+impl DeadReason {
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            DeadReason::Failed => "failed",
+            DeadReason::Timeout => "timeout",
+            DeadReason::Panic => "panic",
+            DeadReason::Undecodable => "undecodable",
+            DeadReason::UnknownJob => "unknown_job",
+        }
+    }
+}
+
+/// The properties of a freshly enqueued job.
+pub(crate) fn job_properties(name: &str, id: JobId, format: BodyFormat) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    headers.insert(ATTEMPT.into(), AMQPValue::LongLongInt(1));
+    BasicProperties::default()
+        .with_delivery_mode(PERSISTENT)
+        .with_type(name.into())
+        .with_message_id(id.to_string().into())
+        .with_content_type(format.content_type().into())
+        .with_timestamp(now_secs())
+        .with_headers(headers)
+}
+
+/// The properties of a dead letter: the original ones (so the job can be
+/// retried as it was), persistent, with why and when it died in headers.
+pub(crate) fn dead_letter_properties(
+    original: &BasicProperties,
+    queue: &str,
+    reason: DeadReason,
+    error: &str,
+    worker: &str,
+) -> BasicProperties {
+    let mut headers = original.headers().clone().unwrap_or_default();
+    headers.insert(DEAD_REASON.into(), long_string(reason.as_str()));
+    headers.insert(DEAD_ERROR.into(), long_string(truncate(error, MAX_ERROR_LEN)));
+    headers.insert(DEAD_AT.into(), AMQPValue::Timestamp(now_secs()));
+    headers.insert(DEAD_QUEUE.into(), long_string(queue));
+    headers.insert(DEAD_WORKER.into(), long_string(worker));
+    original.clone().with_delivery_mode(PERSISTENT).with_headers(headers)
+}
+
+/// The job name (`type` property), if the message has one.
+pub(crate) fn job_name(properties: &BasicProperties) -> Option<&str> {
+    properties.kind().as_ref().map(ShortString::as_str)
+}
+
+/// The job id (`message_id`); a message from another producer may have none
+/// or a foreign one, and gets a fresh id so it can still be told apart in
+/// logs and dead letters.
+pub(crate) fn job_id(properties: &BasicProperties) -> JobId {
+    properties
+        .message_id()
+        .as_ref()
+        .and_then(|id| id.as_str().parse().ok())
+        .unwrap_or_default()
+}
+
+/// Which attempt this message is for; 1 when the header is absent.
+pub(crate) fn attempt(properties: &BasicProperties) -> u32 {
+    header(properties, ATTEMPT)
+        .and_then(integer)
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| *n >= 1)
+        .unwrap_or(1)
+}
+
+/// A header's value.
+pub(crate) fn header<'a>(properties: &'a BasicProperties, name: &str) -> Option<&'a AMQPValue> {
+    properties.headers().as_ref()?.inner().get(name)
+}
+
+/// A header's value as text, if it is a string.
+#[cfg(test)]
+pub(crate) fn text(value: &AMQPValue) -> Option<String> {
+    match value {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+/// Any integer header, however the producer typed it.
+pub(crate) fn integer(value: &AMQPValue) -> Option<i64> {
+    match *value {
+        AMQPValue::ShortShortInt(n) => Some(n.into()),
+        AMQPValue::ShortShortUInt(n) => Some(n.into()),
+        AMQPValue::ShortInt(n) => Some(n.into()),
+        AMQPValue::ShortUInt(n) => Some(n.into()),
+        AMQPValue::LongInt(n) => Some(n.into()),
+        AMQPValue::LongUInt(n) => Some(n.into()),
+        AMQPValue::LongLongInt(n) => Some(n),
+        _ => None,
+    }
+}
+
+fn long_string(text: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(text))
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enqueued_jobs_are_persistent_typed_and_on_their_first_attempt() {
+        let id = JobId::new();
+        let properties = job_properties("resize_image", id, BodyFormat::Json);
+        assert_eq!(*properties.delivery_mode(), Some(PERSISTENT));
+        assert_eq!(job_name(&properties), Some("resize_image"));
+        assert_eq!(job_id(&properties), id);
+        assert_eq!(attempt(&properties), 1);
+        assert_eq!(
+            properties.content_type().as_ref().map(ShortString::as_str),
+            Some("application/json")
+        );
+    }
+
+    #[test]
+    fn foreign_messages_get_defaults() {
+        let properties = BasicProperties::default().with_message_id("not-a-uuid".into());
+        assert_eq!(job_name(&properties), None);
+        assert_eq!(attempt(&properties), 1);
+        assert_ne!(job_id(&properties), job_id(&properties), "a fresh id each time");
+    }
+
+    #[test]
+    fn dead_letters_keep_the_job_and_say_why() {
+        let original = job_properties("resize_image", JobId::new(), BodyFormat::Json);
+        let long_error = "é".repeat(MAX_ERROR_LEN);
+        let dead = dead_letter_properties(&original, "images", DeadReason::Panic, &long_error, "a.1");
+        assert_eq!(job_name(&dead), Some("resize_image"));
+        assert_eq!(dead.message_id(), original.message_id());
+        assert_eq!(header(&dead, DEAD_REASON).and_then(text).as_deref(), Some("panic"));
+        assert_eq!(header(&dead, DEAD_QUEUE).and_then(text).as_deref(), Some("images"));
+        let error = header(&dead, DEAD_ERROR).and_then(text).unwrap();
+        assert!(error.len() <= MAX_ERROR_LEN && error.chars().all(|c| c == 'é'));
+        assert_eq!(attempt(&dead), 1);
+    }
+}

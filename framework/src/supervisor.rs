@@ -1,0 +1,276 @@
+//! The supervisor actor: owns the consumer connection, starts one worker per
+//! slot spread over arbiters, restarts workers whose channel dies, and drains
+//! them all on SIGINT/SIGTERM.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, WrapFuture};
+use actix_rt::{Arbiter, ArbiterHandle};
+use lapin::Connection;
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
+use tracing::{error, info, warn};
+
+use crate::dispatch::Runner;
+use crate::runtime;
+use crate::worker::{Drain, Worker, WorkerSettings, WorkerStopped};
+
+/// A worker restarted after running this long starts its backoff afresh.
+const STABLE_AFTER: Duration = Duration::from_secs(60);
+/// The longest wait before restarting a worker or reconnecting.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Extra time after the shutdown timeout for channels to close.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// Why the process ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// Drained after a signal.
+    Drained,
+    /// A second signal, or the drain overran: unfinished jobs return to RabbitMQ.
+    Forced,
+}
+
+/// One worker's place: which queue it consumes and how often it restarted.
+#[derive(Debug)]
+struct Slot {
+    runner: Runner,
+    arbiter: usize,
+    worker: Option<Addr<Worker>>,
+    failures: u32,
+    started_at: Instant,
+}
+
+/// Supervises the workers of one process.
+#[derive(Debug)]
+pub(crate) struct Supervisor {
+    url: String,
+    name: String,
+    io: Handle,
+    connection: Arc<Connection>,
+    settings: Arc<WorkerSettings>,
+    arbiters: Vec<Arbiter>,
+    slots: Vec<Slot>,
+    /// Slots waiting for the connection to come back.
+    waiting: Vec<usize>,
+    reconnecting: bool,
+    draining: bool,
+    exit: Option<oneshot::Sender<Exit>>,
+}
+
+impl Supervisor {
+    pub(crate) fn new(
+        url: String,
+        name: String,
+        io: Handle,
+        connection: Arc<Connection>,
+        settings: Arc<WorkerSettings>,
+        runners: Vec<Runner>,
+        exit: oneshot::Sender<Exit>,
+    ) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        // Actors on one arbiter never run in parallel: one arbiter per core.
+        let arbiters = (0..runners.len().min(cores)).map(|_| Arbiter::new()).collect::<Vec<_>>();
+        let slots = runners
+            .into_iter()
+            .enumerate()
+            .map(|(i, runner)| Slot {
+                runner,
+                arbiter: i % arbiters.len(),
+                worker: None,
+                failures: 0,
+                started_at: Instant::now(),
+            })
+            .collect();
+        Supervisor {
+            url,
+            name,
+            io,
+            connection,
+            settings,
+            arbiters,
+            slots,
+            waiting: Vec::new(),
+            reconnecting: false,
+            draining: false,
+            exit: Some(exit),
+        }
+    }
+
+    fn start_worker(&mut self, slot: usize, ctx: &mut Context<Self>) {
+        if self.draining {
+            return;
+        }
+        if !self.connection.status().connected() {
+            self.waiting.push(slot);
+            self.reconnect(0, ctx);
+            return;
+        }
+        let arbiter: ArbiterHandle = self.arbiters[self.slots[slot].arbiter].handle();
+        let runner = self.slots[slot].runner.clone();
+        let settings = Arc::clone(&self.settings);
+        let connection = Arc::clone(&self.connection);
+        let supervisor = ctx.address().recipient();
+        let worker = Worker::start_in_arbiter(&arbiter, move |_| {
+            Worker::new(slot, runner, settings, connection, supervisor)
+        });
+        let slot = &mut self.slots[slot];
+        slot.worker = Some(worker);
+        slot.started_at = Instant::now();
+    }
+
+    /// Opens a new consumer connection, then starts the waiting workers.
+    fn reconnect(&mut self, attempt: u32, ctx: &mut Context<Self>) {
+        if self.reconnecting && attempt == 0 {
+            return;
+        }
+        self.reconnecting = true;
+        let (url, name, io) = (self.url.clone(), self.name.clone(), self.io.clone());
+        let connect = async move { runtime::connect(&url, &name, io).await };
+        let url = crate::error::redact(&self.url);
+        ctx.spawn(connect.into_actor(self).map(move |result, supervisor, ctx| match result {
+            Ok(connection) => {
+                info!(%url, "reconnected to RabbitMQ");
+                supervisor.connection = Arc::new(connection);
+                supervisor.reconnecting = false;
+                for slot in std::mem::take(&mut supervisor.waiting) {
+                    supervisor.start_worker(slot, ctx);
+                }
+            }
+            Err(error) => {
+                let delay = backoff(attempt);
+                warn!(%error, attempt = attempt + 1, retry_in = ?delay, "RabbitMQ unreachable");
+                ctx.run_later(delay, move |supervisor, ctx| supervisor.reconnect(attempt + 1, ctx));
+            }
+        }));
+    }
+
+    fn drain(&mut self, ctx: &mut Context<Self>) {
+        if self.draining {
+            return;
+        }
+        self.draining = true;
+        let running: Vec<_> = self.slots.iter().filter_map(|slot| slot.worker.clone()).collect();
+        info!(workers = running.len(), timeout = ?self.settings.shutdown_timeout, "shutting down: draining workers");
+        for worker in running {
+            worker.do_send(Drain);
+        }
+        ctx.run_later(self.settings.shutdown_timeout + CLOSE_GRACE, |supervisor, ctx| {
+            error!("workers did not drain in time; exiting");
+            supervisor.finish(Exit::Forced, ctx);
+        });
+        self.finish_if_drained(ctx);
+    }
+
+    fn finish_if_drained(&mut self, ctx: &mut Context<Self>) {
+        if self.draining && self.slots.iter().all(|slot| slot.worker.is_none()) {
+            self.finish(Exit::Drained, ctx);
+        }
+    }
+
+    fn finish(&mut self, exit: Exit, ctx: &mut Context<Self>) {
+        let Some(sender) = self.exit.take() else {
+            return;
+        };
+        for arbiter in &self.arbiters {
+            arbiter.stop();
+        }
+        let connection = Arc::clone(&self.connection);
+        ctx.spawn(
+            async move {
+                // Closing fails only if the connection is already gone.
+                let _ = connection.close(200, "worker shutting down".into()).await;
+            }
+            .into_actor(self)
+            .map(move |(), _, ctx| {
+                let _ = sender.send(exit);
+                ctx.stop();
+            }),
+        );
+    }
+}
+
+impl Actor for Supervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        for slot in 0..self.slots.len() {
+            self.start_worker(slot, ctx);
+        }
+        ctx.spawn(shutdown_signal().into_actor(self).map(|(), supervisor, ctx| {
+            supervisor.drain(ctx);
+            ctx.spawn(shutdown_signal().into_actor(supervisor).map(|(), supervisor, ctx| {
+                warn!("second signal: exiting now; unfinished jobs return to the queue");
+                supervisor.finish(Exit::Forced, ctx);
+            }));
+        }));
+    }
+}
+
+impl actix::Handler<WorkerStopped> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, stopped: WorkerStopped, ctx: &mut Self::Context) {
+        let slot = &mut self.slots[stopped.slot];
+        slot.worker = None;
+        if self.draining {
+            self.finish_if_drained(ctx);
+            return;
+        }
+        let error = match stopped.result {
+            Ok(()) => "stopped".to_owned(),
+            Err(error) => error.to_string(),
+        };
+        if slot.started_at.elapsed() > STABLE_AFTER {
+            slot.failures = 0;
+        }
+        let delay = backoff(slot.failures);
+        slot.failures += 1;
+        warn!(worker = %slot.runner.worker, queue = %slot.runner.full_queue, %error, restart_in = ?delay, "worker stopped; restarting it");
+        let index = stopped.slot;
+        ctx.run_later(delay, move |supervisor, ctx| supervisor.start_worker(index, ctx));
+    }
+}
+
+/// 1 s, 2 s, 4 s, … up to [`MAX_BACKOFF`].
+fn backoff(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.min(5)).min(MAX_BACKOFF)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff(0), Duration::from_secs(1));
+        assert_eq!(backoff(1), Duration::from_secs(2));
+        assert_eq!(backoff(4), Duration::from_secs(16));
+        assert_eq!(backoff(5), MAX_BACKOFF);
+        assert_eq!(backoff(40), MAX_BACKOFF);
+    }
+}

@@ -1,0 +1,248 @@
+//! The worker actor: one consumer on one channel, running up to `prefetch`
+//! jobs at once and settling each delivery by the ack mode.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Message, Recipient, WrapFuture};
+use futures_util::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use lapin::Connection;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tracing::{Instrument, debug, error, info, info_span, warn};
+
+use crate::dispatch::{Outcome, Runner};
+use crate::{AckMode, Error, Registry, message, topology};
+
+/// What every worker of a process shares.
+#[derive(Debug)]
+pub(crate) struct WorkerSettings {
+    pub(crate) registry: Registry,
+    pub(crate) ack: AckMode,
+    pub(crate) prefetch: u16,
+    pub(crate) shutdown_timeout: Duration,
+}
+
+/// Tells the supervisor a worker has stopped, and why.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct WorkerStopped {
+    pub(crate) slot: usize,
+    /// `Ok` after a drain; otherwise what killed the worker's channel or consumer.
+    pub(crate) result: Result<(), Error>,
+}
+
+/// Asks a worker to stop taking jobs and finish the ones it has.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct Drain;
+
+/// One consumer on its own channel.
+#[derive(Debug)]
+pub(crate) struct Worker {
+    slot: usize,
+    runner: Runner,
+    settings: Arc<WorkerSettings>,
+    connection: Arc<Connection>,
+    supervisor: Recipient<WorkerStopped>,
+    drain: watch::Sender<bool>,
+}
+
+impl Worker {
+    pub(crate) fn new(
+        slot: usize,
+        runner: Runner,
+        settings: Arc<WorkerSettings>,
+        connection: Arc<Connection>,
+        supervisor: Recipient<WorkerStopped>,
+    ) -> Self {
+        Worker {
+            slot,
+            runner,
+            settings,
+            connection,
+            supervisor,
+            drain: watch::Sender::new(false),
+        }
+    }
+}
+
+impl Actor for Worker {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let consume = consume(
+            self.runner.clone(),
+            Arc::clone(&self.settings),
+            Arc::clone(&self.connection),
+            self.drain.subscribe(),
+        );
+        ctx.spawn(consume.into_actor(self).map(|result, worker, ctx| {
+            worker.supervisor.do_send(WorkerStopped {
+                slot: worker.slot,
+                result,
+            });
+            ctx.stop();
+        }));
+    }
+}
+
+impl actix::Handler<Drain> for Worker {
+    type Result = ();
+
+    fn handle(&mut self, _: Drain, _: &mut Self::Context) {
+        self.drain.send_replace(true);
+    }
+}
+
+/// Consumes until the channel dies (an error) or a drain completes (`Ok`).
+async fn consume(
+    runner: Runner,
+    settings: Arc<WorkerSettings>,
+    connection: Arc<Connection>,
+    mut drain: watch::Receiver<bool>,
+) -> Result<(), Error> {
+    let queue = runner.full_queue.to_string();
+    topology::declare(&connection, &[&queue, &topology::dead_queue(&queue)]).await?;
+    let channel = connection.create_channel().await?;
+    let ack = settings.ack;
+    if ack.ack_required() {
+        // Per consumer (global = false): quorum queues reject global QoS.
+        channel.basic_qos(settings.prefetch, BasicQosOptions { global: false }).await?;
+    } else {
+        warn!(worker = %runner.worker, %queue, "ack mode `none`: RabbitMQ ignores prefetch without acks and pushes the whole queue to this worker; jobs it holds are lost if it dies");
+    }
+    let tag = format!("warren-{}-{queue}", runner.worker);
+    let options = BasicConsumeOptions {
+        no_ack: !ack.ack_required(),
+        ..BasicConsumeOptions::default()
+    };
+    let mut consumer = channel
+        .basic_consume(queue.as_str().into(), tag.as_str().into(), options, FieldTable::default())
+        .await?;
+    info!(worker = %runner.worker, %queue, prefetch = settings.prefetch, ack = %ack, "worker consuming");
+
+    // Runs at most `prefetch` jobs at once, also in ack mode `none`, where
+    // the broker does not limit what it pushes.
+    let slots = Arc::new(Semaphore::new(settings.prefetch.into()));
+    loop {
+        let permit = tokio::select! {
+            biased;
+            _ = drain.wait_for(|draining| *draining) => break,
+            permit = Arc::clone(&slots).acquire_owned() => permit.expect("the semaphore is never closed"),
+        };
+        let next = tokio::select! {
+            biased;
+            _ = drain.wait_for(|draining| *draining) => break,
+            next = consumer.next() => next,
+        };
+        match next {
+            Some(Ok(delivery)) => {
+                tokio::task::spawn_local(settle(delivery, runner.clone(), Arc::clone(&settings), permit));
+            }
+            Some(Err(error)) => return Err(error.into()),
+            None => return Err(Error::ConsumerCancelled { queue }),
+        }
+    }
+
+    info!(worker = %runner.worker, %queue, "draining: no new jobs, waiting for running ones");
+    // Errors here mean the channel is already gone: nothing left to cancel.
+    let _ = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
+    let deadline = tokio::time::Instant::now() + settings.shutdown_timeout;
+    if !ack.ack_required() {
+        // Without acks the jobs already pushed to us exist nowhere else: run them.
+        while let Ok(Some(Ok(delivery))) = tokio::time::timeout_at(deadline, consumer.next()).await {
+            let Ok(Ok(permit)) = tokio::time::timeout_at(deadline, Arc::clone(&slots).acquire_owned()).await else {
+                break;
+            };
+            tokio::task::spawn_local(settle(delivery, runner.clone(), Arc::clone(&settings), permit));
+        }
+    }
+    let all = u32::from(settings.prefetch);
+    if tokio::time::timeout_at(deadline, slots.acquire_many(all)).await.is_err() {
+        let running = usize::from(settings.prefetch) - slots.available_permits();
+        warn!(worker = %runner.worker, %queue, running, "shutdown timeout reached with jobs still running; unacked ones return to the queue");
+    }
+    // Unacked deliveries (prefetched, never started) go back to the queue.
+    let _ = channel.close(200, "worker drained".into()).await;
+    info!(worker = %runner.worker, %queue, "worker drained");
+    Ok(())
+}
+
+/// Runs one delivery and settles it by the ack mode.
+async fn settle(
+    delivery: Delivery,
+    runner: Runner,
+    settings: Arc<WorkerSettings>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let properties = &delivery.properties;
+    let span = info_span!(
+        "job",
+        job.id = %message::job_id(properties),
+        job.name = message::job_name(properties).unwrap_or("-"),
+        queue = %runner.full_queue,
+        attempt = message::attempt(properties),
+        worker = %runner.worker,
+    );
+    async {
+        let ack = settings.ack;
+        if ack == AckMode::Early && !acknowledge(&delivery).await {
+            return;
+        }
+        debug!("job started");
+        let outcome = runner
+            .attempt(&settings.registry, properties, &delivery.data, delivery.redelivered)
+            .await;
+        match outcome {
+            Outcome::Done => {
+                info!("job done");
+                if ack == AckMode::Late {
+                    acknowledge(&delivery).await;
+                }
+            }
+            Outcome::Dead { reason, error } => {
+                warn!(reason = reason.as_str(), %error, "job failed; moving it to the dead-letter queue");
+                let dead_queue = topology::dead_queue(&runner.full_queue);
+                let dead = message::dead_letter_properties(properties, &runner.full_queue, reason, &error, &runner.worker);
+                match runner.client.publish_declared(&dead_queue, &delivery.data, dead).await {
+                    Ok(()) => {
+                        if ack == AckMode::Late {
+                            acknowledge(&delivery).await;
+                        }
+                    }
+                    Err(publish_error) if ack == AckMode::Late => {
+                        error!(error = %publish_error, "could not dead-letter the job; returning it to the queue");
+                        let requeue = BasicNackOptions {
+                            requeue: true,
+                            ..BasicNackOptions::default()
+                        };
+                        if let Err(nack_error) = delivery.acker.nack(requeue).await {
+                            warn!(error = %nack_error, "could not return the job; RabbitMQ redelivers it when the channel closes");
+                        }
+                    }
+                    Err(publish_error) => {
+                        let body = String::from_utf8_lossy(&delivery.data);
+                        error!(error = %publish_error, %body, ack = %ack, "could not dead-letter the job and it was already acknowledged: it is lost");
+                    }
+                }
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Acks a delivery; `false` when the channel is gone (RabbitMQ then
+/// redelivers the message to another consumer).
+async fn acknowledge(delivery: &Delivery) -> bool {
+    match delivery.acker.ack(BasicAckOptions::default()).await {
+        Ok(_) => true,
+        Err(error) => {
+            warn!(%error, "could not acknowledge the delivery; RabbitMQ will redeliver it");
+            false
+        }
+    }
+}

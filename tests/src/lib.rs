@@ -1,0 +1,275 @@
+//! The harness of warren's integration tests: each test gets a unique queue
+//! prefix on the real broker (so tests run in parallel and leave nothing
+//! behind), starts worker processes as a user would, and looks at what the
+//! broker holds afterwards.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use lapin::options::{BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use warren::Client;
+
+/// The broker the tests use: `AMQP_URL`, or the local default.
+pub fn amqp_url() -> String {
+    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://127.0.0.1:5672/%2f".to_owned())
+}
+
+/// One test's corner of the broker: queues named `<prefix><queue>`.
+#[derive(Debug)]
+pub struct TestBroker {
+    prefix: String,
+    client: Client,
+    connection: Connection,
+}
+
+impl TestBroker {
+    /// Connects, with a fresh prefix.
+    pub async fn new() -> Self {
+        let prefix = format!("test-{}-", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let client = Client::builder(amqp_url())
+            .queue_prefix(&prefix)
+            .connection_name(format!("{prefix}client"))
+            .connect()
+            .await
+            .expect("RabbitMQ must be running for the integration tests (scripts/rabbitmq starts it)");
+        let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+            .await
+            .expect("raw connection");
+        TestBroker {
+            prefix,
+            client,
+            connection,
+        }
+    }
+
+    /// A warren client publishing under this test's prefix.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// This test's queue prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The full name of job queue `queue`.
+    pub fn queue(&self, queue: &str) -> String {
+        format!("{}{queue}", self.prefix)
+    }
+
+    /// Messages ready in `full` (0 if it does not exist).
+    pub async fn ready(&self, full: &str) -> u32 {
+        self.passive(full).await.map_or(0, |(messages, _)| messages)
+    }
+
+    /// Consumers on `full` (0 if it does not exist).
+    pub async fn consumers(&self, full: &str) -> u32 {
+        self.passive(full).await.map_or(0, |(_, consumers)| consumers)
+    }
+
+    async fn passive(&self, full: &str) -> Option<(u32, u32)> {
+        // A passive declare of a missing queue closes its channel: use a fresh one.
+        let channel = self.connection.create_channel().await.ok()?;
+        let options = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        let queue = channel.queue_declare(full.into(), options, FieldTable::default()).await.ok()?;
+        let _ = channel.close(200, "ok".into()).await;
+        Some((queue.message_count(), queue.consumer_count()))
+    }
+
+    /// Waits until `full` has `count` consumers.
+    pub async fn wait_for_consumers(&self, full: &str, count: u32) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.consumers(full).await != count {
+            assert!(Instant::now() < deadline, "queue {full} never got {count} consumers");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until `full` holds `count` ready messages.
+    pub async fn wait_for_ready(&self, full: &str, count: u32, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let ready = self.ready(full).await;
+            if ready == count {
+                return;
+            }
+            assert!(Instant::now() < deadline, "queue {full} holds {ready} messages, expected {count}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Takes one message off `full` (acknowledged), if there is one.
+    pub async fn take(&self, full: &str) -> Option<lapin::message::Delivery> {
+        let channel = self.connection.create_channel().await.expect("channel");
+        let options = BasicGetOptions { no_ack: true };
+        let message = channel.basic_get(full.into(), options).await.ok()??;
+        Some(message.delivery)
+    }
+
+    /// Publishes raw bytes to `full` through the default exchange, as a
+    /// producer that knows nothing of warren would, and waits for the confirm.
+    pub async fn publish_raw(&self, full: &str, body: &[u8], properties: BasicProperties) {
+        let channel = self.connection.create_channel().await.expect("channel");
+        channel.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
+        channel
+            .queue_declare(full.into(), QueueDeclareOptions::durable(), FieldTable::default())
+            .await
+            .expect("declare");
+        let confirm = channel
+            .basic_publish("".into(), full.into(), BasicPublishOptions::default(), body, properties)
+            .await
+            .expect("publish")
+            .await
+            .expect("confirm");
+        assert!(confirm.is_ack(), "broker refused the raw message");
+    }
+
+    /// Starts the worker binary `bin` with `args`, under this test's prefix.
+    pub fn worker(&self, bin: &str, args: &[&str]) -> WorkerProcess {
+        WorkerProcess::spawn(Command::new(bin).args(args).env("WARREN_QUEUE_PREFIX", &self.prefix))
+    }
+}
+
+impl Drop for TestBroker {
+    /// Deletes every queue with this test's prefix, so nothing is left behind.
+    fn drop(&mut self) {
+        let listing = rabbitmqctl(&["list_queues", "--quiet", "--no-table-headers", "name"]);
+        for queue in listing.lines().map(str::trim).filter(|q| q.starts_with(&self.prefix)) {
+            rabbitmqctl(&["delete_queue", queue]);
+        }
+    }
+}
+
+/// Runs `rabbitmqctl` and returns its standard output.
+pub fn rabbitmqctl(args: &[&str]) -> String {
+    let output = Command::new("rabbitmqctl").args(args).output().expect("rabbitmqctl must be installed");
+    assert!(
+        output.status.success(),
+        "rabbitmqctl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A program the test started, its output collected line by line.
+#[derive(Debug)]
+pub struct WorkerProcess {
+    child: Child,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl WorkerProcess {
+    /// Starts `command` with `AMQP_URL` set and its output captured.
+    pub fn spawn(command: &mut Command) -> Self {
+        let mut child = command
+            .env("AMQP_URL", amqp_url())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the worker binary");
+        let stdout = collect(child.stdout.take().expect("piped stdout"));
+        let stderr = collect(child.stderr.take().expect("piped stderr"));
+        WorkerProcess { child, stdout, stderr }
+    }
+
+    /// What the process printed to standard output so far.
+    pub fn stdout(&self) -> Vec<String> {
+        self.stdout.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// What the process logged to standard error so far.
+    pub fn stderr(&self) -> Vec<String> {
+        self.stderr.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Waits until `count` lines of standard output satisfy `matches`.
+    pub async fn wait_for_stdout(&self, count: usize, within: Duration, matches: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + within;
+        loop {
+            let lines = self.stdout();
+            if lines.iter().filter(|line| matches(line)).count() >= count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected {count} matching lines; stdout: {lines:#?}\nstderr: {:#?}",
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until a line of standard error contains `text`.
+    pub async fn wait_for_stderr(&self, text: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.stderr().iter().any(|line| line.contains(text)) {
+            assert!(Instant::now() < deadline, "no `{text}` in stderr: {:#?}", self.stderr());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        assert!(status.success(), "could not signal worker {pid}");
+    }
+
+    /// Waits for the process to exit.
+    pub async fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // Let the reader threads take the last lines.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                return status;
+            }
+            assert!(Instant::now() < deadline, "process did not exit; stderr: {:#?}", self.stderr());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        // Already exited is fine; the test asserted what it needed.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn collect(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&lines);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            sink.lock().unwrap_or_else(PoisonError::into_inner).push(line);
+        }
+    });
+    lines
+}
+
+/// The `seq` numbers each worker ran, from lines `ran seq=<n> worker=<id> …`.
+pub fn runs_by_worker(lines: &[String]) -> std::collections::BTreeMap<String, Vec<u32>> {
+    let mut runs = std::collections::BTreeMap::<String, Vec<u32>>::new();
+    for line in lines.iter().filter(|line| line.starts_with("ran ")) {
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|word| word.strip_prefix(name))
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let seq = field("seq=").parse().expect("seq");
+        runs.entry(field("worker=")).or_default().push(seq);
+    }
+    runs
+}
