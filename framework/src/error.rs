@@ -58,6 +58,12 @@ pub enum Error {
         /// The queue.
         queue: String,
     },
+    /// A worker's channel or connection was closed under it.
+    #[error("the channel consuming queue `{queue}` was closed")]
+    ChannelClosed {
+        /// The queue.
+        queue: String,
+    },
     /// `Client::connect` was called outside a tokio runtime.
     #[error("warren needs a tokio runtime: connect from within one (e.g. under #[tokio::main])")]
     NoRuntime,

@@ -16,6 +16,9 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 use crate::dispatch::{Outcome, Runner};
 use crate::{AckMode, Error, Registry, message, topology};
 
+/// How often a worker checks that its channel is still open.
+const HEALTH_CHECK: Duration = Duration::from_secs(1);
+
 /// What every worker of a process shares.
 #[derive(Debug)]
 pub(crate) struct WorkerSettings {
@@ -127,17 +130,29 @@ async fn consume(
     // Runs at most `prefetch` jobs at once, also in ack mode `none`, where
     // the broker does not limit what it pushes.
     let slots = Arc::new(Semaphore::new(settings.prefetch.into()));
+    // lapin's consumer stream can stay silent when the broker closes the
+    // connection, so the channel's state is checked on a tick as well.
+    let mut health = tokio::time::interval(HEALTH_CHECK);
+    let channel_lost = || Error::ChannelClosed { queue: queue.clone() };
     loop {
         let permit = tokio::select! {
             biased;
             _ = drain.wait_for(|draining| *draining) => break,
             permit = Arc::clone(&slots).acquire_owned() => permit.expect("the semaphore is never closed"),
         };
-        let next = tokio::select! {
-            biased;
-            _ = drain.wait_for(|draining| *draining) => break,
-            next = consumer.next() => next,
+        let next = loop {
+            tokio::select! {
+                biased;
+                _ = drain.wait_for(|draining| *draining) => break None,
+                next = consumer.next() => break Some(next),
+                _ = health.tick() => {
+                    if !channel.status().connected() || !connection.status().connected() {
+                        return Err(channel_lost());
+                    }
+                }
+            }
         };
+        let Some(next) = next else { break };
         match next {
             Some(Ok(delivery)) => {
                 tokio::task::spawn_local(settle(delivery, runner.clone(), Arc::clone(&settings), permit));

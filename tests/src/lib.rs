@@ -167,10 +167,13 @@ pub struct WorkerProcess {
 }
 
 impl WorkerProcess {
-    /// Starts `command` with `AMQP_URL` set and its output captured.
+    /// Starts `command` with its output captured, and `AMQP_URL` set to the
+    /// test broker unless the command sets it.
     pub fn spawn(command: &mut Command) -> Self {
+        if !command.get_envs().any(|(name, _)| name == "AMQP_URL") {
+            command.env("AMQP_URL", amqp_url());
+        }
         let mut child = command
-            .env("AMQP_URL", amqp_url())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -272,4 +275,90 @@ pub fn runs_by_worker(lines: &[String]) -> std::collections::BTreeMap<String, Ve
         runs.entry(field("worker=")).or_default().push(seq);
     }
     runs
+}
+
+/// A consumer as `rabbitmqctl list_consumers` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerInfo {
+    /// The consumer tag.
+    pub tag: String,
+    /// Whether deliveries must be acknowledged (false for AMQP `no-ack`).
+    pub ack_required: bool,
+    /// The consumer's prefetch count (0: unlimited).
+    pub prefetch: u32,
+}
+
+/// The consumers of `full`, from `rabbitmqctl list_consumers`.
+pub fn list_consumers(full: &str) -> Vec<ConsumerInfo> {
+    // rabbitmqctl prints these columns in this order whatever order they are asked in.
+    let listing = rabbitmqctl(&[
+        "list_consumers",
+        "--quiet",
+        "--no-table-headers",
+        "queue_name",
+        "consumer_tag",
+        "ack_required",
+        "prefetch_count",
+    ]);
+    listing
+        .lines()
+        .map(|line| line.split('\t').collect::<Vec<_>>())
+        .filter(|fields| fields.len() == 4 && fields[0] == full)
+        .map(|fields| ConsumerInfo {
+            tag: fields[1].to_owned(),
+            ack_required: fields[2] == "true",
+            prefetch: fields[3].parse().expect("prefetch_count"),
+        })
+        .collect()
+}
+
+/// A queue as `rabbitmqctl list_queues` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueInfo {
+    /// Whether the queue survives a broker restart.
+    pub durable: bool,
+    /// Ready plus unacknowledged messages.
+    pub messages: u32,
+    /// Messages awaiting an acknowledgement.
+    pub unacked: u32,
+    /// Messages written to disk (persistent).
+    pub persistent: u32,
+}
+
+/// `full` as `rabbitmqctl list_queues` shows it, if it exists.
+pub fn list_queue(full: &str) -> Option<QueueInfo> {
+    let listing = rabbitmqctl(&[
+        "list_queues",
+        "--quiet",
+        "--no-table-headers",
+        "name",
+        "durable",
+        "messages",
+        "messages_unacknowledged",
+        "messages_persistent",
+    ]);
+    listing
+        .lines()
+        .map(|line| line.split('\t').collect::<Vec<_>>())
+        .find(|fields| fields.len() == 5 && fields[0] == full)
+        .map(|fields| QueueInfo {
+            durable: fields[1] == "true",
+            messages: fields[2].parse().expect("messages"),
+            unacked: fields[3].parse().expect("messages_unacknowledged"),
+            persistent: fields[4].parse().expect("messages_persistent"),
+        })
+}
+
+/// Polls `condition` until it holds, failing the test with `what` after `within`.
+pub async fn eventually(within: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// How many lines of `lines` start with `prefix`.
+pub fn count_starting(lines: &[String], prefix: &str) -> usize {
+    lines.iter().filter(|line| line.starts_with(prefix)).count()
 }

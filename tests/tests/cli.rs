@@ -1,0 +1,121 @@
+//! The generated worker binary's command line, as a user runs it.
+
+#[path = "../src/jobs.rs"]
+#[allow(dead_code, unreachable_pub, reason = "shared with the test-worker binary")]
+mod jobs;
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use jobs::Record;
+use warren::JobId;
+use warren_tests::{TestBroker, amqp_url};
+
+const WORKER: &str = env!("CARGO_BIN_EXE_test-worker");
+const DUPLICATES: &str = env!("CARGO_BIN_EXE_duplicate-jobs");
+
+fn run(bin: &str, prefix: &str, args: &[&str]) -> Output {
+    Command::new(bin)
+        .args(args)
+        .env("AMQP_URL", amqp_url())
+        .env("WARREN_QUEUE_PREFIX", prefix)
+        .output()
+        .expect("run the worker binary")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueue_prints_the_id_of_the_confirmed_job_and_a_worker_runs_it() {
+    let broker = TestBroker::new().await;
+    let queue = broker.queue("work");
+    let output = run(WORKER, broker.prefix(), &["enqueue", "record", r#"{"seq": 42, "sleep_ms": 0}"#]);
+    assert!(output.status.success(), "stderr: {}", text(&output.stderr));
+    let id: JobId = text(&output.stdout).trim().parse().expect("stdout is the job id");
+
+    assert_eq!(broker.ready(&queue).await, 1);
+    let worker = broker.worker(WORKER, &["work", "--queues", "work", "--workers", "1"]);
+    worker.wait_for_stdout(1, Duration::from_secs(10), |line| line.starts_with("done seq=42 ")).await;
+    worker.wait_for_stderr(&id.to_string(), Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueue_rejects_unknown_jobs_and_bad_json_without_publishing() {
+    let broker = TestBroker::new().await;
+
+    let unknown = run(WORKER, broker.prefix(), &["enqueue", "resize", "{}"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    let error = text(&unknown.stderr);
+    assert!(error.contains("no job named `resize`"), "{error}");
+    assert!(error.contains("record"), "lists the registered jobs: {error}");
+
+    let bad_json = run(WORKER, broker.prefix(), &["enqueue", "record", r#"{"seq": "x"}"#]);
+    assert_eq!(bad_json.status.code(), Some(1));
+    let error = text(&bad_json.stderr);
+    assert!(error.contains("invalid JSON for job `record`"), "{error}");
+
+    assert_eq!(broker.ready(&broker.queue("work")).await, 0, "nothing was published");
+}
+
+#[test]
+fn enqueue_with_the_broker_down_fails_clearly() {
+    let output = Command::new(WORKER)
+        .args(["enqueue", "record", r#"{"seq": 1, "sleep_ms": 0}"#])
+        .env("AMQP_URL", "amqp://guest:secret@127.0.0.1:1/%2f")
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    let error = text(&output.stderr);
+    assert!(error.contains("could not connect to RabbitMQ at amqp://guest:***@127.0.0.1:1/%2f"), "{error}");
+    assert!(!error.contains("secret"), "the password is not printed: {error}");
+}
+
+#[test]
+fn jobs_lists_every_registered_job_with_its_options() {
+    let output = Command::new(WORKER).arg("jobs").output().expect("run");
+    assert!(output.status.success());
+    let listing = text(&output.stdout);
+    for name in ["record", "fail", "panic", "hang", "follow_up", "plain"] {
+        assert!(listing.lines().any(|line| line.starts_with(name)), "{name} missing from:\n{listing}");
+    }
+    let hang = listing.lines().find(|line| line.starts_with("hang")).expect("hang");
+    assert!(hang.contains(" 1s "), "{hang}");
+    let plain = listing.lines().find(|line| line.starts_with("plain")).expect("plain");
+    assert!(plain.contains(" text ") && plain.contains(" yes "), "{plain}");
+}
+
+#[test]
+fn bad_arguments_exit_2_with_a_usage_error() {
+    let output = Command::new(WORKER).args(["work", "--ack", "sometimes"]).output().expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let error = text(&output.stderr);
+    assert!(error.contains("invalid value 'sometimes' for '--ack <ACK>'"), "{error}");
+
+    let output = Command::new(WORKER).args(["work", "--prefetch", "0"]).output().expect("run");
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+}
+
+#[test]
+fn two_jobs_with_one_name_stop_the_worker_from_starting_and_both_are_named() {
+    let output = Command::new(DUPLICATES)
+        .args(["work"])
+        .env("AMQP_URL", amqp_url())
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    let error = text(&output.stderr);
+    assert!(error.contains("job name `send_email` is registered twice"), "{error}");
+    assert!(error.contains("duplicate_jobs::billing::SendEmail"), "{error}");
+    assert!(error.contains("duplicate_jobs::marketing::SendEmail"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_without_queues_consumes_the_queues_of_all_its_jobs() {
+    let broker = TestBroker::new().await;
+    let _worker = broker.worker(WORKER, &["work", "--workers", "1"]);
+    broker.wait_for_consumers(&broker.queue("work"), 1).await;
+    broker.wait_for_consumers(&broker.queue("plain"), 1).await;
+    broker.client().enqueue(Record { seq: 1, sleep_ms: 0 }).await.expect("enqueue");
+}
