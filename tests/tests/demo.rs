@@ -1,0 +1,28 @@
+//! The README's first command, `scripts/demo`, runs and shows what it promises.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use warren_tests::TestBroker;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_work_queue_demo_shows_round_robin_then_fair_dispatch() {
+    let broker = TestBroker::new().await;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(root.join("scripts/demo"))
+            .env("WARREN_QUEUE_PREFIX", broker.prefix())
+            .output()
+            .map(|output| (output, broker))
+    })
+    .await
+    .expect("join")
+    .expect("run scripts/demo");
+    let (output, _broker) = output;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "demo failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("each worker got five tasks, every other one: round-robin."), "{stdout}");
+    assert!(stdout.contains("ran all nine short tasks while worker"), "{stdout}");
+    assert_eq!(stdout.matches(" [x] Sent ").count(), 20, "{stdout}");
+}
