@@ -1,0 +1,15 @@
+use warren::prelude::*;
+
+#[derive(Serialize, Deserialize, Job)]
+#[job]
+struct ResizeImage {
+    path: String,
+}
+
+impl Handler for ResizeImage {
+    async fn perform(self, _ctx: &JobContext) -> Result<(), JobError> {
+        Ok(())
+    }
+}
+
+fn main() {}

@@ -1,0 +1,16 @@
+use warren::prelude::*;
+
+#[derive(Serialize, Deserialize, Job)]
+#[job(queue = "images", retries = 3)]
+#[job(queue = "thumbnails")]
+struct ResizeImage {
+    path: String,
+}
+
+impl Handler for ResizeImage {
+    async fn perform(self, _ctx: &JobContext) -> Result<(), JobError> {
+        Ok(())
+    }
+}
+
+fn main() {}

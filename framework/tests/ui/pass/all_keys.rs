@@ -1,0 +1,30 @@
+//! Every key of `#[job(...)]`, spread over two attributes.
+
+use std::time::Duration;
+
+use warren::prelude::*;
+use warren::{BodyFormat, JobOptions};
+
+#[derive(Debug, Serialize, Deserialize, Job)]
+#[job(name = "images.resize:v2", queue = "images-high_priority", retries = 5)]
+#[job(timeout = "1h 30m 250ms", format = "json", queue_default)]
+struct ResizeImage {
+    path: String,
+}
+
+impl Handler for ResizeImage {
+    async fn perform(self, _ctx: &JobContext) -> Result<(), JobError> {
+        Ok(())
+    }
+}
+
+fn main() {
+    assert_eq!(ResizeImage::NAME, "images.resize:v2");
+    assert_eq!(ResizeImage::QUEUE, "images-high_priority");
+    let expected = JobOptions::new()
+        .with_timeout(Duration::from_millis(5_400_250))
+        .with_retries(5)
+        .with_format(BodyFormat::Json)
+        .with_queue_default();
+    assert_eq!(ResizeImage::OPTIONS, expected);
+}

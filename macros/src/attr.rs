@@ -1,0 +1,300 @@
+//! Reads the `#[job(...)]` attributes: which keys are given, each with a value
+//! of the right kind. Whether a value makes sense (a valid queue name, a
+//! duration that parses) is for `valid` to say.
+
+use std::collections::HashSet;
+
+use quote::{ToTokens, quote};
+use syn::punctuated::Punctuated;
+use syn::{Attribute, Expr, ExprLit, ExprUnary, Lit, LitInt, LitStr, Meta, Token, UnOp};
+
+use crate::diagnostics::Diagnostics;
+
+/// A key of `#[job(...)]`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Key {
+    Name,
+    Queue,
+    Timeout,
+    Retries,
+    Format,
+    QueueDefault,
+}
+
+impl Key {
+    /// Every key, in the order the unknown-key error lists them.
+    const ALL: [Key; 6] = [
+        Key::Name,
+        Key::Queue,
+        Key::Timeout,
+        Key::Retries,
+        Key::Format,
+        Key::QueueDefault,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Key::Name => "name",
+            Key::Queue => "queue",
+            Key::Timeout => "timeout",
+            Key::Retries => "retries",
+            Key::Format => "format",
+            Key::QueueDefault => "queue_default",
+        }
+    }
+
+    /// How the key is written, for errors to show.
+    fn example(self) -> &'static str {
+        match self {
+            Key::Name => "name = \"resize_image\"",
+            Key::Queue => "queue = \"images\"",
+            Key::Timeout => "timeout = \"30s\"",
+            Key::Retries => "retries = 5",
+            Key::Format => "format = \"json\"",
+            Key::QueueDefault => "queue_default",
+        }
+    }
+}
+
+/// What the `#[job(...)]` attributes of one type say. A key whose value was
+/// of the wrong kind is left out, its error recorded.
+#[derive(Default)]
+pub(crate) struct Attrs {
+    pub(crate) name: Option<LitStr>,
+    pub(crate) queue: Option<LitStr>,
+    pub(crate) timeout: Option<LitStr>,
+    pub(crate) retries: Option<LitInt>,
+    pub(crate) format: Option<LitStr>,
+    pub(crate) queue_default: bool,
+}
+
+impl Attrs {
+    /// Reads every `#[job(...)]` among `attrs`; the keys of several such
+    /// attributes merge. Other attributes (`#[serde]`, docs) are skipped.
+    pub(crate) fn parse(attrs: &[Attribute], diagnostics: &mut Diagnostics) -> Self {
+        let mut parser = Parser {
+            attrs: Attrs::default(),
+            seen: HashSet::new(),
+            diagnostics,
+        };
+        for attr in attrs.iter().filter(|attr| attr.path().is_ident("job")) {
+            // A syntax error (`#[job(name "x")]`) leaves nothing to go on in
+            // this attribute, but the others are still read.
+            let entries = attr
+                .meta
+                .require_list()
+                .and_then(|list| list.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated));
+            match entries {
+                Ok(entries) => entries.into_iter().for_each(|entry| parser.entry(entry)),
+                Err(error) => parser.diagnostics.push(error),
+            }
+        }
+        parser.attrs
+    }
+}
+
+struct Parser<'a> {
+    attrs: Attrs,
+    /// Keys met so far, across attributes, to catch one given twice.
+    seen: HashSet<Key>,
+    diagnostics: &'a mut Diagnostics,
+}
+
+impl Parser<'_> {
+    fn entry(&mut self, entry: Meta) {
+        let path = entry.path();
+        let Some(key) = Key::ALL.into_iter().find(|key| path.is_ident(key.as_str())) else {
+            let key = path.to_token_stream().to_string().replace(' ', "");
+            self.error(path, unknown_key_message(&key));
+            return;
+        };
+        if !self.seen.insert(key) {
+            let message = format!(
+                "`{}` is set twice; give each key once across all #[job(...)] attributes",
+                key.as_str()
+            );
+            self.error(path, message);
+            return;
+        }
+
+        let expected_string = || format!("expected a string, like #[job({})]", key.example());
+        match (key, entry) {
+            (Key::QueueDefault, Meta::Path(_)) => self.attrs.queue_default = true,
+            (Key::QueueDefault, Meta::NameValue(entry)) => {
+                let (eq_token, value) = (entry.eq_token, entry.value);
+                self.error(quote!(#eq_token #value), QUEUE_DEFAULT_TAKES_NO_VALUE);
+            }
+            (Key::QueueDefault, Meta::List(entry)) => {
+                let parentheses = entry.delimiter.span().join();
+                self.diagnostics
+                    .push(syn::Error::new(parentheses, QUEUE_DEFAULT_TAKES_NO_VALUE));
+            }
+            (_, entry @ (Meta::Path(_) | Meta::List(_))) => {
+                self.error(
+                    entry,
+                    format!("`{}` needs a value, like #[job({})]", key.as_str(), key.example()),
+                );
+            }
+            (Key::Name, Meta::NameValue(entry)) => self.attrs.name = self.string(entry.value, expected_string()),
+            (Key::Queue, Meta::NameValue(entry)) => self.attrs.queue = self.string(entry.value, expected_string()),
+            (Key::Timeout, Meta::NameValue(entry)) => {
+                let expected = "expected a duration string like \"30s\", \"5m\" or \"1h 30m\"";
+                self.attrs.timeout = self.string(entry.value, expected.into());
+            }
+            (Key::Format, Meta::NameValue(entry)) => {
+                self.attrs.format = self.string(entry.value, "expected \"json\" or \"text\"".into());
+            }
+            (Key::Retries, Meta::NameValue(entry)) => self.attrs.retries = self.integer(entry.value),
+        }
+    }
+
+    fn string(&mut self, value: Expr, expected: String) -> Option<LitStr> {
+        match ungroup(value) {
+            Expr::Lit(ExprLit { lit: Lit::Str(lit), .. }) => Some(lit),
+            other => {
+                self.error(other, expected);
+                None
+            }
+        }
+    }
+
+    fn integer(&mut self, value: Expr) -> Option<LitInt> {
+        match ungroup(value) {
+            Expr::Lit(ExprLit { lit: Lit::Int(lit), .. }) => Some(lit),
+            negative @ Expr::Unary(ExprUnary { op: UnOp::Neg(_), .. }) => {
+                self.error(negative, "`retries` cannot be negative");
+                None
+            }
+            other => {
+                self.error(
+                    other,
+                    format!("expected an integer, like #[job({})]", Key::Retries.example()),
+                );
+                None
+            }
+        }
+    }
+
+    fn error(&mut self, tokens: impl ToTokens, message: impl std::fmt::Display) {
+        self.diagnostics.push(syn::Error::new_spanned(tokens, message));
+    }
+}
+
+const QUEUE_DEFAULT_TAKES_NO_VALUE: &str = "`queue_default` is a flag and takes no value: write #[job(queue_default)]";
+
+fn unknown_key_message(key: &str) -> String {
+    let known = Key::ALL.map(|known| format!("`{}`", known.as_str())).join(", ");
+    let suggestion = Key::ALL
+        .into_iter()
+        .map(|known| (edit_distance(key, known.as_str()), known.as_str()))
+        .filter(|&(distance, _)| distance <= 2)
+        .min()
+        .map_or_else(|| ".".to_owned(), |(_, known)| format!(": did you mean `{known}`?"));
+    format!("unknown key `{key}` in #[job(...)]{suggestion} The known keys are {known}")
+}
+
+/// Levenshtein distance, for suggesting the key a typo was meant to be.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            let substitute = previous[j] + usize::from(ca != cb);
+            current.push(substitute.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+/// A value that came in through a `macro_rules!` fragment (`$name:literal`)
+/// is wrapped in an invisible group; look through it.
+fn ungroup(mut expr: Expr) -> Expr {
+    while let Expr::Group(group) = expr {
+        expr = *group.expr;
+    }
+    expr
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use syn::parse_quote;
+
+    fn parse(attrs: &[Attribute]) -> (Attrs, Vec<String>) {
+        let mut diagnostics = Diagnostics::new();
+        let parsed = Attrs::parse(attrs, &mut diagnostics);
+        let errors = match diagnostics.finish() {
+            Ok(()) => Vec::new(),
+            Err(errors) => errors.into_iter().map(|e| e.to_string()).collect(),
+        };
+        (parsed, errors)
+    }
+
+    #[test]
+    fn keys_of_several_attributes_merge() {
+        let (attrs, errors) = parse(&[
+            parse_quote!(#[job(name = "a", queue = "q")]),
+            parse_quote!(#[serde(rename_all = "camelCase")]),
+            parse_quote!(#[job(retries = 3, queue_default)]),
+        ]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(attrs.name.map(|lit| lit.value()).as_deref(), Some("a"));
+        assert_eq!(attrs.queue.map(|lit| lit.value()).as_deref(), Some("q"));
+        assert_eq!(
+            attrs.retries.map(|lit| lit.base10_digits().to_owned()).as_deref(),
+            Some("3")
+        );
+        assert!(attrs.queue_default);
+        assert!(attrs.timeout.is_none() && attrs.format.is_none());
+    }
+
+    #[test]
+    fn reports_every_mistake() {
+        let (attrs, errors) = parse(&[
+            parse_quote!(#[job(nmae = "a", retries = "5", timeout = 30)]),
+            parse_quote!(#[job(retries = 1, queue_default = true, name, format(json))]),
+        ]);
+        assert_eq!(errors.len(), 7, "{errors:?}");
+        assert!(errors[0].starts_with("unknown key `nmae`"), "{}", errors[0]);
+        assert!(errors[0].contains("`queue_default`"), "{}", errors[0]);
+        assert!(errors[1].starts_with("expected an integer"), "{}", errors[1]);
+        assert!(errors[2].starts_with("expected a duration string"), "{}", errors[2]);
+        assert!(errors[3].starts_with("`retries` is set twice"), "{}", errors[3]);
+        assert!(errors[4].contains("takes no value"), "{}", errors[4]);
+        assert!(errors[5].starts_with("`name` needs a value"), "{}", errors[5]);
+        assert!(errors[6].starts_with("`format` needs a value"), "{}", errors[6]);
+        assert!(attrs.retries.is_none() && attrs.timeout.is_none() && !attrs.queue_default);
+    }
+
+    #[test]
+    fn unknown_keys_suggest_the_nearest_known_one() {
+        assert_eq!(edit_distance("timout", "timeout"), 1);
+        assert_eq!(edit_distance("qeue", "queue"), 1);
+        assert_eq!(edit_distance("", "name"), 4);
+        let typo = unknown_key_message("retires");
+        assert!(
+            typo.starts_with(
+                "unknown key `retires` in #[job(...)]: did you mean `retries`? The known keys are `name`,"
+            ),
+            "{typo}"
+        );
+        let unrelated = unknown_key_message("priority");
+        assert!(
+            unrelated.starts_with("unknown key `priority` in #[job(...)]. The known keys are"),
+            "{unrelated}"
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_does_not_hide_other_attributes() {
+        let (_, errors) = parse(&[
+            parse_quote!(#[job(name "a")]),
+            parse_quote!(#[job(queue = 1)]),
+            parse_quote!(#[job]),
+        ]);
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(errors[1].starts_with("expected a string"), "{}", errors[1]);
+    }
+}

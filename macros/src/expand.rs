@@ -1,0 +1,167 @@
+//! Writes the `impl warren::Job` of a checked job type and submits its
+//! registration to the worker binary's inventory.
+
+use proc_macro2::{Literal, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::DeriveInput;
+use syn::ext::IdentExt;
+
+use crate::attr::Attrs;
+use crate::diagnostics::Diagnostics;
+use crate::fallback;
+use crate::valid::{self, BodyFormat, Job};
+
+/// The whole expansion of `#[derive(Job)]` on `input`.
+pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
+    match try_expand(input) {
+        Ok(expanded) => expanded,
+        // Implement `Job` anyway, so that the user sees what is wrong with the
+        // attribute and not also every use of the type failing for want of
+        // a `Job` impl.
+        Err(errors) => fallback::expand(input, errors),
+    }
+}
+
+fn try_expand(input: &DeriveInput) -> syn::Result<TokenStream> {
+    let mut diagnostics = Diagnostics::new();
+    let attrs = Attrs::parse(&input.attrs, &mut diagnostics);
+    let job = valid::validate(input, attrs, &mut diagnostics);
+    diagnostics.finish()?;
+    Ok(impl_job(&job))
+}
+
+fn impl_job(job: &Job<'_>) -> TokenStream {
+    let ident = job.ident;
+    let where_clause = job.where_clause;
+    let name = &job.name;
+    let queue = match &job.queue {
+        Some(queue) => quote!(#queue),
+        None => quote!(::warren::DEFAULT_QUEUE),
+    };
+
+    // Only the options the attribute sets, so the framework's defaults (and
+    // any change to them) apply to the rest.
+    let timeout = job.timeout_millis.map(|millis| {
+        let millis = Literal::u64_unsuffixed(millis);
+        quote!(.with_timeout(::core::time::Duration::from_millis(#millis)))
+    });
+    let retries = job.retries.map(|retries| {
+        let retries = Literal::u32_unsuffixed(retries);
+        quote!(.with_retries(#retries))
+    });
+    let format = job.format.map(|format| match format {
+        BodyFormat::Json => quote!(.with_format(::warren::BodyFormat::Json)),
+        BodyFormat::Text => quote!(.with_format(::warren::BodyFormat::Text)),
+    });
+    let queue_default = job.queue_default.then(|| quote!(.with_queue_default()));
+
+    // `Registration::of` requires `Handler`; spanned at the type's name, a
+    // missing `impl Handler` is reported there rather than at the derive.
+    let registration = quote_spanned!(ident.span()=> ::warren::__private::Registration::of::<#ident>);
+    let type_name = ident.unraw().to_string();
+
+    quote! {
+        #[automatically_derived]
+        impl ::warren::Job for #ident #where_clause {
+            const NAME: &'static str = #name;
+            const QUEUE: &'static str = #queue;
+            const OPTIONS: ::warren::JobOptions = ::warren::JobOptions::new()
+                #timeout
+                #retries
+                #format
+                #queue_default;
+        }
+        ::warren::__private::inventory::submit! {
+            #registration(::core::concat!(::core::module_path!(), "::", #type_name))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use syn::parse_quote;
+
+    fn expand(input: DeriveInput) -> String {
+        derive(&input).to_string()
+    }
+
+    #[test]
+    fn defaults_leave_every_option_to_the_framework() {
+        let expanded = expand(parse_quote!(
+            struct ResizeImage {
+                path: String,
+            }
+        ));
+        let expected = quote! {
+            #[automatically_derived]
+            impl ::warren::Job for ResizeImage {
+                const NAME: &'static str = "resize_image";
+                const QUEUE: &'static str = ::warren::DEFAULT_QUEUE;
+                const OPTIONS: ::warren::JobOptions = ::warren::JobOptions::new();
+            }
+            ::warren::__private::inventory::submit! {
+                ::warren::__private::Registration::of::<ResizeImage>(::core::concat!(::core::module_path!(), "::", "ResizeImage"))
+            }
+        };
+        assert_eq!(expanded, expected.to_string());
+    }
+
+    #[test]
+    fn every_key_becomes_a_constant_or_an_option() {
+        let expanded = expand(parse_quote!(
+            #[job(name = "resize", queue = "images", retries = 5, timeout = "30s")]
+            #[job(format = "text", queue_default)]
+            enum ResizeImage {
+                Small,
+            }
+        ));
+        let options = quote! {
+            const OPTIONS: ::warren::JobOptions = ::warren::JobOptions::new()
+                .with_timeout(::core::time::Duration::from_millis(30000))
+                .with_retries(5)
+                .with_format(::warren::BodyFormat::Text)
+                .with_queue_default();
+        };
+        assert!(expanded.contains(&options.to_string()), "{expanded}");
+        assert!(
+            expanded.contains(r#"const NAME : & 'static str = "resize" ;"#),
+            "{expanded}"
+        );
+        assert!(
+            expanded.contains(r#"const QUEUE : & 'static str = "images" ;"#),
+            "{expanded}"
+        );
+    }
+
+    #[test]
+    fn mistakes_expand_to_errors_and_a_fallback_impl_without_registration() {
+        let expanded = expand(parse_quote!(
+            #[job(retries = "5", queue = "amq.jobs")]
+            struct ResizeImage;
+        ));
+        assert_eq!(expanded.matches("compile_error").count(), 2, "{expanded}");
+        assert!(expanded.contains("impl :: warren :: Job for ResizeImage"), "{expanded}");
+        assert!(!expanded.contains("inventory"), "{expanded}");
+    }
+
+    #[test]
+    fn unions_and_generic_types_get_no_impl_at_all() {
+        for input in [
+            parse_quote!(
+                union Bits {
+                    int: u32,
+                }
+            ),
+            parse_quote!(
+                struct Resize<T> {
+                    image: T,
+                }
+            ),
+        ] {
+            let expanded = expand(input);
+            assert!(expanded.contains("compile_error"), "{expanded}");
+            assert!(!expanded.contains("impl"), "{expanded}");
+        }
+    }
+}

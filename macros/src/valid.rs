@@ -1,0 +1,273 @@
+//! Checks what the `#[job(...)]` attributes say and the shape of the type,
+//! and turns them into the `Job` the expansion is written from.
+
+use heck::ToSnakeCase;
+use syn::ext::IdentExt;
+use syn::{Data, DeriveInput, Ident, WhereClause};
+
+use crate::attr::Attrs;
+use crate::diagnostics::Diagnostics;
+
+/// The longest job name: it travels in the message's `type` property, an AMQP
+/// short string.
+const MAX_NAME_LEN: usize = 255;
+
+/// The longest queue name. RabbitMQ allows 255 bytes; the rest is room for
+/// the suffixes warren appends (such as `.dead`) and for a queue prefix.
+const MAX_QUEUE_LEN: usize = 200;
+
+/// A job type that passed every check: what the expansion needs.
+pub(crate) struct Job<'a> {
+    pub(crate) ident: &'a Ident,
+    pub(crate) where_clause: Option<&'a WhereClause>,
+    pub(crate) name: String,
+    /// `None`: `warren::DEFAULT_QUEUE`.
+    pub(crate) queue: Option<String>,
+    pub(crate) timeout_millis: Option<u64>,
+    pub(crate) retries: Option<u32>,
+    pub(crate) format: Option<BodyFormat>,
+    pub(crate) queue_default: bool,
+}
+
+/// `warren::BodyFormat`, as named in `#[job(format = "...")]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyFormat {
+    Json,
+    Text,
+}
+
+/// Checks `input` and its parsed attributes, recording every problem in
+/// `diagnostics`. What comes back is only meaningful if none was recorded.
+pub(crate) fn validate<'a>(input: &'a DeriveInput, attrs: Attrs, diagnostics: &mut Diagnostics) -> Job<'a> {
+    check_shape(input, diagnostics);
+
+    let name = match attrs.name {
+        Some(lit) => {
+            let name = lit.value();
+            if let Err(problem) = check_name(&name) {
+                diagnostics.push(syn::Error::new_spanned(lit, problem));
+            }
+            name
+        }
+        None => {
+            let name = default_name(&input.ident);
+            if let Err(problem) = check_name(&name) {
+                let message = match first_invalid_char(&name) {
+                    Some(c) => format!("the job name made from the type name, \"{name}\", cannot contain {c:?}"),
+                    None => format!("the type name does not make a valid job name: {problem}"),
+                };
+                let message = format!("{message}; set a name with #[job(name = \"...\")]");
+                diagnostics.push(syn::Error::new_spanned(&input.ident, message));
+            }
+            name
+        }
+    };
+
+    let queue = attrs.queue.map(|lit| {
+        let queue = lit.value();
+        if let Err(problem) = check_queue(&queue) {
+            diagnostics.push(syn::Error::new_spanned(lit, problem));
+        }
+        queue
+    });
+
+    let timeout_millis = attrs.timeout.and_then(|lit| match parse_timeout(&lit.value()) {
+        Ok(millis) => Some(millis),
+        Err(problem) => {
+            diagnostics.push(syn::Error::new_spanned(lit, problem));
+            None
+        }
+    });
+
+    let retries = attrs.retries.and_then(|lit| {
+        // syn reads `-1` as one negative literal when it ends the attribute
+        // (elsewhere it is an expression, which `attr` rejects).
+        let message = if lit.base10_digits().starts_with('-') {
+            "`retries` cannot be negative".to_owned()
+        } else if !matches!(lit.suffix(), "" | "u32") {
+            "`retries` is a u32; write the number without a suffix, like #[job(retries = 5)]".to_owned()
+        } else {
+            match lit.base10_parse::<u32>() {
+                Ok(retries) => return Some(retries),
+                Err(_) => format!("`retries` can be at most {}", u32::MAX),
+            }
+        };
+        diagnostics.push(syn::Error::new_spanned(lit, message));
+        None
+    });
+
+    let format = attrs.format.and_then(|lit| match lit.value().as_str() {
+        "json" => Some(BodyFormat::Json),
+        "text" => Some(BodyFormat::Text),
+        other => {
+            let message = format!("unknown format \"{other}\": expected \"json\" or \"text\"");
+            diagnostics.push(syn::Error::new_spanned(lit, message));
+            None
+        }
+    });
+
+    Job {
+        ident: &input.ident,
+        where_clause: input.generics.where_clause.as_ref(),
+        name,
+        queue,
+        timeout_millis,
+        retries,
+        format,
+        queue_default: attrs.queue_default,
+    }
+}
+
+/// Whether the fallback may implement `Job` for this type: not for a union
+/// or a generic type, where the impl would only add errors of its own.
+pub(crate) fn can_implement(input: &DeriveInput) -> bool {
+    !matches!(input.data, Data::Union(_)) && input.generics.params.is_empty()
+}
+
+fn check_shape(input: &DeriveInput, diagnostics: &mut Diagnostics) {
+    if let Data::Union(union) = &input.data {
+        let message = "a job must be a struct or an enum, not a union: a union cannot be serialized";
+        diagnostics.push(syn::Error::new_spanned(union.union_token, message));
+    }
+    if !input.generics.params.is_empty() {
+        // A job is found by its name when a message arrives, so the name has
+        // to stand for one concrete type: `Resize<Png>` and `Resize<Jpeg>`
+        // cannot both be `resize`.
+        let message = "a job type cannot have generic parameters or lifetimes: \
+                       it is registered once, under one name, as one concrete type";
+        diagnostics.push(syn::Error::new_spanned(&input.generics, message));
+    }
+}
+
+/// The name of a job that does not set one: the type's name in snake_case,
+/// `ResizeImage` → `resize_image`.
+pub(crate) fn default_name(ident: &Ident) -> String {
+    ident.unraw().to_string().to_snake_case()
+}
+
+/// Whether `name` may be a job's wire name.
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("a job name cannot be empty".into());
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!(
+            "a job name can be at most {MAX_NAME_LEN} bytes long; this one is {}",
+            name.len()
+        ));
+    }
+    check_chars("a job name", name)
+}
+
+/// Whether `queue` may be a job's queue.
+pub(crate) fn check_queue(queue: &str) -> Result<(), String> {
+    if queue.is_empty() {
+        return Err("a queue name cannot be empty; leave `queue` out to use the default queue".into());
+    }
+    if queue.len() > MAX_QUEUE_LEN {
+        return Err(format!(
+            "a queue name can be at most {MAX_QUEUE_LEN} bytes long, leaving room for suffixes \
+             such as `.dead`; this one is {}",
+            queue.len()
+        ));
+    }
+    if queue.starts_with("amq.") {
+        return Err("queue names starting with `amq.` are reserved by RabbitMQ".into());
+    }
+    check_chars("a queue name", queue)
+}
+
+fn check_chars(what: &str, name: &str) -> Result<(), String> {
+    match first_invalid_char(name) {
+        Some(c) => Err(format!(
+            "{what} cannot contain {c:?}; use ASCII letters, digits, `_`, `-`, `.` and `:`"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Names are kept to characters that need no quoting anywhere they show up:
+/// AMQP properties, the management UI, shell command lines, metric labels.
+fn first_invalid_char(name: &str) -> Option<char> {
+    name.chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')))
+}
+
+/// Parses `timeout = "..."` into whole milliseconds, rounding down.
+pub(crate) fn parse_timeout(text: &str) -> Result<u64, String> {
+    let duration = humantime::parse_duration(text).map_err(|error| {
+        // humantime's unit errors already show what to write; the others
+        // ("expected number at 0") need an example.
+        let example = match error {
+            humantime::DurationError::UnknownUnit { .. } => "",
+            _ => "; write it like \"30s\", \"5m\" or \"1h 30m\"",
+        };
+        format!("invalid duration \"{text}\": {error}{example}")
+    })?;
+    match u64::try_from(duration.as_millis()) {
+        Ok(0) => Err("timeout must be at least 1ms".into()),
+        Ok(millis) => Ok(millis),
+        Err(_) => Err(format!("timeout \"{text}\" is too long")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proc_macro2::Span;
+
+    #[test]
+    fn default_name_is_the_type_name_in_snake_case() {
+        let name = |ident: &str| default_name(&Ident::new(ident, Span::call_site()));
+        assert_eq!(name("ResizeImage"), "resize_image");
+        assert_eq!(name("Task"), "task");
+        assert_eq!(name("HTTPRequest"), "http_request");
+        assert_eq!(name("SendEmailV2"), "send_email_v2");
+        assert_eq!(default_name(&Ident::new_raw("Match", Span::call_site())), "match");
+    }
+
+    #[test]
+    fn job_names() {
+        for good in ["resize_image", "billing.invoice:v2", "a-b", "X", &"n".repeat(255)] {
+            assert_eq!(check_name(good), Ok(()), "{good}");
+        }
+        assert_eq!(check_name(""), Err("a job name cannot be empty".into()));
+        assert!(check_name(&"n".repeat(256)).unwrap_err().contains("at most 255 bytes"));
+        let bad_char = check_name("resize image").unwrap_err();
+        assert!(bad_char.contains("cannot contain ' '"), "{bad_char}");
+        assert!(check_name("größe").unwrap_err().contains("'ö'"));
+        assert!(check_name("a/b").is_err());
+    }
+
+    #[test]
+    fn queue_names() {
+        for good in ["default", "images", "billing.high-priority", "a:b_c", &"q".repeat(200)] {
+            assert_eq!(check_queue(good), Ok(()), "{good}");
+        }
+        assert!(check_queue("").unwrap_err().contains("cannot be empty"));
+        assert!(check_queue(&"q".repeat(201)).unwrap_err().contains("at most 200 bytes"));
+        assert!(check_queue("amq.images").unwrap_err().contains("reserved by RabbitMQ"));
+        // Only the `amq.` prefix is reserved, not the letters.
+        assert_eq!(check_queue("amqp-images"), Ok(()));
+        assert!(check_queue("images!").unwrap_err().contains("'!'"));
+    }
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(parse_timeout("30s"), Ok(30_000));
+        assert_eq!(parse_timeout("1h 30m"), Ok(5_400_000));
+        assert_eq!(parse_timeout("1500us"), Ok(1));
+        assert_eq!(parse_timeout("0s"), Err("timeout must be at least 1ms".into()));
+        assert_eq!(parse_timeout("999us"), Err("timeout must be at least 1ms".into()));
+        let unparsable = parse_timeout("thirty seconds").unwrap_err();
+        assert!(
+            unparsable.starts_with("invalid duration \"thirty seconds\": "),
+            "{unparsable}"
+        );
+        assert!(parse_timeout("30").is_err());
+        assert_eq!(
+            parse_timeout("20000000000000000s"),
+            Err("timeout \"20000000000000000s\" is too long".into())
+        );
+    }
+}
