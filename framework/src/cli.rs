@@ -104,7 +104,9 @@ pub fn run_main() -> ExitCode {
     };
     let code = match cli.command {
         Command::Jobs => list_jobs(&registry),
-        Command::Enqueue { job, json } => io.block_on(enqueue(&cli.amqp_url, &cli.queue_prefix, &registry, &job, &json)),
+        Command::Enqueue { job, json } => {
+            io.block_on(enqueue(&cli.amqp_url, &cli.queue_prefix, &registry, &job, &json))
+        }
         Command::Work(args) => work(&cli.amqp_url, &cli.queue_prefix, registry, args, io.handle().clone()),
     };
     io.shutdown_timeout(Duration::from_secs(1));
@@ -160,7 +162,12 @@ async fn enqueue(url: &str, prefix: &str, registry: &Registry, name: &str, json:
         Ok(body) => body,
         Err(error) => return fail(error),
     };
-    let client = match Client::builder(url).queue_prefix(prefix).connection_name("warren enqueue").connect().await {
+    let client = match Client::builder(url)
+        .queue_prefix(prefix)
+        .connection_name("warren enqueue")
+        .connect()
+        .await
+    {
         Ok(client) => client,
         Err(error) => return fail(error),
     };
@@ -182,11 +189,16 @@ fn work(url: &str, prefix: &str, registry: Registry, args: WorkArgs, io: Handle)
         args.queues.iter().map(|queue| &*queue.clone().leak()).collect()
     };
     if queues.is_empty() {
-        return fail("no jobs are registered in this binary, so there is no queue to consume; derive `Job` on a type or pass --queues");
+        return fail(
+            "no jobs are registered in this binary, so there is no queue to consume; derive `Job` on a type or pass --queues",
+        );
     }
     for queue in &queues {
         if !registry.jobs().iter().any(|job| job.queue == *queue) {
-            warn!(queue, "no registered job uses this queue; only messages typed with a registered job name will run");
+            warn!(
+                queue,
+                "no registered job uses this queue; only messages typed with a registered job name will run"
+            );
         }
     }
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
@@ -237,7 +249,6 @@ fn work(url: &str, prefix: &str, registry: Registry, args: WorkArgs, io: Handle)
         Exit::Forced => ExitCode::from(EXIT_FORCED),
     }
 }
-
 
 /// Retries `connect` with capped backoff until it succeeds, logging one line
 /// per failed attempt; `None` if a shutdown signal comes first.

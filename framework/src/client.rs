@@ -187,15 +187,24 @@ impl Client {
             Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
             Confirmation::Ack(Some(_returned)) => {
                 self.forget_declared(queue);
-                Err(Error::Unroutable { queue: queue.to_owned() })
+                Err(Error::Unroutable {
+                    queue: queue.to_owned(),
+                })
             }
-            Confirmation::Nack(_) => Err(Error::Nacked { queue: queue.to_owned() }),
+            Confirmation::Nack(_) => Err(Error::Nacked {
+                queue: queue.to_owned(),
+            }),
         }
     }
 
     /// Declares the queue `full` (a full name) unless this client already
     /// has, then publishes to it and waits for the confirm.
-    pub(crate) async fn publish_declared(&self, full: &str, body: &[u8], properties: BasicProperties) -> Result<(), Error> {
+    pub(crate) async fn publish_declared(
+        &self,
+        full: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), Error> {
         self.declare_once(full).await?;
         self.publish(full, body, properties).await
     }

@@ -6,10 +6,7 @@ use crate::{BodyFormat, Error, Job};
 
 /// Encodes a job as the body of its message.
 pub(crate) fn encode<J: Job>(job: &J) -> Result<Vec<u8>, Error> {
-    let encode_error = |reason: String| Error::Encode {
-        job: J::NAME,
-        reason,
-    };
+    let encode_error = |reason: String| Error::Encode { job: J::NAME, reason };
     match J::OPTIONS.format {
         BodyFormat::Json => serde_json::to_vec(job).map_err(|e| encode_error(e.to_string())),
         BodyFormat::Text => match serde_json::to_value(job) {
@@ -26,10 +23,12 @@ pub(crate) fn encode<J: Job>(job: &J) -> Result<Vec<u8>, Error> {
 /// Decodes a message body into a job; the error says why it could not.
 pub(crate) fn decode<J: Job>(body: &[u8]) -> Result<J, String> {
     match J::OPTIONS.format {
-        BodyFormat::Json => serde_json::from_slice(body).map_err(|e| format!("invalid JSON for job `{}`: {e}", J::NAME)),
+        BodyFormat::Json => {
+            serde_json::from_slice(body).map_err(|e| format!("invalid JSON for job `{}`: {e}", J::NAME))
+        }
         BodyFormat::Text => {
-            let text = std::str::from_utf8(body)
-                .map_err(|e| format!("body of text job `{}` is not UTF-8: {e}", J::NAME))?;
+            let text =
+                std::str::from_utf8(body).map_err(|e| format!("body of text job `{}` is not UTF-8: {e}", J::NAME))?;
             serde_json::from_value(Value::String(text.to_owned()))
                 .map_err(|e| format!("invalid text for job `{}`: {e}", J::NAME))
         }

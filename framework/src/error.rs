@@ -146,7 +146,10 @@ mod tests {
 
     #[test]
     fn passwords_never_reach_logs() {
-        assert_eq!(redact("amqp://guest:secret@host:5672/%2f"), "amqp://guest:***@host:5672/%2f");
+        assert_eq!(
+            redact("amqp://guest:secret@host:5672/%2f"),
+            "amqp://guest:***@host:5672/%2f"
+        );
         assert_eq!(redact("amqp://127.0.0.1:5672/%2f"), "amqp://127.0.0.1:5672/%2f");
         assert_eq!(redact("amqp://user@host"), "amqp://user@host");
     }
@@ -154,7 +157,10 @@ mod tests {
     #[test]
     fn enqueue_error_hands_the_job_back() {
         let error = EnqueueError::new("the job", Error::Nacked { queue: "q".into() });
-        assert_eq!(error.to_string(), "job not enqueued: RabbitMQ refused the message for queue `q` (nack)");
+        assert_eq!(
+            error.to_string(),
+            "job not enqueued: RabbitMQ refused the message for queue `q` (nack)"
+        );
         assert_eq!(error.into_job(), "the job");
     }
 }

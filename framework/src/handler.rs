@@ -55,9 +55,7 @@ where
     E: Into<Box<dyn StdError + Send + Sync + 'static>>,
 {
     fn from(error: E) -> Self {
-        JobError {
-            source: error.into(),
-        }
+        JobError { source: error.into() }
     }
 }
 

@@ -26,9 +26,8 @@
 //! ```
 //!
 //! The worker binary is one line, `warren::main!();`, run as
-//! `my-worker work --workers 4 --prefetch 10 --ack late`.
-#![doc = ""]
-#![doc = include_str!("../../docs/concepts.md")]
+//! `my-worker work --workers 4 --prefetch 10 --ack late`. The [`guide`]
+//! explains the rest.
 
 mod ack;
 mod cli;
@@ -85,6 +84,16 @@ macro_rules! main {
             $crate::__private::run_main()
         }
     };
+}
+
+/// The user guide, from the repository's `docs/` (its examples are tested).
+pub mod guide {
+    #[doc = include_str!("../../docs/getting-started.md")]
+    pub mod getting_started {}
+    #[doc = include_str!("../../docs/concepts.md")]
+    pub mod concepts {}
+    #[doc = include_str!("../../docs/architecture.md")]
+    pub mod architecture {}
 }
 
 #[doc(hidden)]

@@ -86,7 +86,9 @@ pub struct Registry {
 #[non_exhaustive]
 pub enum RegistryError {
     /// Two job types share a wire name.
-    #[error("job name `{name}` is registered twice: by `{first}` and by `{second}`; give one of them another #[job(name = \"...\")]")]
+    #[error(
+        "job name `{name}` is registered twice: by `{first}` and by `{second}`; give one of them another #[job(name = \"...\")]"
+    )]
     DuplicateName {
         /// The shared name.
         name: &'static str,
@@ -96,7 +98,9 @@ pub enum RegistryError {
         second: &'static str,
     },
     /// Two job types claim the untyped messages of one queue.
-    #[error("queue `{queue}` has two default jobs: `{first}` and `{second}`; only one job per queue may set #[job(queue_default)]")]
+    #[error(
+        "queue `{queue}` has two default jobs: `{first}` and `{second}`; only one job per queue may set #[job(queue_default)]"
+    )]
     DuplicateQueueDefault {
         /// The queue.
         queue: &'static str,

@@ -71,7 +71,9 @@ impl Supervisor {
     ) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         // Actors on one arbiter never run in parallel: one arbiter per core.
-        let arbiters = (0..runners.len().min(cores)).map(|_| Arbiter::new()).collect::<Vec<_>>();
+        let arbiters = (0..runners.len().min(cores))
+            .map(|_| Arbiter::new())
+            .collect::<Vec<_>>();
         let slots = runners
             .into_iter()
             .enumerate()
@@ -129,21 +131,25 @@ impl Supervisor {
         let (url, name, io) = (self.url.clone(), self.name.clone(), self.io.clone());
         let connect = async move { runtime::connect(&url, &name, io).await };
         let url = crate::error::redact(&self.url);
-        ctx.spawn(connect.into_actor(self).map(move |result, supervisor, ctx| match result {
-            Ok(connection) => {
-                info!(%url, "reconnected to RabbitMQ");
-                supervisor.connection = Arc::new(connection);
-                supervisor.reconnecting = false;
-                for slot in std::mem::take(&mut supervisor.waiting) {
-                    supervisor.start_worker(slot, ctx);
-                }
-            }
-            Err(error) => {
-                let delay = backoff(attempt);
-                warn!(%error, attempt = attempt + 1, retry_in = ?delay, "RabbitMQ unreachable");
-                ctx.run_later(delay, move |supervisor, ctx| supervisor.reconnect(attempt + 1, ctx));
-            }
-        }));
+        ctx.spawn(
+            connect
+                .into_actor(self)
+                .map(move |result, supervisor, ctx| match result {
+                    Ok(connection) => {
+                        info!(%url, "reconnected to RabbitMQ");
+                        supervisor.connection = Arc::new(connection);
+                        supervisor.reconnecting = false;
+                        for slot in std::mem::take(&mut supervisor.waiting) {
+                            supervisor.start_worker(slot, ctx);
+                        }
+                    }
+                    Err(error) => {
+                        let delay = backoff(attempt);
+                        warn!(%error, attempt = attempt + 1, retry_in = ?delay, "RabbitMQ unreachable");
+                        ctx.run_later(delay, move |supervisor, ctx| supervisor.reconnect(attempt + 1, ctx));
+                    }
+                }),
+        );
     }
 
     fn drain(&mut self, ctx: &mut Context<Self>) {

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Message, Recipient, WrapFuture};
 use futures_util::StreamExt;
+use lapin::Connection;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::types::FieldTable;
-use lapin::Connection;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
@@ -113,7 +113,9 @@ async fn consume(
     let ack = settings.ack;
     if ack.ack_required() {
         // Per consumer (global = false): quorum queues reject global QoS.
-        channel.basic_qos(settings.prefetch, BasicQosOptions { global: false }).await?;
+        channel
+            .basic_qos(settings.prefetch, BasicQosOptions { global: false })
+            .await?;
     } else {
         warn!(worker = %runner.worker, %queue, "ack mode `none`: RabbitMQ ignores prefetch without acks and pushes the whole queue to this worker; jobs it holds are lost if it dies");
     }
@@ -123,7 +125,12 @@ async fn consume(
         ..BasicConsumeOptions::default()
     };
     let mut consumer = channel
-        .basic_consume(queue.as_str().into(), tag.as_str().into(), options, FieldTable::default())
+        .basic_consume(
+            queue.as_str().into(),
+            tag.as_str().into(),
+            options,
+            FieldTable::default(),
+        )
         .await?;
     info!(worker = %runner.worker, %queue, prefetch = settings.prefetch, ack = %ack, "worker consuming");
 
@@ -164,7 +171,9 @@ async fn consume(
 
     info!(worker = %runner.worker, %queue, "draining: no new jobs, waiting for running ones");
     // Errors here mean the channel is already gone: nothing left to cancel.
-    let _ = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
+    let _ = channel
+        .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+        .await;
     let deadline = tokio::time::Instant::now() + settings.shutdown_timeout;
     if !ack.ack_required() {
         // Without acks the jobs already pushed to us exist nowhere else: run them.
@@ -176,7 +185,10 @@ async fn consume(
         }
     }
     let all = u32::from(settings.prefetch);
-    if tokio::time::timeout_at(deadline, slots.acquire_many(all)).await.is_err() {
+    if tokio::time::timeout_at(deadline, slots.acquire_many(all))
+        .await
+        .is_err()
+    {
         let running = usize::from(settings.prefetch) - slots.available_permits();
         warn!(worker = %runner.worker, %queue, running, "shutdown timeout reached with jobs still running; unacked ones return to the queue");
     }
@@ -187,12 +199,7 @@ async fn consume(
 }
 
 /// Runs one delivery and settles it by the ack mode.
-async fn settle(
-    delivery: Delivery,
-    runner: Runner,
-    settings: Arc<WorkerSettings>,
-    _permit: OwnedSemaphorePermit,
-) {
+async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings>, _permit: OwnedSemaphorePermit) {
     let properties = &delivery.properties;
     let span = info_span!(
         "job",

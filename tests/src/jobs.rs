@@ -16,7 +16,12 @@ pub struct Record {
 
 impl Handler for Record {
     async fn perform(self, ctx: &JobContext) -> Result<(), JobError> {
-        println!("ran seq={} worker={} attempt={}", self.seq, ctx.worker_id(), ctx.attempt());
+        println!(
+            "ran seq={} worker={} attempt={}",
+            self.seq,
+            ctx.worker_id(),
+            ctx.attempt()
+        );
         tokio::time::sleep(Duration::from_millis(self.sleep_ms)).await;
         println!("done seq={} worker={}", self.seq, ctx.worker_id());
         Ok(())
@@ -70,7 +75,12 @@ pub struct FollowUp {
 
 impl Handler for FollowUp {
     async fn perform(self, ctx: &JobContext) -> Result<(), JobError> {
-        ctx.client().enqueue(Record { seq: self.seq, sleep_ms: 0 }).await?;
+        ctx.client()
+            .enqueue(Record {
+                seq: self.seq,
+                sleep_ms: 0,
+            })
+            .await?;
         Ok(())
     }
 }

@@ -78,7 +78,10 @@ impl TestBroker {
             passive: true,
             ..QueueDeclareOptions::default()
         };
-        let queue = channel.queue_declare(full.into(), options, FieldTable::default()).await.ok()?;
+        let queue = channel
+            .queue_declare(full.into(), options, FieldTable::default())
+            .await
+            .ok()?;
         let _ = channel.close(200, "ok".into()).await;
         Some((queue.message_count(), queue.consumer_count()))
     }
@@ -100,7 +103,10 @@ impl TestBroker {
             if ready == count {
                 return;
             }
-            assert!(Instant::now() < deadline, "queue {full} holds {ready} messages, expected {count}");
+            assert!(
+                Instant::now() < deadline,
+                "queue {full} holds {ready} messages, expected {count}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -117,7 +123,10 @@ impl TestBroker {
     /// producer that knows nothing of warren would, and waits for the confirm.
     pub async fn publish_raw(&self, full: &str, body: &[u8], properties: BasicProperties) {
         let channel = self.connection.create_channel().await.expect("channel");
-        channel.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .expect("confirms");
         channel
             .queue_declare(full.into(), QueueDeclareOptions::durable(), FieldTable::default())
             .await
@@ -149,7 +158,10 @@ impl Drop for TestBroker {
 
 /// Runs `rabbitmqctl` and returns its standard output.
 pub fn rabbitmqctl(args: &[&str]) -> String {
-    let output = Command::new("rabbitmqctl").args(args).output().expect("rabbitmqctl must be installed");
+    let output = Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl must be installed");
     assert!(
         output.status.success(),
         "rabbitmqctl {args:?} failed: {}",
@@ -236,7 +248,11 @@ impl WorkerProcess {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 return status;
             }
-            assert!(Instant::now() < deadline, "process did not exit; stderr: {:#?}", self.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "process did not exit; stderr: {:#?}",
+                self.stderr()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

@@ -33,11 +33,23 @@ async fn enqueued_jobs_are_persistent_messages_on_a_durable_queue() {
     let properties = &message.properties;
     assert_eq!(*properties.delivery_mode(), Some(2));
     assert_eq!(properties.kind().as_ref().map(|t| t.as_str()), Some("record"));
-    assert_eq!(properties.content_type().as_ref().map(|t| t.as_str()), Some("application/json"));
+    assert_eq!(
+        properties.content_type().as_ref().map(|t| t.as_str()),
+        Some("application/json")
+    );
     assert!(properties.timestamp().is_some());
-    let id: JobId = properties.message_id().as_ref().expect("message_id").as_str().parse().expect("a job id");
+    let id: JobId = properties
+        .message_id()
+        .as_ref()
+        .expect("message_id")
+        .as_str()
+        .parse()
+        .expect("a job id");
     assert_eq!(id, ids[0]);
-    let attempt = properties.headers().as_ref().and_then(|h| h.inner().get("warren-attempt").cloned());
+    let attempt = properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get("warren-attempt").cloned());
     assert_eq!(attempt, Some(AMQPValue::LongLongInt(1)));
     assert_eq!(message.data, br#"{"seq":1,"sleep_ms":0}"#);
 }
@@ -47,7 +59,19 @@ async fn consumers_match(ack: &str, ack_required: bool, prefetch: u32) {
     let queue = broker.queue("work");
     let mut worker = broker.worker(
         WORKER,
-        &["work", "--queues", "work", "--workers", "2", "--prefetch", "7", "--ack", ack, "--name", "w"],
+        &[
+            "work",
+            "--queues",
+            "work",
+            "--workers",
+            "2",
+            "--prefetch",
+            "7",
+            "--ack",
+            ack,
+            "--name",
+            "w",
+        ],
     );
     broker.wait_for_consumers(&queue, 2).await;
     let consumers = list_consumers(&queue);
@@ -58,10 +82,17 @@ async fn consumers_match(ack: &str, ack_required: bool, prefetch: u32) {
         assert!(consumer.tag.starts_with("warren-w."), "{consumer:?}");
     }
     assert!(list_queue(&queue).expect("declared by the worker").durable);
-    assert!(list_queue(&format!("{queue}.dead")).expect("dead-letter queue declared").durable);
+    assert!(
+        list_queue(&format!("{queue}.dead"))
+            .expect("dead-letter queue declared")
+            .durable
+    );
     worker.terminate();
     assert!(worker.wait_exit(Duration::from_secs(10)).await.success());
-    eventually(Duration::from_secs(5), "the consumers are gone", || list_consumers(&queue).is_empty()).await;
+    eventually(Duration::from_secs(5), "the consumers are gone", || {
+        list_consumers(&queue).is_empty()
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,5 +111,7 @@ async fn no_ack_consumers_are_auto_ack_and_warn_that_prefetch_does_nothing() {
     consumers_match("none", false, 0).await;
     let broker = TestBroker::new().await;
     let worker = broker.worker(WORKER, &["work", "--queues", "work", "--workers", "1", "--ack", "none"]);
-    worker.wait_for_stderr("RabbitMQ ignores prefetch without acks", Duration::from_secs(10)).await;
+    worker
+        .wait_for_stderr("RabbitMQ ignores prefetch without acks", Duration::from_secs(10))
+        .await;
 }

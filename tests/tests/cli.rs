@@ -31,13 +31,19 @@ fn text(bytes: &[u8]) -> String {
 async fn enqueue_prints_the_id_of_the_confirmed_job_and_a_worker_runs_it() {
     let broker = TestBroker::new().await;
     let queue = broker.queue("work");
-    let output = run(WORKER, broker.prefix(), &["enqueue", "record", r#"{"seq": 42, "sleep_ms": 0}"#]);
+    let output = run(
+        WORKER,
+        broker.prefix(),
+        &["enqueue", "record", r#"{"seq": 42, "sleep_ms": 0}"#],
+    );
     assert!(output.status.success(), "stderr: {}", text(&output.stderr));
     let id: JobId = text(&output.stdout).trim().parse().expect("stdout is the job id");
 
     assert_eq!(broker.ready(&queue).await, 1);
     let worker = broker.worker(WORKER, &["work", "--queues", "work", "--workers", "1"]);
-    worker.wait_for_stdout(1, Duration::from_secs(10), |line| line.starts_with("done seq=42 ")).await;
+    worker
+        .wait_for_stdout(1, Duration::from_secs(10), |line| line.starts_with("done seq=42 "))
+        .await;
     worker.wait_for_stderr(&id.to_string(), Duration::from_secs(5)).await;
 }
 
@@ -68,7 +74,10 @@ fn enqueue_with_the_broker_down_fails_clearly() {
         .expect("run");
     assert_eq!(output.status.code(), Some(1));
     let error = text(&output.stderr);
-    assert!(error.contains("could not connect to RabbitMQ at amqp://guest:***@127.0.0.1:1/%2f"), "{error}");
+    assert!(
+        error.contains("could not connect to RabbitMQ at amqp://guest:***@127.0.0.1:1/%2f"),
+        "{error}"
+    );
     assert!(!error.contains("secret"), "the password is not printed: {error}");
 }
 
@@ -78,7 +87,10 @@ fn jobs_lists_every_registered_job_with_its_options() {
     assert!(output.status.success());
     let listing = text(&output.stdout);
     for name in ["record", "fail", "panic", "hang", "follow_up", "plain"] {
-        assert!(listing.lines().any(|line| line.starts_with(name)), "{name} missing from:\n{listing}");
+        assert!(
+            listing.lines().any(|line| line.starts_with(name)),
+            "{name} missing from:\n{listing}"
+        );
     }
     let hang = listing.lines().find(|line| line.starts_with("hang")).expect("hang");
     assert!(hang.contains(" 1s "), "{hang}");
@@ -88,12 +100,18 @@ fn jobs_lists_every_registered_job_with_its_options() {
 
 #[test]
 fn bad_arguments_exit_2_with_a_usage_error() {
-    let output = Command::new(WORKER).args(["work", "--ack", "sometimes"]).output().expect("run");
+    let output = Command::new(WORKER)
+        .args(["work", "--ack", "sometimes"])
+        .output()
+        .expect("run");
     assert_eq!(output.status.code(), Some(2));
     let error = text(&output.stderr);
     assert!(error.contains("invalid value 'sometimes' for '--ack <ACK>'"), "{error}");
 
-    let output = Command::new(WORKER).args(["work", "--prefetch", "0"]).output().expect("run");
+    let output = Command::new(WORKER)
+        .args(["work", "--prefetch", "0"])
+        .output()
+        .expect("run");
     assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
 }
 
@@ -117,5 +135,9 @@ async fn a_worker_without_queues_consumes_the_queues_of_all_its_jobs() {
     let _worker = broker.worker(WORKER, &["work", "--workers", "1"]);
     broker.wait_for_consumers(&broker.queue("work"), 1).await;
     broker.wait_for_consumers(&broker.queue("plain"), 1).await;
-    broker.client().enqueue(Record { seq: 1, sleep_ms: 0 }).await.expect("enqueue");
+    broker
+        .client()
+        .enqueue(Record { seq: 1, sleep_ms: 0 })
+        .await
+        .expect("enqueue");
 }

@@ -35,14 +35,26 @@ async fn concurrent_enqueues_share_one_channel_and_are_all_confirmed() {
 async fn an_enqueue_to_a_deleted_queue_fails_with_the_job_and_the_next_one_redeclares() {
     let broker = TestBroker::new().await;
     let queue = broker.queue("work");
-    broker.client().enqueue(Record { seq: 1, sleep_ms: 0 }).await.expect("enqueue");
+    broker
+        .client()
+        .enqueue(Record { seq: 1, sleep_ms: 0 })
+        .await
+        .expect("enqueue");
     rabbitmqctl(&["delete_queue", &queue]);
 
-    let error = broker.client().enqueue(Record { seq: 2, sleep_ms: 0 }).await.expect_err("unroutable");
+    let error = broker
+        .client()
+        .enqueue(Record { seq: 2, sleep_ms: 0 })
+        .await
+        .expect_err("unroutable");
     assert!(matches!(error.error(), Error::Unroutable { .. }), "{error}");
     assert_eq!(error.into_job().seq, 2, "the job is handed back");
 
-    broker.client().enqueue(Record { seq: 3, sleep_ms: 0 }).await.expect("re-declared");
+    broker
+        .client()
+        .enqueue(Record { seq: 3, sleep_ms: 0 })
+        .await
+        .expect("re-declared");
     assert_eq!(broker.ready(&queue).await, 1);
 }
 
@@ -50,7 +62,9 @@ async fn an_enqueue_to_a_deleted_queue_fails_with_the_job_and_the_next_one_redec
 async fn a_queue_declared_otherwise_is_reported_and_other_queues_still_work() {
     let broker = TestBroker::new().await;
     let queue = broker.queue("work");
-    let raw = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("connect");
+    let raw = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .expect("connect");
     let channel = raw.create_channel().await.expect("channel");
     let mut arguments = FieldTable::default();
     arguments.insert("x-max-length".into(), AMQPValue::LongLongInt(10));
@@ -59,17 +73,32 @@ async fn a_queue_declared_otherwise_is_reported_and_other_queues_still_work() {
         .await
         .expect("declare with arguments");
 
-    let error = broker.client().enqueue(Record { seq: 1, sleep_ms: 0 }).await.expect_err("mismatch");
+    let error = broker
+        .client()
+        .enqueue(Record { seq: 1, sleep_ms: 0 })
+        .await
+        .expect_err("mismatch");
     let text = error.to_string();
     assert!(matches!(error.error(), Error::QueueMismatch { .. }), "{text}");
     assert!(text.contains(&queue) && text.contains("x-max-length"), "{text}");
 
-    broker.client().enqueue(Plain("still fine".into())).await.expect("the client still works");
+    broker
+        .client()
+        .enqueue(Plain("still fine".into()))
+        .await
+        .expect("the client still works");
 }
 
 #[tokio::test]
 async fn connecting_to_a_broker_that_is_down_is_a_clear_error() {
-    let error = Client::connect("amqp://127.0.0.1:1/%2f").await.expect_err("nothing listens on port 1");
+    let error = Client::connect("amqp://127.0.0.1:1/%2f")
+        .await
+        .expect_err("nothing listens on port 1");
     assert!(matches!(error, Error::Connect { .. }));
-    assert!(error.to_string().starts_with("could not connect to RabbitMQ at amqp://127.0.0.1:1/%2f"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .starts_with("could not connect to RabbitMQ at amqp://127.0.0.1:1/%2f"),
+        "{error}"
+    );
 }

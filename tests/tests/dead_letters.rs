@@ -30,25 +30,47 @@ async fn bad_jobs_land_in_the_dead_letter_queue(ack: &str) {
     broker.wait_for_consumers(&queue, 1).await;
 
     let client = broker.client();
-    client.enqueue(Fail { message: "card declined".into() }).await.expect("enqueue");
-    client.enqueue(Panic { message: "index out of bounds".into() }).await.expect("enqueue");
+    client
+        .enqueue(Fail {
+            message: "card declined".into(),
+        })
+        .await
+        .expect("enqueue");
+    client
+        .enqueue(Panic {
+            message: "index out of bounds".into(),
+        })
+        .await
+        .expect("enqueue");
     client.enqueue(Hang).await.expect("enqueue");
     let typed = |name: &str| BasicProperties::default().with_type(name.into()).with_delivery_mode(2);
     broker.publish_raw(&queue, b"{}", typed("no_such_job")).await;
     broker.publish_raw(&queue, b"not json", typed("record")).await;
-    broker.publish_raw(&queue, b"no type at all", BasicProperties::default()).await;
+    broker
+        .publish_raw(&queue, b"no type at all", BasicProperties::default())
+        .await;
     client.enqueue(Record { seq: 1, sleep_ms: 0 }).await.expect("enqueue");
 
-    worker.wait_for_stdout(1, Duration::from_secs(15), |line| line.starts_with("done seq=1 ")).await;
+    worker
+        .wait_for_stdout(1, Duration::from_secs(15), |line| line.starts_with("done seq=1 "))
+        .await;
     broker.wait_for_ready(&dead, 6, Duration::from_secs(15)).await;
 
     let mut reasons = BTreeMap::new();
     while let Some(message) = broker.take(&dead).await {
-        assert_eq!(*message.properties.delivery_mode(), Some(2), "dead letters are persistent");
+        assert_eq!(
+            *message.properties.delivery_mode(),
+            Some(2),
+            "dead letters are persistent"
+        );
         assert_eq!(header(&message.properties, "warren-dead-queue"), queue);
         let reason = header(&message.properties, "warren-dead-reason");
         let error = header(&message.properties, "warren-dead-error");
-        let name = message.properties.kind().as_ref().map_or("-".to_owned(), |t| t.to_string());
+        let name = message
+            .properties
+            .kind()
+            .as_ref()
+            .map_or("-".to_owned(), |t| t.to_string());
         reasons.insert(name, (reason, error, message.data));
     }
     let expect = |name: &str, reason: &str, error: &str| {
@@ -62,11 +84,16 @@ async fn bad_jobs_land_in_the_dead_letter_queue(ack: &str) {
     expect("no_such_job", "unknown_job", "no job named `no_such_job`");
     expect("record", "undecodable", "invalid JSON for job `record`");
     expect("-", "unknown_job", "no `type` property");
-    assert_eq!(reasons["record"].2, b"not json", "the dead letter keeps the original body");
+    assert_eq!(
+        reasons["record"].2, b"not json",
+        "the dead letter keeps the original body"
+    );
 
-    eventually(Duration::from_secs(5), "the work queue is empty and nothing is unacked", || {
-        list_queue(&queue).is_some_and(|q| q.messages == 0)
-    })
+    eventually(
+        Duration::from_secs(5),
+        "the work queue is empty and nothing is unacked",
+        || list_queue(&queue).is_some_and(|q| q.messages == 0),
+    )
     .await;
 }
 

@@ -22,7 +22,10 @@ async fn the_work_queue_demo_shows_round_robin_then_fair_dispatch() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "demo failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("each worker got five tasks, every other one: round-robin."), "{stdout}");
+    assert!(
+        stdout.contains("each worker got five tasks, every other one: round-robin."),
+        "{stdout}"
+    );
     assert!(stdout.contains("ran all nine short tasks while worker"), "{stdout}");
     assert_eq!(stdout.matches(" [x] Sent ").count(), 20, "{stdout}");
 }

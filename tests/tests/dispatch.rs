@@ -44,28 +44,60 @@ async fn two_workers_each_run_five_of_ten_jobs_in_turn() {
 async fn with_prefetch_one_and_late_acks_a_long_job_does_not_hold_up_short_ones() {
     let broker = TestBroker::new().await;
     let queue = broker.queue("work");
-    let args = |name| ["work", "--queues", "work", "--workers", "1", "--prefetch", "1", "--ack", "late", "--name", name];
+    let args = |name| {
+        [
+            "work",
+            "--queues",
+            "work",
+            "--workers",
+            "1",
+            "--prefetch",
+            "1",
+            "--ack",
+            "late",
+            "--name",
+            name,
+        ]
+    };
     let a = broker.worker(WORKER, &args("a"));
     let b = broker.worker(WORKER, &args("b"));
     broker.wait_for_consumers(&queue, 2).await;
 
-    broker.client().enqueue(Record { seq: 0, sleep_ms: 4000 }).await.expect("enqueue");
+    broker
+        .client()
+        .enqueue(Record { seq: 0, sleep_ms: 4000 })
+        .await
+        .expect("enqueue");
     let shorts = (1..=6).map(|seq| Record { seq, sleep_ms: 100 });
     broker.client().enqueue_many(shorts).await.expect("enqueue");
 
-    let short_done = |lines: &[String]| lines.iter().filter(|l| l.starts_with("done ") && !l.contains("seq=0 ")).count();
+    let short_done = |lines: &[String]| {
+        lines
+            .iter()
+            .filter(|l| l.starts_with("done ") && !l.contains("seq=0 "))
+            .count()
+    };
     eventually(Duration::from_secs(20), "the six short jobs are done", || {
         short_done(&a.stdout()) + short_done(&b.stdout()) == 6
     })
     .await;
-    let (long, other) = if count_starting(&a.stdout(), "ran seq=0 ") == 1 { (&a, &b) } else { (&b, &a) };
+    let (long, other) = if count_starting(&a.stdout(), "ran seq=0 ") == 1 {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
     assert_eq!(
         count_starting(&long.stdout(), "done seq=0 "),
         0,
         "the long job ended before the short ones: {:?}",
         long.stdout()
     );
-    assert_eq!(short_done(&other.stdout()), 6, "short jobs waited behind the long one: {:?}", long.stdout());
+    assert_eq!(
+        short_done(&other.stdout()),
+        6,
+        "short jobs waited behind the long one: {:?}",
+        long.stdout()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,18 +107,44 @@ async fn without_acks_prefetch_limits_nothing_and_short_jobs_wait_behind_a_long_
     // documented behaviour of ack mode `none`, and why `late` is the default.
     let broker = TestBroker::new().await;
     let queue = broker.queue("work");
-    let args = |name| ["work", "--queues", "work", "--workers", "1", "--prefetch", "1", "--ack", "none", "--name", name];
+    let args = |name| {
+        [
+            "work",
+            "--queues",
+            "work",
+            "--workers",
+            "1",
+            "--prefetch",
+            "1",
+            "--ack",
+            "none",
+            "--name",
+            name,
+        ]
+    };
     let a = broker.worker(WORKER, &args("a"));
     let b = broker.worker(WORKER, &args("b"));
     broker.wait_for_consumers(&queue, 2).await;
 
-    broker.client().enqueue(Record { seq: 0, sleep_ms: 2000 }).await.expect("enqueue");
-    broker.client().enqueue_many((1..=6).map(|seq| Record { seq, sleep_ms: 100 })).await.expect("enqueue");
+    broker
+        .client()
+        .enqueue(Record { seq: 0, sleep_ms: 2000 })
+        .await
+        .expect("enqueue");
+    broker
+        .client()
+        .enqueue_many((1..=6).map(|seq| Record { seq, sleep_ms: 100 }))
+        .await
+        .expect("enqueue");
     eventually(Duration::from_secs(20), "all seven jobs are done", || {
         count_starting(&a.stdout(), "done ") + count_starting(&b.stdout(), "done ") == 7
     })
     .await;
-    let (long, _other) = if count_starting(&a.stdout(), "ran seq=0 ") == 1 { (&a, &b) } else { (&b, &a) };
+    let (long, _other) = if count_starting(&a.stdout(), "ran seq=0 ") == 1 {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
     assert_eq!(
         count_starting(&long.stdout(), "ran "),
         4,
@@ -101,5 +159,7 @@ async fn a_handler_enqueues_a_follow_up_job_that_runs() {
     let worker = broker.worker(WORKER, &["work", "--queues", "work", "--workers", "1"]);
     broker.wait_for_consumers(&broker.queue("work"), 1).await;
     broker.client().enqueue(FollowUp { seq: 77 }).await.expect("enqueue");
-    worker.wait_for_stdout(1, Duration::from_secs(10), |line| line.starts_with("done seq=77 ")).await;
+    worker
+        .wait_for_stdout(1, Duration::from_secs(10), |line| line.starts_with("done seq=77 "))
+        .await;
 }

@@ -33,12 +33,21 @@ async fn the_tutorial_producer_feeds_a_warren_worker() {
     broker.wait_for_consumers(&queue, 1).await;
 
     for words in [&["First", "message."][..], &[]] {
-        let output = python("new_task.py", &queue).args(words).output().expect("run new_task.py");
+        let output = python("new_task.py", &queue)
+            .args(words)
+            .output()
+            .expect("run new_task.py");
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     }
 
-    worker.wait_for_stdout(2, Duration::from_secs(10), |line| line.starts_with("plain body=")).await;
-    let bodies: Vec<_> = worker.stdout().into_iter().filter(|line| line.starts_with("plain body=")).collect();
+    worker
+        .wait_for_stdout(2, Duration::from_secs(10), |line| line.starts_with("plain body="))
+        .await;
+    let bodies: Vec<_> = worker
+        .stdout()
+        .into_iter()
+        .filter(|line| line.starts_with("plain body="))
+        .collect();
     assert!(bodies[0].starts_with("plain body=First message. "), "{bodies:?}");
     assert!(bodies[1].starts_with("plain body=Hello World! "), "{bodies:?}");
     let dead = list_queue(&format!("{queue}.dead")).map_or(0, |q| q.messages);
@@ -49,10 +58,16 @@ async fn the_tutorial_producer_feeds_a_warren_worker() {
 async fn a_warren_producer_feeds_the_tutorial_worker() {
     let broker = TestBroker::new().await;
     let queue = broker.queue("plain");
-    broker.client().enqueue(Plain("A warren task..".into())).await.expect("enqueue");
+    broker
+        .client()
+        .enqueue(Plain("A warren task..".into()))
+        .await
+        .expect("enqueue");
 
     let worker = WorkerProcess::spawn(&mut python("worker.py", &queue));
-    worker.wait_for_stdout(1, Duration::from_secs(15), |line| line == " [x] Done").await;
+    worker
+        .wait_for_stdout(1, Duration::from_secs(15), |line| line == " [x] Done")
+        .await;
     let out = worker.stdout();
     assert!(out.contains(&" [x] Received A warren task..".to_owned()), "{out:?}");
     assert_eq!(broker.ready(&queue).await, 0);

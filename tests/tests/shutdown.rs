@@ -16,22 +16,49 @@ const WORKER: &str = env!("CARGO_BIN_EXE_test-worker");
 async fn sigterm_lets_the_running_job_finish_and_exits_zero() {
     let broker = TestBroker::new().await;
     let queue = broker.queue("work");
-    let mut worker = broker.worker(WORKER, &["work", "--queues", "work", "--workers", "1", "--prefetch", "1"]);
+    let mut worker = broker.worker(
+        WORKER,
+        &["work", "--queues", "work", "--workers", "1", "--prefetch", "1"],
+    );
     broker.wait_for_consumers(&queue, 1).await;
-    broker.client().enqueue(Record { seq: 1, sleep_ms: 1500 }).await.expect("enqueue");
-    broker.client().enqueue(Record { seq: 2, sleep_ms: 1500 }).await.expect("enqueue");
-    worker.wait_for_stdout(1, Duration::from_secs(10), |line| line.starts_with("ran seq=1 ")).await;
+    broker
+        .client()
+        .enqueue(Record { seq: 1, sleep_ms: 1500 })
+        .await
+        .expect("enqueue");
+    broker
+        .client()
+        .enqueue(Record { seq: 2, sleep_ms: 1500 })
+        .await
+        .expect("enqueue");
+    worker
+        .wait_for_stdout(1, Duration::from_secs(10), |line| line.starts_with("ran seq=1 "))
+        .await;
 
     worker.terminate();
     let status = worker.wait_exit(Duration::from_secs(15)).await;
 
-    assert!(status.success(), "exit status {status:?}; stderr: {:#?}", worker.stderr());
+    assert!(
+        status.success(),
+        "exit status {status:?}; stderr: {:#?}",
+        worker.stderr()
+    );
     let out = worker.stdout();
-    assert_eq!(count_starting(&out, "done seq=1 "), 1, "the running job finished: {out:?}");
-    assert_eq!(count_starting(&out, "ran seq=2 "), 0, "no new job started after SIGTERM: {out:?}");
-    eventually(Duration::from_secs(5), "only the unstarted job is left, not unacked", || {
-        list_queue(&queue).is_some_and(|q| q.messages == 1 && q.unacked == 0)
-    })
+    assert_eq!(
+        count_starting(&out, "done seq=1 "),
+        1,
+        "the running job finished: {out:?}"
+    );
+    assert_eq!(
+        count_starting(&out, "ran seq=2 "),
+        0,
+        "no new job started after SIGTERM: {out:?}"
+    );
+    eventually(
+        Duration::from_secs(5),
+        "only the unstarted job is left, not unacked",
+        || list_queue(&queue).is_some_and(|q| q.messages == 1 && q.unacked == 0),
+    )
     .await;
     let left = broker.take(&queue).await.expect("the unstarted job");
     assert_eq!(left.data, br#"{"seq":2,"sleep_ms":1500}"#);
@@ -43,20 +70,44 @@ async fn a_job_still_running_at_the_shutdown_timeout_returns_to_the_queue() {
     let queue = broker.queue("work");
     let mut worker = broker.worker(
         WORKER,
-        &["work", "--queues", "work", "--workers", "1", "--shutdown-timeout", "500ms"],
+        &[
+            "work",
+            "--queues",
+            "work",
+            "--workers",
+            "1",
+            "--shutdown-timeout",
+            "500ms",
+        ],
     );
     broker.wait_for_consumers(&queue, 1).await;
-    broker.client().enqueue(Record { seq: 1, sleep_ms: 30_000 }).await.expect("enqueue");
-    worker.wait_for_stdout(1, Duration::from_secs(10), |line| line.starts_with("ran seq=1 ")).await;
+    broker
+        .client()
+        .enqueue(Record {
+            seq: 1,
+            sleep_ms: 30_000,
+        })
+        .await
+        .expect("enqueue");
+    worker
+        .wait_for_stdout(1, Duration::from_secs(10), |line| line.starts_with("ran seq=1 "))
+        .await;
 
     worker.terminate();
     let status = worker.wait_exit(Duration::from_secs(10)).await;
 
     assert!(status.success(), "exit status {status:?}");
-    worker.wait_for_stderr("shutdown timeout reached with jobs still running", Duration::from_secs(1)).await;
-    eventually(Duration::from_secs(5), "the unfinished job is back in the queue", || {
-        list_queue(&queue).is_some_and(|q| q.messages == 1 && q.unacked == 0)
-    })
+    worker
+        .wait_for_stderr(
+            "shutdown timeout reached with jobs still running",
+            Duration::from_secs(1),
+        )
+        .await;
+    eventually(
+        Duration::from_secs(5),
+        "the unfinished job is back in the queue",
+        || list_queue(&queue).is_some_and(|q| q.messages == 1 && q.unacked == 0),
+    )
     .await;
 }
 
@@ -67,7 +118,9 @@ async fn a_worker_waiting_for_an_unreachable_broker_still_stops_on_sigterm() {
             .args(["work", "--queues", "work"])
             .env("AMQP_URL", "amqp://127.0.0.1:1/%2f"),
     );
-    worker.wait_for_stderr("RabbitMQ unreachable; retrying", Duration::from_secs(10)).await;
+    worker
+        .wait_for_stderr("RabbitMQ unreachable; retrying", Duration::from_secs(10))
+        .await;
     worker.terminate();
     let status = worker.wait_exit(Duration::from_secs(10)).await;
     assert!(status.success(), "exit status {status:?}");

@@ -20,11 +20,21 @@ async fn a_worker_whose_queue_is_deleted_is_restarted_and_consumes_again() {
     broker.wait_for_consumers(&queue, 1).await;
 
     rabbitmqctl(&["delete_queue", &queue]);
-    worker.wait_for_stderr("worker stopped; restarting it", Duration::from_secs(10)).await;
+    worker
+        .wait_for_stderr("worker stopped; restarting it", Duration::from_secs(10))
+        .await;
     broker.wait_for_consumers(&queue, 1).await;
 
-    broker.client().enqueue(Record { seq: 5, sleep_ms: 0 }).await.expect("enqueue");
-    worker.wait_for_stdout(1, Duration::from_secs(10), |line| line.starts_with("done seq=5 worker=w.1")).await;
+    broker
+        .client()
+        .enqueue(Record { seq: 5, sleep_ms: 0 })
+        .await
+        .expect("enqueue");
+    worker
+        .wait_for_stdout(1, Duration::from_secs(10), |line| {
+            line.starts_with("done seq=5 worker=w.1")
+        })
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,7 +45,13 @@ async fn a_worker_whose_connection_is_closed_by_the_broker_reconnects_and_consum
     let worker = broker.worker(WORKER, &["work", "--queues", "work", "--workers", "1", "--name", &name]);
     broker.wait_for_consumers(&queue, 1).await;
 
-    let connections = rabbitmqctl(&["list_connections", "--quiet", "--no-table-headers", "pid", "client_properties"]);
+    let connections = rabbitmqctl(&[
+        "list_connections",
+        "--quiet",
+        "--no-table-headers",
+        "pid",
+        "client_properties",
+    ]);
     let consumer_connection = format!("\"warren worker {name}\"");
     let pid = connections
         .lines()
@@ -44,9 +60,17 @@ async fn a_worker_whose_connection_is_closed_by_the_broker_reconnects_and_consum
         .unwrap_or_else(|| panic!("no connection {consumer_connection} in {connections}"))
         .to_owned();
     rabbitmqctl(&["close_connection", &pid, "closed by the test"]);
-    worker.wait_for_stderr("reconnected to RabbitMQ", Duration::from_secs(15)).await;
+    worker
+        .wait_for_stderr("reconnected to RabbitMQ", Duration::from_secs(15))
+        .await;
     broker.wait_for_consumers(&queue, 1).await;
 
-    broker.client().enqueue(Record { seq: 6, sleep_ms: 0 }).await.expect("enqueue");
-    worker.wait_for_stdout(1, Duration::from_secs(10), |line| line.starts_with("done seq=6 ")).await;
+    broker
+        .client()
+        .enqueue(Record { seq: 6, sleep_ms: 0 })
+        .await
+        .expect("enqueue");
+    worker
+        .wait_for_stdout(1, Duration::from_secs(10), |line| line.starts_with("done seq=6 "))
+        .await;
 }

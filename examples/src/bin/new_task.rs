@@ -17,10 +17,19 @@ use warren_examples::Task;
 #[tokio::main]
 async fn main() -> ExitCode {
     let words: Vec<String> = std::env::args().skip(1).collect();
-    let text = if words.is_empty() { "Hello World!".to_owned() } else { words.join(" ") };
+    let text = if words.is_empty() {
+        "Hello World!".to_owned()
+    } else {
+        words.join(" ")
+    };
     let url = std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://127.0.0.1:5672/%2f".to_owned());
     let prefix = std::env::var("WARREN_QUEUE_PREFIX").unwrap_or_default();
-    let client = match Client::builder(url).queue_prefix(prefix).connection_name("new_task").connect().await {
+    let client = match Client::builder(url)
+        .queue_prefix(prefix)
+        .connection_name("new_task")
+        .connect()
+        .await
+    {
         Ok(client) => client,
         Err(error) => {
             eprintln!("error: {error}");

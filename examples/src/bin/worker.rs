@@ -9,7 +9,10 @@
 
 // The jobs live in the library; naming one links it, and with it the job
 // registrations (a crate nothing refers to is not linked at all).
-#[allow(unused_imports, reason = "referenced only so that the library and its jobs are linked")]
+#[allow(
+    unused_imports,
+    reason = "referenced only so that the library and its jobs are linked"
+)]
 use warren_examples::Task as _;
 
 warren::main!();
