@@ -97,3 +97,26 @@ impl Handler for Plain {
         Ok(())
     }
 }
+
+/// Blocks its thread for `ms` (as CPU-bound work would), printing
+/// `ran seq=<n> worker=<id>` before and `done seq=<n> …` after.
+#[derive(Debug, Clone, Serialize, Deserialize, Job)]
+#[job(queue = "work")]
+pub struct Block {
+    pub seq: u32,
+    pub ms: u64,
+}
+
+impl Handler for Block {
+    async fn perform(self, ctx: &JobContext) -> Result<(), JobError> {
+        println!(
+            "ran seq={} worker={} attempt={}",
+            self.seq,
+            ctx.worker_id(),
+            ctx.attempt()
+        );
+        std::thread::sleep(Duration::from_millis(self.ms));
+        println!("done seq={} worker={}", self.seq, ctx.worker_id());
+        Ok(())
+    }
+}

@@ -141,3 +141,32 @@ async fn a_worker_without_queues_consumes_the_queues_of_all_its_jobs() {
         .await
         .expect("enqueue");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_the_job_id_name_queue_and_attempt_as_fields() {
+    let broker = TestBroker::new().await;
+    let queue = broker.queue("work");
+    let worker = broker.worker(
+        WORKER,
+        &["work", "--queues", "work", "--workers", "1", "--log-format", "json"],
+    );
+    broker.wait_for_consumers(&queue, 1).await;
+    let id = broker
+        .client()
+        .enqueue(Record { seq: 1, sleep_ms: 0 })
+        .await
+        .expect("enqueue");
+    worker.wait_for_stderr("job done", Duration::from_secs(10)).await;
+
+    let done = worker
+        .stderr()
+        .into_iter()
+        .find(|line| line.contains("job done"))
+        .expect("a line");
+    let line: serde_json::Value = serde_json::from_str(&done).expect("a JSON log line");
+    let span = &line["span"];
+    assert_eq!(span["job.id"], id.to_string(), "{line}");
+    assert_eq!(span["job.name"], "record", "{line}");
+    assert_eq!(span["queue"], queue.as_str(), "{line}");
+    assert_eq!(span["attempt"], 1, "{line}");
+}

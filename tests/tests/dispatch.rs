@@ -7,7 +7,7 @@ mod jobs;
 
 use std::time::Duration;
 
-use jobs::{FollowUp, Record};
+use jobs::{Block, FollowUp, Record};
 use warren_tests::{TestBroker, count_starting, eventually, list_queue, runs_by_worker};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_test-worker");
@@ -162,4 +162,73 @@ async fn a_handler_enqueues_a_follow_up_job_that_runs() {
     worker
         .wait_for_stdout(1, Duration::from_secs(10), |line| line.starts_with("done seq=77 "))
         .await;
+}
+
+/// Whether `started` jobs had all begun before the first of them ended.
+fn started_before_first_done(lines: &[String], started: usize) -> bool {
+    let first_done = lines
+        .iter()
+        .position(|line| line.starts_with("done "))
+        .unwrap_or(lines.len());
+    count_starting(&lines[..first_done], "ran ") >= started
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_runs_up_to_prefetch_jobs_at_once_and_no_more() {
+    let broker = TestBroker::new().await;
+    let queue = broker.queue("work");
+    let worker = broker.worker(
+        WORKER,
+        &["work", "--queues", "work", "--workers", "1", "--prefetch", "3"],
+    );
+    broker.wait_for_consumers(&queue, 1).await;
+    broker
+        .client()
+        .enqueue_many((1..=6).map(|seq| Record { seq, sleep_ms: 1500 }))
+        .await
+        .expect("enqueue");
+
+    worker
+        .wait_for_stdout(6, Duration::from_secs(20), |line| line.starts_with("done "))
+        .await;
+    let lines = worker.stdout();
+    assert!(
+        started_before_first_done(&lines, 3),
+        "three jobs run at once: {lines:#?}"
+    );
+    assert!(
+        !started_before_first_done(&lines, 4),
+        "a fourth waits for a free slot: {lines:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_of_one_process_run_on_different_threads() {
+    if std::thread::available_parallelism().map_or(1, usize::from) < 2 {
+        eprintln!("skipped: one core, so the worker process has one arbiter");
+        return;
+    }
+    let broker = TestBroker::new().await;
+    let queue = broker.queue("work");
+    let worker = broker.worker(
+        WORKER,
+        &["work", "--queues", "work", "--workers", "2", "--prefetch", "1"],
+    );
+    broker.wait_for_consumers(&queue, 2).await;
+    // Each job blocks its thread, as CPU-bound work does: only workers on
+    // different arbiters (threads) can run two at once.
+    broker
+        .client()
+        .enqueue_many((1..=2).map(|seq| Block { seq, ms: 1500 }))
+        .await
+        .expect("enqueue");
+
+    worker
+        .wait_for_stdout(2, Duration::from_secs(20), |line| line.starts_with("done "))
+        .await;
+    let lines = worker.stdout();
+    assert!(
+        started_before_first_done(&lines, 2),
+        "both blocking jobs ran at once: {lines:#?}"
+    );
 }
