@@ -125,3 +125,44 @@ async fn a_worker_waiting_for_an_unreachable_broker_still_stops_on_sigterm() {
     let status = worker.wait_exit(Duration::from_secs(10)).await;
     assert!(status.success(), "exit status {status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_acks_sigterm_first_runs_the_jobs_already_pushed_to_the_worker() {
+    // Under `--ack none` the broker forgot these jobs when it sent them:
+    // dropping them on shutdown would lose them.
+    let broker = TestBroker::new().await;
+    let queue = broker.queue("work");
+    let mut worker = broker.worker(
+        WORKER,
+        &[
+            "work",
+            "--queues",
+            "work",
+            "--workers",
+            "1",
+            "--prefetch",
+            "1",
+            "--ack",
+            "none",
+        ],
+    );
+    broker.wait_for_consumers(&queue, 1).await;
+    broker
+        .client()
+        .enqueue_many((1..=3).map(|seq| Record { seq, sleep_ms: 500 }))
+        .await
+        .expect("enqueue");
+    worker
+        .wait_for_stdout(1, Duration::from_secs(10), |line| line.starts_with("ran seq=1 "))
+        .await;
+    eventually(Duration::from_secs(5), "the broker pushed all three", || {
+        list_queue(&queue).is_some_and(|q| q.messages == 0)
+    })
+    .await;
+
+    worker.terminate();
+    let status = worker.wait_exit(Duration::from_secs(15)).await;
+
+    assert!(status.success(), "exit status {status:?}");
+    assert_eq!(count_starting(&worker.stdout(), "done "), 3, "{:?}", worker.stdout());
+}
