@@ -8,9 +8,33 @@ mod jobs;
 use std::time::Duration;
 
 use jobs::{Block, FollowUp, Record};
-use warren_tests::{TestBroker, count_starting, eventually, list_queue, runs_by_worker};
+use warren_tests::{TestBroker, WorkerProcess, count_starting, eventually, list_queue, runs_by_worker};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_test-worker");
+
+/// Worker processes `a` and `b`, one worker each with prefetch 1 and the
+/// given ack mode, both consuming.
+async fn two_workers(broker: &TestBroker, ack: &str) -> (WorkerProcess, WorkerProcess) {
+    let args = |name| {
+        [
+            "work",
+            "--queues",
+            "work",
+            "--workers",
+            "1",
+            "--prefetch",
+            "1",
+            "--ack",
+            ack,
+            "--name",
+            name,
+        ]
+    };
+    let a = broker.worker(WORKER, &args("a"));
+    let b = broker.worker(WORKER, &args("b"));
+    broker.wait_for_consumers(&broker.queue("work"), 2).await;
+    (a, b)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_each_run_five_of_ten_jobs_in_turn() {
@@ -43,25 +67,7 @@ async fn two_workers_each_run_five_of_ten_jobs_in_turn() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_prefetch_one_and_late_acks_a_long_job_does_not_hold_up_short_ones() {
     let broker = TestBroker::new().await;
-    let queue = broker.queue("work");
-    let args = |name| {
-        [
-            "work",
-            "--queues",
-            "work",
-            "--workers",
-            "1",
-            "--prefetch",
-            "1",
-            "--ack",
-            "late",
-            "--name",
-            name,
-        ]
-    };
-    let a = broker.worker(WORKER, &args("a"));
-    let b = broker.worker(WORKER, &args("b"));
-    broker.wait_for_consumers(&queue, 2).await;
+    let (a, b) = two_workers(&broker, "late").await;
 
     broker
         .client()
@@ -106,25 +112,7 @@ async fn without_acks_prefetch_limits_nothing_and_short_jobs_wait_behind_a_long_
     // to the busy worker, so jobs queue up behind the long one. This is the
     // documented behaviour of ack mode `none`, and why `late` is the default.
     let broker = TestBroker::new().await;
-    let queue = broker.queue("work");
-    let args = |name| {
-        [
-            "work",
-            "--queues",
-            "work",
-            "--workers",
-            "1",
-            "--prefetch",
-            "1",
-            "--ack",
-            "none",
-            "--name",
-            name,
-        ]
-    };
-    let a = broker.worker(WORKER, &args("a"));
-    let b = broker.worker(WORKER, &args("b"));
-    broker.wait_for_consumers(&queue, 2).await;
+    let (a, b) = two_workers(&broker, "none").await;
 
     broker
         .client()
