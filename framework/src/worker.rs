@@ -19,6 +19,10 @@ use crate::{AckMode, Error, Registry, message, topology};
 /// How often a worker checks that its channel is still open.
 const HEALTH_CHECK: Duration = Duration::from_secs(1);
 
+/// How long a failed job whose dead letter could not be published is held
+/// before it is returned to the queue.
+const REQUEUE_DELAY: Duration = Duration::from_secs(5);
+
 /// What every worker of a process shares.
 #[derive(Debug)]
 pub(crate) struct WorkerSettings {
@@ -236,7 +240,11 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
                         }
                     }
                     Err(publish_error) if ack == AckMode::Late => {
-                        error!(error = %publish_error, "could not dead-letter the job; returning it to the queue");
+                        error!(error = %publish_error, retry_in = ?REQUEUE_DELAY, "could not dead-letter the job; returning it to the queue");
+                        // Holding the job (and its slot) a while keeps a
+                        // broken publisher from turning into a hot
+                        // fail-requeue-redeliver loop.
+                        tokio::time::sleep(REQUEUE_DELAY).await;
                         let requeue = BasicNackOptions {
                             requeue: true,
                             ..BasicNackOptions::default()

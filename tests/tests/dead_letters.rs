@@ -11,7 +11,7 @@ use std::time::Duration;
 use jobs::{Fail, Hang, Panic, Record};
 use lapin::BasicProperties;
 use lapin::types::AMQPValue;
-use warren_tests::{TestBroker, eventually, list_queue};
+use warren_tests::{TestBroker, eventually, list_queue, rabbitmqctl};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_test-worker");
 
@@ -105,4 +105,55 @@ async fn with_late_acks_bad_jobs_are_dead_lettered_and_the_worker_keeps_going() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_early_acks_bad_jobs_are_dead_lettered_and_the_worker_keeps_going() {
     bad_jobs_land_in_the_dead_letter_queue("early").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_dead_letter_cannot_be_published_the_job_is_kept_and_not_retried_in_a_hot_loop() {
+    let broker = TestBroker::new().await;
+    let queue = broker.queue("work");
+    let name = format!("{}w", broker.prefix());
+    let worker = broker.worker(WORKER, &["work", "--queues", "work", "--workers", "1", "--name", &name]);
+    broker.wait_for_consumers(&queue, 1).await;
+
+    // Close the worker's publisher connection: dead letters cannot be published.
+    let publisher = format!("\"warren worker {name} (publisher)\"");
+    let connections = rabbitmqctl(&[
+        "list_connections",
+        "--quiet",
+        "--no-table-headers",
+        "pid",
+        "client_properties",
+    ]);
+    let pid = connections
+        .lines()
+        .find(|line| line.contains(&publisher))
+        .and_then(|line| line.split('\t').next())
+        .unwrap_or_else(|| panic!("no connection {publisher} in {connections}"))
+        .to_owned();
+    rabbitmqctl(&["close_connection", &pid, "closed by the test"]);
+
+    broker
+        .client()
+        .enqueue(Fail {
+            message: "card declined".into(),
+        })
+        .await
+        .expect("enqueue");
+    worker
+        .wait_for_stderr("could not dead-letter the job", Duration::from_secs(10))
+        .await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+
+    let attempts = worker
+        .stderr()
+        .iter()
+        .filter(|line| line.contains("job failed"))
+        .count();
+    assert!(
+        (1..=3).contains(&attempts),
+        "ran {attempts} times in about 6 s: {:#?}",
+        worker.stderr()
+    );
+    let held = list_queue(&queue).map_or(0, |q| q.messages);
+    assert_eq!(held, 1, "the job is still on the broker");
 }
