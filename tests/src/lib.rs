@@ -378,3 +378,20 @@ pub async fn eventually(within: Duration, what: &str, mut condition: impl FnMut(
 pub fn count_starting(lines: &[String], prefix: &str) -> usize {
     lines.iter().filter(|line| line.starts_with(prefix)).count()
 }
+
+/// How many channels the connection named `name` has open, if it exists.
+pub fn connection_channels(name: &str) -> Option<u32> {
+    let listing = rabbitmqctl(&[
+        "list_connections",
+        "--quiet",
+        "--no-table-headers",
+        "client_properties",
+        "channels",
+    ]);
+    let quoted = format!("\"connection_name\",\"{name}\"");
+    listing
+        .lines()
+        .find(|line| line.contains(&quoted))
+        .and_then(|line| line.rsplit('\t').next())
+        .map(|channels| channels.trim().parse().expect("channels"))
+}

@@ -8,7 +8,7 @@ mod jobs;
 use std::time::Duration;
 
 use jobs::Record;
-use warren_tests::{TestBroker, rabbitmqctl};
+use warren_tests::{TestBroker, connection_channels, rabbitmqctl};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_test-worker");
 
@@ -16,7 +16,8 @@ const WORKER: &str = env!("CARGO_BIN_EXE_test-worker");
 async fn a_worker_whose_queue_is_deleted_is_restarted_and_consumes_again() {
     let broker = TestBroker::new().await;
     let queue = broker.queue("work");
-    let worker = broker.worker(WORKER, &["work", "--queues", "work", "--workers", "1", "--name", "w"]);
+    let name = format!("{}w", broker.prefix());
+    let worker = broker.worker(WORKER, &["work", "--queues", "work", "--workers", "1", "--name", &name]);
     broker.wait_for_consumers(&queue, 1).await;
 
     rabbitmqctl(&["delete_queue", &queue]);
@@ -32,9 +33,13 @@ async fn a_worker_whose_queue_is_deleted_is_restarted_and_consumes_again() {
         .expect("enqueue");
     worker
         .wait_for_stdout(1, Duration::from_secs(10), |line| {
-            line.starts_with("done seq=5 worker=w.1")
+            line.starts_with(&format!("done seq=5 worker={name}.1"))
         })
         .await;
+    // The old channel closes when its last handle drops (lapin closes
+    // channels on drop): restarts must not pile up channels.
+    let channels = connection_channels(&format!("warren worker {name}"));
+    assert_eq!(channels, Some(1), "only the restarted worker's channel is open");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
