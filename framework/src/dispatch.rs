@@ -9,7 +9,7 @@ use futures_util::FutureExt;
 use lapin::BasicProperties;
 
 use crate::message::{self, DeadReason};
-use crate::{Client, JobContext, Registry};
+use crate::{Client, JobContext, JobId, Registry};
 
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +53,7 @@ impl Runner {
     pub(crate) async fn attempt(
         &self,
         registry: &Registry,
+        id: JobId,
         properties: &BasicProperties,
         body: &[u8],
         redelivered: bool,
@@ -81,7 +82,7 @@ impl Runner {
             },
         };
         let ctx = JobContext::new(
-            message::job_id(properties),
+            id,
             registration.name,
             Arc::clone(&self.full_queue),
             message::attempt(properties),

@@ -74,21 +74,53 @@ pub(crate) fn job_properties(name: &str, id: JobId, format: BodyFormat) -> Basic
 }
 
 /// The properties of a dead letter: the original ones (so the job can be
-/// retried as it was), persistent, with why and when it died in headers.
+/// retried as it was), persistent, with the job id and why and when it died.
+/// A producer's per-message TTL, `user_id` and `CC`/`BCC` routing are
+/// dropped: they would expire, refuse or copy the dead letter.
 pub(crate) fn dead_letter_properties(
     original: &BasicProperties,
+    id: JobId,
     queue: &str,
     reason: DeadReason,
     error: &str,
     worker: &str,
 ) -> BasicProperties {
-    let mut headers = original.headers().clone().unwrap_or_default();
+    let mut headers = FieldTable::default();
+    for (name, value) in original.headers().iter().flat_map(FieldTable::inner) {
+        if !matches!(name.as_str(), "CC" | "BCC") {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
     headers.insert(DEAD_REASON.into(), long_string(reason.as_str()));
     headers.insert(DEAD_ERROR.into(), long_string(truncate(error, MAX_ERROR_LEN)));
     headers.insert(DEAD_AT.into(), AMQPValue::Timestamp(now_secs()));
     headers.insert(DEAD_QUEUE.into(), long_string(queue));
     headers.insert(DEAD_WORKER.into(), long_string(worker));
-    original.clone().with_delivery_mode(PERSISTENT).with_headers(headers)
+    // Field by field: `expiration` would expire the dead letter, and a
+    // `user_id` other than the worker's makes the broker refuse it.
+    let mut properties = BasicProperties::default()
+        .with_delivery_mode(PERSISTENT)
+        .with_message_id(id.to_string().into())
+        .with_headers(headers);
+    if let Some(kind) = original.kind() {
+        properties = properties.with_type(kind.clone());
+    }
+    if let Some(content_type) = original.content_type() {
+        properties = properties.with_content_type(content_type.clone());
+    }
+    if let Some(encoding) = original.content_encoding() {
+        properties = properties.with_content_encoding(encoding.clone());
+    }
+    if let Some(timestamp) = original.timestamp() {
+        properties = properties.with_timestamp(*timestamp);
+    }
+    if let Some(correlation_id) = original.correlation_id() {
+        properties = properties.with_correlation_id(correlation_id.clone());
+    }
+    if let Some(app_id) = original.app_id() {
+        properties = properties.with_app_id(app_id.clone());
+    }
+    properties
 }
 
 /// The job name (`type` property), if the message has one.
@@ -183,6 +215,17 @@ mod tests {
     }
 
     #[test]
+    fn dead_letters_of_foreign_messages_carry_the_id_warren_gave_them_and_no_cc() {
+        let mut headers = FieldTable::default();
+        headers.insert("CC".into(), long_string("other-queue"));
+        let foreign = BasicProperties::default().with_headers(headers);
+        let id = JobId::new();
+        let dead = dead_letter_properties(&foreign, id, "q", DeadReason::UnknownJob, "no type", "a.1");
+        assert_eq!(job_id(&dead), id);
+        assert!(header(&dead, "CC").is_none());
+    }
+
+    #[test]
     fn foreign_messages_get_defaults() {
         let properties = BasicProperties::default().with_message_id("not-a-uuid".into());
         assert_eq!(job_name(&properties), None);
@@ -192,9 +235,12 @@ mod tests {
 
     #[test]
     fn dead_letters_keep_the_job_and_say_why() {
-        let original = job_properties("resize_image", JobId::new(), BodyFormat::Json);
+        let id = JobId::new();
+        let original = job_properties("resize_image", id, BodyFormat::Json).with_expiration("60000".into());
         let long_error = "é".repeat(MAX_ERROR_LEN);
-        let dead = dead_letter_properties(&original, "images", DeadReason::Panic, &long_error, "a.1");
+        let dead = dead_letter_properties(&original, id, "images", DeadReason::Panic, &long_error, "a.1");
+        assert_eq!(*dead.expiration(), None, "a dead letter does not expire");
+        assert_eq!(dead.timestamp(), original.timestamp());
         assert_eq!(job_name(&dead), Some("resize_image"));
         assert_eq!(dead.message_id(), original.message_id());
         assert_eq!(header(&dead, DEAD_REASON).and_then(text).as_deref(), Some("panic"));

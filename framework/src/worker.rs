@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Message, Recipient, WrapFuture};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use lapin::Connection;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
@@ -145,26 +145,32 @@ async fn consume(
     // connection, so the channel's state is checked on a tick as well.
     let mut health = tokio::time::interval(HEALTH_CHECK);
     let channel_lost = || Error::ChannelClosed { queue: queue.clone() };
+    let healthy = || channel.status().connected() && connection.status().connected();
     loop {
-        let permit = tokio::select! {
-            biased;
-            _ = drain.wait_for(|draining| *draining) => break,
-            permit = Arc::clone(&slots).acquire_owned() => permit.expect("the semaphore is never closed"),
+        // Also while every slot is busy with long jobs: a dead channel must
+        // not go unnoticed until they end.
+        let permit = loop {
+            tokio::select! {
+                biased;
+                _ = drain.wait_for(|draining| *draining) => break None,
+                permit = Arc::clone(&slots).acquire_owned() => break Some(permit.expect("the semaphore is never closed")),
+                _ = health.tick() => if !healthy() { return Err(channel_lost()) },
+            }
         };
+        let Some(permit) = permit else { break };
         let next = loop {
             tokio::select! {
                 biased;
                 _ = drain.wait_for(|draining| *draining) => break None,
                 next = consumer.next() => break Some(next),
-                _ = health.tick() => {
-                    if !channel.status().connected() || !connection.status().connected() {
-                        return Err(channel_lost());
-                    }
-                }
+                _ = health.tick() => if !healthy() { return Err(channel_lost()) },
             }
         };
         let Some(next) = next else { break };
         match next {
+            // lapin yields deliveries buffered before a channel error first;
+            // they cannot be acked, and RabbitMQ redelivers them elsewhere.
+            Some(Ok(delivery)) if ack.ack_required() && !delivery.acker.usable() => {}
             Some(Ok(delivery)) => {
                 tokio::task::spawn_local(settle(delivery, runner.clone(), Arc::clone(&settings), permit));
             }
@@ -188,13 +194,26 @@ async fn consume(
             tokio::task::spawn_local(settle(delivery, runner.clone(), Arc::clone(&settings), permit));
         }
     }
+    if !ack.ack_required() {
+        let mut lost = Vec::new();
+        while let Some(Some(Ok(delivery))) = consumer.next().now_or_never() {
+            lost.push(message::job_id(&delivery.properties).to_string());
+        }
+        if !lost.is_empty() {
+            error!(worker = %runner.worker, %queue, count = lost.len(), jobs = ?lost, "shutdown timeout reached with jobs pushed to this worker but not run; under ack mode `none` they are lost");
+        }
+    }
     let all = u32::from(settings.prefetch);
     if tokio::time::timeout_at(deadline, slots.acquire_many(all))
         .await
         .is_err()
     {
         let running = usize::from(settings.prefetch) - slots.available_permits();
-        warn!(worker = %runner.worker, %queue, running, "shutdown timeout reached with jobs still running; unacked ones return to the queue");
+        if ack == AckMode::Late {
+            warn!(worker = %runner.worker, %queue, running, "shutdown timeout reached with jobs still running; they return to the queue");
+        } else {
+            error!(worker = %runner.worker, %queue, running, ack = %ack, "shutdown timeout reached with jobs still running; they were acknowledged already and are lost");
+        }
     }
     // Unacked deliveries (prefetched, never started) go back to the queue.
     let _ = channel.close(200, "worker drained".into()).await;
@@ -205,9 +224,12 @@ async fn consume(
 /// Runs one delivery and settles it by the ack mode.
 async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings>, _permit: OwnedSemaphorePermit) {
     let properties = &delivery.properties;
+    // Computed once: a foreign message without a message_id gets a fresh id,
+    // which the log, the handler and the dead letter must all share.
+    let id = message::job_id(properties);
     let span = info_span!(
         "job",
-        job.id = %message::job_id(properties),
+        job.id = %id,
         job.name = message::job_name(properties).unwrap_or("-"),
         queue = %runner.full_queue,
         attempt = message::attempt(properties),
@@ -220,7 +242,7 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
         }
         debug!("job started");
         let outcome = runner
-            .attempt(&settings.registry, properties, &delivery.data, delivery.redelivered)
+            .attempt(&settings.registry, id, properties, &delivery.data, delivery.redelivered)
             .await;
         match outcome {
             Outcome::Done => {
@@ -232,7 +254,7 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
             Outcome::Dead { reason, error } => {
                 warn!(reason = reason.as_str(), %error, "job failed; moving it to the dead-letter queue");
                 let dead_queue = topology::dead_queue(&runner.full_queue);
-                let dead = message::dead_letter_properties(properties, &runner.full_queue, reason, &error, &runner.worker);
+                let dead = message::dead_letter_properties(properties, id, &runner.full_queue, reason, &error, &runner.worker);
                 match runner.client.publish_declared(&dead_queue, &delivery.data, dead).await {
                     Ok(()) => {
                         if ack == AckMode::Late {
@@ -268,8 +290,13 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
 /// Acks a delivery; `false` when the channel is gone (RabbitMQ then
 /// redelivers the message to another consumer).
 async fn acknowledge(delivery: &Delivery) -> bool {
+    // lapin answers `Ok(false)` when the channel is already closed.
     match delivery.acker.ack(BasicAckOptions::default()).await {
-        Ok(_) => true,
+        Ok(true) => true,
+        Ok(false) => {
+            warn!("could not acknowledge the delivery, its channel is closed; RabbitMQ will redeliver it");
+            false
+        }
         Err(error) => {
             warn!(%error, "could not acknowledge the delivery; RabbitMQ will redeliver it");
             false
