@@ -14,9 +14,11 @@ use tracing_subscriber::EnvFilter;
 
 use crate::dispatch::Runner;
 use crate::error::redact;
-use crate::supervisor::{Exit, Supervisor, shutdown_signal};
+use crate::runtime::Endpoint;
+use crate::shutdown::Signals;
+use crate::supervisor::{Exit, Supervisor, backoff};
 use crate::worker::WorkerSettings;
-use crate::{AckMode, Client, Error, Registry, runtime};
+use crate::{AckMode, Client, Error, Registry};
 
 /// Exit code of a run that failed: broker unreachable for a command, bad
 /// job, conflicting registrations. (Bad arguments exit with 2.)
@@ -212,15 +214,20 @@ fn work(url: &str, prefix: &str, registry: Registry, args: WorkArgs, io: Handle)
     });
     let system = actix::System::new();
     let exit = system.block_on(async move {
-        let connection_name = format!("warren worker {name}");
-        let Some(connection) = until_connected(|| runtime::connect(url, &connection_name, io.clone())).await else {
+        let signals = Signals::install();
+        let endpoint = Endpoint {
+            url: url.to_owned(),
+            name: format!("warren worker {name}"),
+            io: io.clone(),
+        };
+        let Some(connection) = until_connected(|| endpoint.connect(), signals.clone()).await else {
             return Exit::Drained;
         };
         let publisher = Client::builder(url)
             .queue_prefix(prefix)
             .connection_name(format!("warren worker {name} (publisher)"))
             .runtime(io.clone());
-        let Some(client) = until_connected(|| publisher.clone().connect()).await else {
+        let Some(client) = until_connected(|| publisher.clone().connect(), signals.clone()).await else {
             return Exit::Drained;
         };
         let mut runners = Vec::new();
@@ -236,7 +243,7 @@ fn work(url: &str, prefix: &str, registry: Registry, args: WorkArgs, io: Handle)
         }
         info!(url = %redact(url), queues = ?queues, workers, prefetch = settings.prefetch, ack = %settings.ack, "worker starting");
         let (sender, receiver) = oneshot::channel();
-        actix::Actor::start(Supervisor::new(url.to_owned(), connection_name, io, Arc::new(connection), settings, runners, sender));
+        actix::Actor::start(Supervisor::new(endpoint, Arc::new(connection), settings, runners, signals, sender));
         let exit = receiver.await.unwrap_or(Exit::Forced);
         client.close().await;
         exit
@@ -252,22 +259,26 @@ fn work(url: &str, prefix: &str, registry: Registry, args: WorkArgs, io: Handle)
 
 /// Retries `connect` with capped backoff until it succeeds, logging one line
 /// per failed attempt; `None` if a shutdown signal comes first.
-async fn until_connected<T, F, Fut>(mut connect: F) -> Option<T>
+async fn until_connected<T, F, Fut>(mut connect: F, mut signals: Signals) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Error>>,
 {
     let mut attempt = 0u32;
     loop {
-        match connect().await {
+        let result = tokio::select! {
+            result = connect() => result,
+            () = signals.received(1) => return None,
+        };
+        match result {
             Ok(connected) => return Some(connected),
             Err(error) => {
+                let delay = backoff(attempt);
                 attempt += 1;
-                let delay = Duration::from_secs(1u64 << attempt.min(5)).min(Duration::from_secs(30));
                 warn!(%error, attempt, retry_in = ?delay, "RabbitMQ unreachable; retrying");
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
-                    () = shutdown_signal() => return None,
+                    () = signals.received(1) => return None,
                 }
             }
         }

@@ -226,10 +226,13 @@ impl Client {
         declared.remove(full_queue);
     }
 
-    /// Closes the connection; enqueues after this fail.
+    /// Closes the connection (waiting at most five seconds for the broker);
+    /// enqueues after this fail.
     pub async fn close(&self) {
-        // Closing an already closed connection fails; either way it is closed.
-        let _ = self.inner.connection.close(200, "client closed".into()).await;
+        // Closing an already closed connection fails; either way it is
+        // closed. A broker that does not answer gets five seconds.
+        let close = self.inner.connection.close(200, "client closed".into());
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), close).await;
     }
 }
 

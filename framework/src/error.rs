@@ -15,6 +15,14 @@ pub enum Error {
         #[source]
         source: lapin::Error,
     },
+    /// The broker did not complete the connection handshake in time.
+    #[error("could not connect to RabbitMQ at {url}: no answer within {timeout:?}")]
+    ConnectTimeout {
+        /// The broker's URL, without its password.
+        url: String,
+        /// How long warren waited.
+        timeout: std::time::Duration,
+    },
     /// A queue exists on the broker with settings other than warren's.
     #[error("queue `{queue}` already exists with other settings ({reason}); delete it or declare it as warren does")]
     QueueMismatch {

@@ -41,6 +41,7 @@ mod job;
 mod message;
 mod registry;
 mod runtime;
+mod shutdown;
 mod supervisor;
 mod topology;
 mod worker;

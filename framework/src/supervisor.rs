@@ -8,18 +8,20 @@ use std::time::{Duration, Instant};
 use actix::{Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, WrapFuture};
 use actix_rt::{Arbiter, ArbiterHandle};
 use lapin::Connection;
-use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
 use crate::dispatch::Runner;
-use crate::runtime;
+use crate::runtime::Endpoint;
+use crate::shutdown::Signals;
 use crate::worker::{Drain, Worker, WorkerSettings, WorkerStopped};
 
 /// A worker restarted after running this long starts its backoff afresh.
 const STABLE_AFTER: Duration = Duration::from_secs(60);
 /// The longest wait before restarting a worker or reconnecting.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long closing the connection may take at exit.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Extra time after the shutdown timeout for channels to close.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
@@ -45,9 +47,7 @@ struct Slot {
 /// Supervises the workers of one process.
 #[derive(Debug)]
 pub(crate) struct Supervisor {
-    url: String,
-    name: String,
-    io: Handle,
+    endpoint: Endpoint,
     connection: Arc<Connection>,
     settings: Arc<WorkerSettings>,
     arbiters: Vec<Arbiter>,
@@ -56,17 +56,17 @@ pub(crate) struct Supervisor {
     waiting: Vec<usize>,
     reconnecting: bool,
     draining: bool,
+    signals: Signals,
     exit: Option<oneshot::Sender<Exit>>,
 }
 
 impl Supervisor {
     pub(crate) fn new(
-        url: String,
-        name: String,
-        io: Handle,
+        endpoint: Endpoint,
         connection: Arc<Connection>,
         settings: Arc<WorkerSettings>,
         runners: Vec<Runner>,
+        signals: Signals,
         exit: oneshot::Sender<Exit>,
     ) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
@@ -86,9 +86,7 @@ impl Supervisor {
             })
             .collect();
         Supervisor {
-            url,
-            name,
-            io,
+            endpoint,
             connection,
             settings,
             arbiters,
@@ -96,6 +94,7 @@ impl Supervisor {
             waiting: Vec::new(),
             reconnecting: false,
             draining: false,
+            signals,
             exit: Some(exit),
         }
     }
@@ -128,9 +127,9 @@ impl Supervisor {
             return;
         }
         self.reconnecting = true;
-        let (url, name, io) = (self.url.clone(), self.name.clone(), self.io.clone());
-        let connect = async move { runtime::connect(&url, &name, io).await };
-        let url = crate::error::redact(&self.url);
+        let endpoint = self.endpoint.clone();
+        let connect = async move { endpoint.connect().await };
+        let url = crate::error::redact(&self.endpoint.url);
         ctx.spawn(
             connect
                 .into_actor(self)
@@ -185,8 +184,10 @@ impl Supervisor {
         let connection = Arc::clone(&self.connection);
         ctx.spawn(
             async move {
-                // Closing fails only if the connection is already gone.
-                let _ = connection.close(200, "worker shutting down".into()).await;
+                // Closing fails only if the connection is already gone; a
+                // broker that does not answer must not keep the process up.
+                let close = connection.close(200, "worker shutting down".into());
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, close).await;
             }
             .into_actor(self)
             .map(move |(), _, ctx| {
@@ -204,13 +205,21 @@ impl Actor for Supervisor {
         for slot in 0..self.slots.len() {
             self.start_worker(slot, ctx);
         }
-        ctx.spawn(shutdown_signal().into_actor(self).map(|(), supervisor, ctx| {
-            supervisor.drain(ctx);
-            ctx.spawn(shutdown_signal().into_actor(supervisor).map(|(), supervisor, ctx| {
-                warn!("second signal: exiting now; unfinished jobs return to the queue");
-                supervisor.finish(Exit::Forced, ctx);
-            }));
-        }));
+        let mut first = self.signals.clone();
+        let mut second = self.signals.clone();
+        ctx.spawn(
+            async move { first.received(1).await }
+                .into_actor(self)
+                .map(|(), supervisor, ctx| supervisor.drain(ctx)),
+        );
+        ctx.spawn(
+            async move { second.received(2).await }
+                .into_actor(self)
+                .map(|(), supervisor, ctx| {
+                    warn!("second signal: exiting now; unfinished jobs return to the queue");
+                    supervisor.finish(Exit::Forced, ctx);
+                }),
+        );
     }
 }
 
@@ -240,31 +249,8 @@ impl actix::Handler<WorkerStopped> for Supervisor {
 }
 
 /// 1 s, 2 s, 4 s, … up to [`MAX_BACKOFF`].
-fn backoff(failures: u32) -> Duration {
+pub(crate) fn backoff(failures: u32) -> Duration {
     Duration::from_secs(1u64 << failures.min(5)).min(MAX_BACKOFF)
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 #[cfg(test)]

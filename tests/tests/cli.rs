@@ -132,7 +132,7 @@ fn two_jobs_with_one_name_stop_the_worker_from_starting_and_both_are_named() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_without_queues_consumes_the_queues_of_all_its_jobs() {
     let broker = TestBroker::new().await;
-    let _worker = broker.worker(WORKER, &["work", "--workers", "1"]);
+    let worker = broker.worker(WORKER, &["work", "--workers", "1"]);
     broker.wait_for_consumers(&broker.queue("work"), 1).await;
     broker.wait_for_consumers(&broker.queue("plain"), 1).await;
     broker
@@ -140,6 +140,9 @@ async fn a_worker_without_queues_consumes_the_queues_of_all_its_jobs() {
         .enqueue(Record { seq: 1, sleep_ms: 0 })
         .await
         .expect("enqueue");
+    worker
+        .wait_for_stdout(1, Duration::from_secs(10), |line| line.starts_with("done seq=1 "))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,7 +23,7 @@ async fn sigterm_lets_the_running_job_finish_and_exits_zero() {
     broker.wait_for_consumers(&queue, 1).await;
     broker
         .client()
-        .enqueue(Record { seq: 1, sleep_ms: 1500 })
+        .enqueue(Record { seq: 1, sleep_ms: 5000 })
         .await
         .expect("enqueue");
     broker
@@ -165,4 +165,28 @@ async fn without_acks_sigterm_first_runs_the_jobs_already_pushed_to_the_worker()
 
     assert!(status.success(), "exit status {status:?}");
     assert_eq!(count_starting(&worker.stdout(), "done "), 3, "{:?}", worker.stdout());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_stuck_in_a_handshake_that_never_answers_still_stops_on_sigterm() {
+    // A peer that accepts connections and never speaks AMQP: lapin would
+    // wait for its handshake forever.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    let _held = std::thread::spawn(move || silent.incoming().map_while(Result::ok).collect::<Vec<_>>());
+    let mut worker = warren_tests::WorkerProcess::spawn(
+        std::process::Command::new(WORKER)
+            .args(["work", "--queues", "work"])
+            .env("AMQP_URL", format!("amqp://127.0.0.1:{port}/%2f")),
+    );
+    // Let it start connecting (its signal handlers are installed first).
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    worker.terminate();
+    let status = worker.wait_exit(Duration::from_secs(5)).await;
+    assert!(
+        status.success(),
+        "exit status {status:?}; stderr: {:#?}",
+        worker.stderr()
+    );
 }
