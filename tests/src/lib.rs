@@ -395,3 +395,22 @@ pub fn connection_channels(name: &str) -> Option<u32> {
         .and_then(|line| line.rsplit('\t').next())
         .map(|channels| channels.trim().parse().expect("channels"))
 }
+
+/// Closes the broker-side connection named `name` (its `connection_name`),
+/// as an operator's `rabbitmqctl close_connection` would.
+pub fn close_connection(name: &str) {
+    let listing = rabbitmqctl(&[
+        "list_connections",
+        "--quiet",
+        "--no-table-headers",
+        "pid",
+        "client_properties",
+    ]);
+    let quoted = format!("\"connection_name\",\"{name}\"");
+    let pid = listing
+        .lines()
+        .find(|line| line.contains(&quoted))
+        .and_then(|line| line.split('\t').next())
+        .unwrap_or_else(|| panic!("no connection named {name} in {listing}"));
+    rabbitmqctl(&["close_connection", pid, "closed by the test"]);
+}

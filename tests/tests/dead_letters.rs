@@ -11,7 +11,7 @@ use std::time::Duration;
 use jobs::{Fail, Hang, Panic, Record};
 use lapin::BasicProperties;
 use lapin::types::AMQPValue;
-use warren_tests::{TestBroker, eventually, list_queue, rabbitmqctl};
+use warren_tests::{TestBroker, close_connection, eventually, list_queue};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_test-worker");
 
@@ -116,21 +116,7 @@ async fn when_the_dead_letter_cannot_be_published_the_job_is_kept_and_not_retrie
     broker.wait_for_consumers(&queue, 1).await;
 
     // Close the worker's publisher connection: dead letters cannot be published.
-    let publisher = format!("\"warren worker {name} (publisher)\"");
-    let connections = rabbitmqctl(&[
-        "list_connections",
-        "--quiet",
-        "--no-table-headers",
-        "pid",
-        "client_properties",
-    ]);
-    let pid = connections
-        .lines()
-        .find(|line| line.contains(&publisher))
-        .and_then(|line| line.split('\t').next())
-        .unwrap_or_else(|| panic!("no connection {publisher} in {connections}"))
-        .to_owned();
-    rabbitmqctl(&["close_connection", &pid, "closed by the test"]);
+    close_connection(&format!("warren worker {name} (publisher)"));
 
     broker
         .client()

@@ -8,7 +8,7 @@ mod jobs;
 use std::time::Duration;
 
 use jobs::Record;
-use warren_tests::{TestBroker, connection_channels, rabbitmqctl};
+use warren_tests::{TestBroker, close_connection, connection_channels, rabbitmqctl};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_test-worker");
 
@@ -50,21 +50,7 @@ async fn a_worker_whose_connection_is_closed_by_the_broker_reconnects_and_consum
     let worker = broker.worker(WORKER, &["work", "--queues", "work", "--workers", "1", "--name", &name]);
     broker.wait_for_consumers(&queue, 1).await;
 
-    let connections = rabbitmqctl(&[
-        "list_connections",
-        "--quiet",
-        "--no-table-headers",
-        "pid",
-        "client_properties",
-    ]);
-    let consumer_connection = format!("\"warren worker {name}\"");
-    let pid = connections
-        .lines()
-        .find(|line| line.contains(&consumer_connection))
-        .and_then(|line| line.split('\t').next())
-        .unwrap_or_else(|| panic!("no connection {consumer_connection} in {connections}"))
-        .to_owned();
-    rabbitmqctl(&["close_connection", &pid, "closed by the test"]);
+    close_connection(&format!("warren worker {name}"));
     worker
         .wait_for_stderr("reconnected to RabbitMQ", Duration::from_secs(15))
         .await;
