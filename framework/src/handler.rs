@@ -3,6 +3,7 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
+use std::time::Duration;
 
 use crate::{Job, JobContext};
 
@@ -22,20 +23,75 @@ pub trait Handler: Job {
     fn perform(self, ctx: &JobContext) -> impl Future<Output = Result<(), JobError>> + Send;
 }
 
-/// Why an attempt of a job failed.
+/// Why an attempt of a job failed, and whether to try again.
 ///
 /// Anything that converts into `Box<dyn Error + Send + Sync>` converts into a
 /// `JobError`, so `?` works on `std::io::Error`, `anyhow::Error`, `String`
-/// and `&str` alike.
+/// and `&str` alike. Such an error is retried with the job's backoff until
+/// its retries are used up; [`JobError::retry_after`] picks the wait itself
+/// and [`JobError::reject`] sends the job to the dead-letter queue at once.
+///
+/// ```
+/// use std::time::Duration;
+/// use warren::JobError;
+///
+/// let rate_limited = JobError::retry_after(Duration::from_secs(30), "429 Too Many Requests");
+/// let bad_input = JobError::reject("no user with id 42");
+/// assert_eq!(rate_limited.retry_delay(), Some(Duration::from_secs(30)));
+/// assert!(bad_input.is_rejected());
+/// ```
 pub struct JobError {
     source: Box<dyn StdError + Send + Sync + 'static>,
+    verdict: Verdict,
+}
+
+/// What a failure asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// Retry with the job's backoff (while retries are left).
+    Retry,
+    /// Retry after this long (while retries are left).
+    RetryAfter(Duration),
+    /// Never retry: straight to the dead-letter queue.
+    Reject,
 }
 
 impl JobError {
-    /// A failure described by a message.
+    /// A failure described by a message; retried like any error.
     pub fn msg(message: impl fmt::Display) -> Self {
+        Self::from(message.to_string())
+    }
+
+    /// A failure to retry after `delay` rather than after the job's backoff,
+    /// e.g. what a rate limit's `Retry-After` says. Still counts against the
+    /// job's retries.
+    pub fn retry_after(delay: Duration, error: impl Into<Box<dyn StdError + Send + Sync + 'static>>) -> Self {
         JobError {
-            source: message.to_string().into(),
+            source: error.into(),
+            verdict: Verdict::RetryAfter(delay),
+        }
+    }
+
+    /// A failure that retrying cannot fix (bad input, a record that is
+    /// gone): the job goes to the dead-letter queue at once, with the reason
+    /// `rejected`.
+    pub fn reject(error: impl Into<Box<dyn StdError + Send + Sync + 'static>>) -> Self {
+        JobError {
+            source: error.into(),
+            verdict: Verdict::Reject,
+        }
+    }
+
+    /// Whether the handler said the job must not be retried.
+    pub fn is_rejected(&self) -> bool {
+        self.verdict == Verdict::Reject
+    }
+
+    /// The wait the handler asked for before the next attempt, if any.
+    pub fn retry_delay(&self) -> Option<Duration> {
+        match self.verdict {
+            Verdict::RetryAfter(delay) => Some(delay),
+            Verdict::Retry | Verdict::Reject => None,
         }
     }
 
@@ -55,13 +111,19 @@ where
     E: Into<Box<dyn StdError + Send + Sync + 'static>>,
 {
     fn from(error: E) -> Self {
-        JobError { source: error.into() }
+        JobError {
+            source: error.into(),
+            verdict: Verdict::Retry,
+        }
     }
 }
 
 impl fmt::Debug for JobError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.source, f)
+        f.debug_struct("JobError")
+            .field("source", &self.source)
+            .field("verdict", &self.verdict)
+            .finish()
     }
 }
 
@@ -97,6 +159,8 @@ mod tests {
         assert_eq!(io().unwrap_err().to_string(), "disk full");
         assert_eq!(text().unwrap_err().to_string(), "no such user");
         assert_eq!(boxed().unwrap_err().to_string(), "boxed");
+        assert!(!io().unwrap_err().is_rejected(), "plain errors are retried");
+        assert_eq!(io().unwrap_err().retry_delay(), None);
     }
 
     #[test]

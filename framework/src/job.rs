@@ -80,9 +80,12 @@ pub struct JobOptions {
     /// How long one attempt may run before it is stopped and counted as
     /// failed. `None`: [`JobOptions::DEFAULT_TIMEOUT`].
     pub timeout: Option<Duration>,
-    /// How many times a failed job is retried. Recorded now; retries are
-    /// not performed yet, so a failed job goes to the dead-letter queue.
+    /// How many times a failed attempt is retried before the job goes to
+    /// the dead-letter queue. `None`: [`JobOptions::DEFAULT_RETRIES`].
     pub retries: Option<u32>,
+    /// The wait before the first retry; each further retry waits twice as
+    /// long (with jitter). `None`: [`JobOptions::DEFAULT_BACKOFF`].
+    pub backoff: Option<Duration>,
     /// The body format.
     pub format: BodyFormat,
     /// Whether this job handles messages on its queue that carry no `type`
@@ -95,11 +98,22 @@ impl JobOptions {
     /// RabbitMQ's default 30-minute consumer timeout for unacked deliveries.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
+    /// The retries of a job that does not set them: three, so a transient
+    /// fault (a deploy, a failover, a rate limit) is ridden out, while a job
+    /// that keeps failing reaches the dead-letter queue within about a
+    /// minute and a half, where someone can see it and `dead retry` it.
+    pub const DEFAULT_RETRIES: u32 = 3;
+
+    /// The wait before the first retry of a job that does not set one: 10 s,
+    /// then 20 s, then 40 s (each drawn between half and all of that).
+    pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(10);
+
     /// No options set: JSON body, framework defaults.
     pub const fn new() -> Self {
         JobOptions {
             timeout: None,
             retries: None,
+            backoff: None,
             format: BodyFormat::Json,
             queue_default: false,
         }
@@ -114,6 +128,12 @@ impl JobOptions {
     /// Sets the number of retries.
     pub const fn with_retries(mut self, retries: u32) -> Self {
         self.retries = Some(retries);
+        self
+    }
+
+    /// Sets the wait before the first retry.
+    pub const fn with_backoff(mut self, backoff: Duration) -> Self {
+        self.backoff = Some(backoff);
         self
     }
 
@@ -134,6 +154,22 @@ impl JobOptions {
         match self.timeout {
             Some(timeout) => timeout,
             None => Self::DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// The retries that apply: the job's own or the default.
+    pub const fn effective_retries(&self) -> u32 {
+        match self.retries {
+            Some(retries) => retries,
+            None => Self::DEFAULT_RETRIES,
+        }
+    }
+
+    /// The first retry's wait that applies: the job's own or the default.
+    pub const fn effective_backoff(&self) -> Duration {
+        match self.backoff {
+            Some(backoff) => backoff,
+            None => Self::DEFAULT_BACKOFF,
         }
     }
 }

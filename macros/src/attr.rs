@@ -17,17 +17,19 @@ enum Key {
     Queue,
     Timeout,
     Retries,
+    Backoff,
     Format,
     QueueDefault,
 }
 
 impl Key {
     /// Every key, in the order the unknown-key error lists them.
-    const ALL: [Key; 6] = [
+    const ALL: [Key; 7] = [
         Key::Name,
         Key::Queue,
         Key::Timeout,
         Key::Retries,
+        Key::Backoff,
         Key::Format,
         Key::QueueDefault,
     ];
@@ -38,6 +40,7 @@ impl Key {
             Key::Queue => "queue",
             Key::Timeout => "timeout",
             Key::Retries => "retries",
+            Key::Backoff => "backoff",
             Key::Format => "format",
             Key::QueueDefault => "queue_default",
         }
@@ -50,6 +53,7 @@ impl Key {
             Key::Queue => "queue = \"images\"",
             Key::Timeout => "timeout = \"30s\"",
             Key::Retries => "retries = 5",
+            Key::Backoff => "backoff = \"10s\"",
             Key::Format => "format = \"json\"",
             Key::QueueDefault => "queue_default",
         }
@@ -64,6 +68,7 @@ pub(crate) struct Attrs {
     pub(crate) queue: Option<LitStr>,
     pub(crate) timeout: Option<LitStr>,
     pub(crate) retries: Option<LitInt>,
+    pub(crate) backoff: Option<LitStr>,
     pub(crate) format: Option<LitStr>,
     pub(crate) queue_default: bool,
 }
@@ -140,6 +145,10 @@ impl Parser<'_> {
             (Key::Timeout, Meta::NameValue(entry)) => {
                 let expected = "expected a duration string like \"30s\", \"5m\" or \"1h 30m\"";
                 self.attrs.timeout = self.string(entry.value, expected.into());
+            }
+            (Key::Backoff, Meta::NameValue(entry)) => {
+                let expected = "expected a duration string like \"10s\" (the wait before the first retry)";
+                self.attrs.backoff = self.string(entry.value, expected.into());
             }
             (Key::Format, Meta::NameValue(entry)) => {
                 self.attrs.format = self.string(entry.value, "expected \"json\" or \"text\"".into());

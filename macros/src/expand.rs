@@ -49,6 +49,10 @@ fn impl_job(job: &Job<'_>) -> TokenStream {
         let retries = Literal::u32_unsuffixed(retries);
         quote!(.with_retries(#retries))
     });
+    let backoff = job.backoff_millis.map(|millis| {
+        let millis = Literal::u64_unsuffixed(millis);
+        quote!(.with_backoff(::core::time::Duration::from_millis(#millis)))
+    });
     let format = job.format.map(|format| match format {
         BodyFormat::Json => quote!(.with_format(::warren::BodyFormat::Json)),
         BodyFormat::Text => quote!(.with_format(::warren::BodyFormat::Text)),
@@ -68,6 +72,7 @@ fn impl_job(job: &Job<'_>) -> TokenStream {
             const OPTIONS: ::warren::JobOptions = ::warren::JobOptions::new()
                 #timeout
                 #retries
+                #backoff
                 #format
                 #queue_default;
         }
@@ -110,7 +115,7 @@ mod tests {
     #[test]
     fn every_key_becomes_a_constant_or_an_option() {
         let expanded = expand(parse_quote!(
-            #[job(name = "resize", queue = "images", retries = 5, timeout = "30s")]
+            #[job(name = "resize", queue = "images", retries = 5, backoff = "2s", timeout = "30s")]
             #[job(format = "text", queue_default)]
             enum ResizeImage {
                 Small,
@@ -120,6 +125,7 @@ mod tests {
             const OPTIONS: ::warren::JobOptions = ::warren::JobOptions::new()
                 .with_timeout(::core::time::Duration::from_millis(30000))
                 .with_retries(5)
+                .with_backoff(::core::time::Duration::from_millis(2000))
                 .with_format(::warren::BodyFormat::Text)
                 .with_queue_default();
         };

@@ -25,6 +25,7 @@ pub(crate) struct Job<'a> {
     pub(crate) queue: Option<String>,
     pub(crate) timeout_millis: Option<u64>,
     pub(crate) retries: Option<u32>,
+    pub(crate) backoff_millis: Option<u64>,
     pub(crate) format: Option<BodyFormat>,
     pub(crate) queue_default: bool,
 }
@@ -71,13 +72,15 @@ pub(crate) fn validate<'a>(input: &'a DeriveInput, attrs: Attrs, diagnostics: &m
         queue
     });
 
-    let timeout_millis = attrs.timeout.and_then(|lit| match parse_timeout(&lit.value()) {
-        Ok(millis) => Some(millis),
-        Err(problem) => {
-            diagnostics.push(syn::Error::new_spanned(lit, problem));
-            None
-        }
-    });
+    let timeout_millis = attrs
+        .timeout
+        .and_then(|lit| match parse_duration("timeout", &lit.value()) {
+            Ok(millis) => Some(millis),
+            Err(problem) => {
+                diagnostics.push(syn::Error::new_spanned(lit, problem));
+                None
+            }
+        });
 
     let retries = attrs.retries.and_then(|lit| {
         // syn reads `-1` as one negative literal when it ends the attribute
@@ -96,6 +99,16 @@ pub(crate) fn validate<'a>(input: &'a DeriveInput, attrs: Attrs, diagnostics: &m
         None
     });
 
+    let backoff_millis = attrs
+        .backoff
+        .and_then(|lit| match parse_duration("backoff", &lit.value()) {
+            Ok(millis) => Some(millis),
+            Err(problem) => {
+                diagnostics.push(syn::Error::new_spanned(lit, problem));
+                None
+            }
+        });
+
     let format = attrs.format.and_then(|lit| match lit.value().as_str() {
         "json" => Some(BodyFormat::Json),
         "text" => Some(BodyFormat::Text),
@@ -113,6 +126,7 @@ pub(crate) fn validate<'a>(input: &'a DeriveInput, attrs: Attrs, diagnostics: &m
         queue,
         timeout_millis,
         retries,
+        backoff_millis,
         format,
         queue_default: attrs.queue_default,
     }
@@ -193,8 +207,9 @@ fn first_invalid_char(name: &str) -> Option<char> {
         .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')))
 }
 
-/// Parses `timeout = "..."` into whole milliseconds, rounding down.
-pub(crate) fn parse_timeout(text: &str) -> Result<u64, String> {
+/// Parses a duration key (`timeout = "..."`, `backoff = "..."`) into whole
+/// milliseconds, rounding down.
+pub(crate) fn parse_duration(key: &str, text: &str) -> Result<u64, String> {
     let duration = humantime::parse_duration(text).map_err(|error| {
         // humantime's unit errors already show what to write; the others
         // ("expected number at 0") need an example.
@@ -205,9 +220,9 @@ pub(crate) fn parse_timeout(text: &str) -> Result<u64, String> {
         format!("invalid duration \"{text}\": {error}{example}")
     })?;
     match u64::try_from(duration.as_millis()) {
-        Ok(0) => Err("timeout must be at least 1ms".into()),
+        Ok(0) => Err(format!("{key} must be at least 1ms")),
         Ok(millis) => Ok(millis),
-        Err(_) => Err(format!("timeout \"{text}\" is too long")),
+        Err(_) => Err(format!("{key} \"{text}\" is too long")),
     }
 }
 
@@ -254,19 +269,25 @@ mod tests {
 
     #[test]
     fn timeouts() {
-        assert_eq!(parse_timeout("30s"), Ok(30_000));
-        assert_eq!(parse_timeout("1h 30m"), Ok(5_400_000));
-        assert_eq!(parse_timeout("1500us"), Ok(1));
-        assert_eq!(parse_timeout("0s"), Err("timeout must be at least 1ms".into()));
-        assert_eq!(parse_timeout("999us"), Err("timeout must be at least 1ms".into()));
-        let unparsable = parse_timeout("thirty seconds").unwrap_err();
+        assert_eq!(parse_duration("timeout", "30s"), Ok(30_000));
+        assert_eq!(parse_duration("timeout", "1h 30m"), Ok(5_400_000));
+        assert_eq!(parse_duration("timeout", "1500us"), Ok(1));
+        assert_eq!(
+            parse_duration("timeout", "0s"),
+            Err("timeout must be at least 1ms".into())
+        );
+        assert_eq!(
+            parse_duration("timeout", "999us"),
+            Err("timeout must be at least 1ms".into())
+        );
+        let unparsable = parse_duration("timeout", "thirty seconds").unwrap_err();
         assert!(
             unparsable.starts_with("invalid duration \"thirty seconds\": "),
             "{unparsable}"
         );
-        assert!(parse_timeout("30").is_err());
+        assert!(parse_duration("timeout", "30").is_err());
         assert_eq!(
-            parse_timeout("20000000000000000s"),
+            parse_duration("timeout", "20000000000000000s"),
             Err("timeout \"20000000000000000s\" is too long".into())
         );
     }
