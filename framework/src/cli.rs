@@ -18,7 +18,7 @@ use crate::runtime::Endpoint;
 use crate::shutdown::Signals;
 use crate::supervisor::{Exit, Supervisor, backoff};
 use crate::worker::WorkerSettings;
-use crate::{AckMode, Client, Error, Registry};
+use crate::{AckMode, Client, EnqueueOptions, Error, Registry};
 
 /// Exit code of a run that failed: broker unreachable for a command, bad
 /// job, conflicting registrations. (Bad arguments exit with 2.)
@@ -173,7 +173,9 @@ async fn enqueue(url: &str, prefix: &str, registry: &Registry, name: &str, json:
         Ok(client) => client,
         Err(error) => return fail(error),
     };
-    let result = client.publish_job(job.name, job.queue, job.options.format, &body).await;
+    let result = client
+        .publish_job(job.name, job.queue, job.options.format, &body, &EnqueueOptions::new())
+        .await;
     client.close().await;
     match result {
         Ok(id) => {

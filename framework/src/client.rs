@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::future::join_all;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
@@ -10,7 +11,8 @@ use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use tokio::runtime::Handle;
 use tokio::sync::OnceCell;
 
-use crate::{EnqueueError, Error, Job, JobId, codec, message, runtime, topology};
+use crate::topology::QueueSpec;
+use crate::{EnqueueError, EnqueueOptions, Error, Job, JobId, codec, hold, message, runtime, topology};
 
 /// Publishes jobs to RabbitMQ.
 ///
@@ -26,7 +28,8 @@ struct Inner {
     connection: Connection,
     channel: Channel,
     queue_prefix: String,
-    declared: Mutex<HashMap<String, Arc<OnceCell<()>>>>,
+    /// Queues this client declared, and when.
+    declared: Mutex<HashMap<String, Arc<OnceCell<Instant>>>>,
 }
 
 /// Settings for a [`Client`]; start with [`Client::builder`].
@@ -111,9 +114,28 @@ impl Client {
     /// stored the (persistent) message. On failure the job is handed back
     /// inside the error.
     pub async fn enqueue<J: Job>(&self, job: J) -> Result<JobId, EnqueueError<J>> {
+        self.enqueue_with(job, EnqueueOptions::new()).await
+    }
+
+    /// Enqueues a job to run no earlier than `delay` from now (up to 30
+    /// days). The job waits on the broker, in a hold queue, not in any
+    /// worker; a short delay is never held up behind a long one.
+    pub async fn enqueue_in<J: Job>(&self, delay: Duration, job: J) -> Result<JobId, EnqueueError<J>> {
+        self.enqueue_with(job, EnqueueOptions::new().delay(delay)).await
+    }
+
+    /// Enqueues a job to run no earlier than `at` (up to 30 days ahead; a
+    /// time already past runs at once).
+    pub async fn enqueue_at<J: Job>(&self, at: SystemTime, job: J) -> Result<JobId, EnqueueError<J>> {
+        self.enqueue_with(job, EnqueueOptions::new().at(at)).await
+    }
+
+    /// Enqueues a job with per-enqueue [`EnqueueOptions`]: a delay, retries
+    /// and backoff other than the job's own.
+    pub async fn enqueue_with<J: Job>(&self, job: J, options: EnqueueOptions) -> Result<JobId, EnqueueError<J>> {
         match codec::encode(&job) {
             Ok(body) => self
-                .publish_job(J::NAME, J::QUEUE, J::OPTIONS.format, &body)
+                .publish_job(J::NAME, J::QUEUE, J::OPTIONS.format, &body, &options)
                 .await
                 .map_err(|error| EnqueueError::new(job, error)),
             Err(error) => Err(EnqueueError::new(job, error)),
@@ -128,12 +150,14 @@ impl Client {
         jobs: impl IntoIterator<Item = J>,
     ) -> Result<Vec<JobId>, EnqueueError<Vec<J>>> {
         let jobs: Vec<J> = jobs.into_iter().collect();
-        if let Err(error) = self.declare_once(&self.queue_name(J::QUEUE)).await {
+        if let Err(error) = self.declare_once(&QueueSpec::plain(self.queue_name(J::QUEUE))).await {
             return Err(EnqueueError::new(jobs, error));
         }
+        let options = EnqueueOptions::new();
         let publishes = jobs.iter().map(|job| async move {
             let body = codec::encode(job)?;
-            self.publish_job(J::NAME, J::QUEUE, J::OPTIONS.format, &body).await
+            self.publish_job(J::NAME, J::QUEUE, J::OPTIONS.format, &body, &options)
+                .await
         });
         let results = join_all(publishes).await;
         let mut ids = Vec::with_capacity(jobs.len());
@@ -154,19 +178,47 @@ impl Client {
         }
     }
 
-    /// Publishes an already encoded job (the `enqueue` command) and waits
-    /// for the confirm.
+    /// Publishes an already encoded job (also the `enqueue` command's) and
+    /// waits for the confirm.
     pub(crate) async fn publish_job(
         &self,
         name: &str,
         queue: &str,
         format: crate::BodyFormat,
         body: &[u8],
+        options: &EnqueueOptions,
     ) -> Result<JobId, Error> {
+        let eta = options.eta()?;
         let id = JobId::new();
-        let properties = message::job_properties(name, id, format);
-        self.publish_declared(&self.queue_name(queue), body, properties).await?;
+        let properties = options.apply(message::job_properties(name, id, format), eta);
+        let full = self.queue_name(queue);
+        match eta {
+            Some(eta) => self.publish_held(&full, body, properties, eta).await?,
+            None => self.publish_declared(&full, body, properties).await?,
+        }
         Ok(id)
+    }
+
+    /// Publishes a job due at `eta` to the hold queue of `queue` (a full
+    /// name) that returns it to `queue` when it is due, or (nearly) then;
+    /// straight to `queue` if it is due already.
+    pub(crate) async fn publish_held(
+        &self,
+        queue: &str,
+        body: &[u8],
+        properties: BasicProperties,
+        eta: SystemTime,
+    ) -> Result<(), Error> {
+        let remaining = hold::due_in(eta);
+        // The hold queue drops what it returns to a queue that does not
+        // exist, so the job queue is declared as well.
+        self.declare_once(&QueueSpec::plain(queue)).await?;
+        if remaining.is_zero() {
+            return self.publish(queue, body, properties).await;
+        }
+        let hold = QueueSpec::hold(queue, hold::hold_time(remaining));
+        self.declare_once(&hold).await?;
+        self.publish(&hold.name, body, properties).await
     }
 
     /// Publishes to a queue by its full name and waits for the confirm.
@@ -205,20 +257,28 @@ impl Client {
         body: &[u8],
         properties: BasicProperties,
     ) -> Result<(), Error> {
-        self.declare_once(full).await?;
+        self.declare_once(&QueueSpec::plain(full)).await?;
         self.publish(full, body, properties).await
     }
 
-    /// Declares the queue `full` (a full name) unless this client already has.
-    async fn declare_once(&self, full: &str) -> Result<(), Error> {
-        let full = full.to_owned();
+    /// Declares `queue` unless this client already has (a hold queue: in the
+    /// last [`hold::REDECLARE_AFTER`], which keeps it from expiring).
+    async fn declare_once(&self, queue: &QueueSpec) -> Result<(), Error> {
         let cell = {
             let mut declared = self.inner.declared.lock().unwrap_or_else(PoisonError::into_inner);
-            Arc::clone(declared.entry(full.clone()).or_default())
+            let cell = declared.entry(queue.name.clone()).or_default();
+            let stale = |at: &Instant| queue.expires && at.elapsed() > hold::REDECLARE_AFTER;
+            if cell.get().is_some_and(stale) {
+                *cell = Arc::default();
+            }
+            Arc::clone(cell)
         };
-        cell.get_or_try_init(|| async { topology::declare(&self.inner.connection, &[full.as_str()]).await })
-            .await
-            .map(|_| ())
+        cell.get_or_try_init(|| async {
+            topology::declare(&self.inner.connection, std::slice::from_ref(queue)).await?;
+            Ok::<_, Error>(Instant::now())
+        })
+        .await
+        .map(|_| ())
     }
 
     fn forget_declared(&self, full_queue: &str) {

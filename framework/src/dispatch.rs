@@ -4,18 +4,29 @@
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::FutureExt;
 use lapin::BasicProperties;
 
 use crate::message::{self, DeadReason};
-use crate::{Client, JobContext, JobId, Registry};
+use crate::retry::RetryPolicy;
+use crate::{Client, JobContext, JobId, Registry, hold};
 
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Outcome {
     /// The handler returned `Ok`.
     Done,
+    /// The attempt failed and the job has retries left: it runs again after `delay`.
+    Retry {
+        /// How long until the next attempt.
+        delay: Duration,
+        /// How the attempt failed.
+        reason: DeadReason,
+        /// The error text, for the next attempt's headers and the log.
+        error: String,
+    },
     /// The job cannot succeed here; it goes to the dead-letter queue.
     Dead {
         /// Why.
@@ -81,11 +92,12 @@ impl Runner {
                 }
             },
         };
+        let attempt = message::attempt(properties);
         let ctx = JobContext::new(
             id,
             registration.name,
             Arc::clone(&self.full_queue),
-            message::attempt(properties),
+            attempt,
             redelivered,
             Arc::clone(&self.worker),
             self.client.clone(),
@@ -98,15 +110,28 @@ impl Runner {
             Err(panic) => return Outcome::dead(DeadReason::Panic, panic_message(panic.as_ref())),
         };
         let timeout = registration.options.effective_timeout();
-        match tokio::time::timeout(timeout, AssertUnwindSafe(future).catch_unwind()).await {
-            Ok(Ok(Ok(()))) => Outcome::Done,
-            Ok(Ok(Err(error))) => Outcome::dead(DeadReason::Failed, error.to_string()),
-            Ok(Err(panic)) => Outcome::dead(DeadReason::Panic, panic_message(panic.as_ref())),
-            Err(_elapsed) => Outcome::dead(
-                DeadReason::Timeout,
-                format!("timed out after {}", humantime::format_duration(timeout)),
-            ),
+        let (reason, error, asked_delay) =
+            match tokio::time::timeout(timeout, AssertUnwindSafe(future).catch_unwind()).await {
+                Ok(Ok(Ok(()))) => return Outcome::Done,
+                Ok(Ok(Err(error))) if error.is_rejected() => {
+                    return Outcome::dead(DeadReason::Rejected, error.to_string());
+                }
+                Ok(Ok(Err(error))) => (DeadReason::Failed, error.to_string(), error.retry_delay()),
+                Ok(Err(panic)) => (DeadReason::Panic, panic_message(panic.as_ref()), None),
+                Err(_elapsed) => (
+                    DeadReason::Timeout,
+                    format!("timed out after {}", humantime::format_duration(timeout)),
+                    None,
+                ),
+            };
+        let policy = message::retry_policy(properties, RetryPolicy::of(&registration.options));
+        if !policy.retries_after(attempt) {
+            return Outcome::dead(reason, error);
         }
+        let delay = asked_delay
+            .unwrap_or_else(|| policy.delay(attempt))
+            .min(hold::MAX_DELAY);
+        Outcome::Retry { delay, reason, error }
     }
 }
 

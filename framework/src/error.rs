@@ -72,6 +72,14 @@ pub enum Error {
         /// The queue.
         queue: String,
     },
+    /// A job was enqueued with a delay longer than warren holds jobs.
+    #[error("cannot delay a job by {}: the longest delay is {}", humantime::format_duration(*.delay), humantime::format_duration(*.max))]
+    DelayTooLong {
+        /// The delay asked for.
+        delay: std::time::Duration,
+        /// The longest delay.
+        max: std::time::Duration,
+    },
     /// `Client::connect` was called outside a tokio runtime.
     #[error("warren needs a tokio runtime: connect from within one (e.g. under #[tokio::main])")]
     NoRuntime,

@@ -4,16 +4,29 @@
 //! `type` is the job name, `message_id` the job id, `delivery_mode` 2
 //! (persistent), `content_type` the body format, `timestamp` when it was
 //! enqueued, and the header `warren-attempt` which attempt it is for.
+//! A delayed job carries `warren-eta`, when it is due; a retried one the
+//! time of its first failure and its last error.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 
+use crate::retry::RetryPolicy;
 use crate::{BodyFormat, JobId};
 
 /// Header: which attempt of the job this message is for (1 on enqueue).
 pub(crate) const ATTEMPT: &str = "warren-attempt";
+/// Header: the retries of this job, overriding its `#[job(retries)]`.
+pub(crate) const RETRIES: &str = "warren-retries";
+/// Header: the first retry's wait in milliseconds, overriding `#[job(backoff)]`.
+pub(crate) const BACKOFF: &str = "warren-backoff-ms";
+/// Header: when a delayed or retried job is due (milliseconds since epoch).
+pub(crate) const ETA: &str = "warren-eta";
+/// Header of a failed job: when its first attempt failed (seconds since epoch).
+pub(crate) const FIRST_FAILURE_AT: &str = "warren-first-failure-at";
+/// Header of a retried job: the error of its last attempt.
+pub(crate) const LAST_ERROR: &str = "warren-last-error";
 /// Header of a dead letter: why the job failed for good.
 pub(crate) const DEAD_REASON: &str = "warren-dead-reason";
 /// Header of a dead letter: the last error text.
@@ -46,6 +59,8 @@ pub(crate) enum DeadReason {
     /// No job with the message's `type` is registered (or the message has no
     /// `type` and the queue has no default job).
     UnknownJob,
+    /// The handler said retrying cannot help ([`JobError::reject`](crate::JobError::reject)).
+    Rejected,
 }
 
 impl DeadReason {
@@ -56,6 +71,7 @@ impl DeadReason {
             DeadReason::Panic => "panic",
             DeadReason::Undecodable => "undecodable",
             DeadReason::UnknownJob => "unknown_job",
+            DeadReason::Rejected => "rejected",
         }
     }
 }
@@ -75,8 +91,6 @@ pub(crate) fn job_properties(name: &str, id: JobId, format: BodyFormat) -> Basic
 
 /// The properties of a dead letter: the original ones (so the job can be
 /// retried as it was), persistent, with the job id and why and when it died.
-/// A producer's per-message TTL, `user_id` and `CC`/`BCC` routing are
-/// dropped: they would expire, refuse or copy the dead letter.
 pub(crate) fn dead_letter_properties(
     original: &BasicProperties,
     id: JobId,
@@ -85,19 +99,91 @@ pub(crate) fn dead_letter_properties(
     error: &str,
     worker: &str,
 ) -> BasicProperties {
-    let mut headers = FieldTable::default();
-    for (name, value) in original.headers().iter().flat_map(FieldTable::inner) {
-        if !matches!(name.as_str(), "CC" | "BCC") {
-            headers.insert(name.clone(), value.clone());
-        }
-    }
+    // The error is in DEAD_ERROR; a dead letter is due nowhere.
+    let mut headers = carried_headers(original, &[LAST_ERROR, ETA]);
     headers.insert(DEAD_REASON.into(), long_string(reason.as_str()));
     headers.insert(DEAD_ERROR.into(), long_string(truncate(error, MAX_ERROR_LEN)));
     headers.insert(DEAD_AT.into(), AMQPValue::Timestamp(now_secs()));
     headers.insert(DEAD_QUEUE.into(), long_string(queue));
     headers.insert(DEAD_WORKER.into(), long_string(worker));
-    // Field by field: `expiration` would expire the dead letter, and a
-    // `user_id` other than the worker's makes the broker refuse it.
+    if !headers.contains_key(FIRST_FAILURE_AT) {
+        headers.insert(FIRST_FAILURE_AT.into(), AMQPValue::Timestamp(now_secs()));
+    }
+    carried_properties(original, id, headers)
+}
+
+/// The properties of the next attempt of a failed job, due at `eta`: the
+/// original ones with the attempt counted up and the failure recorded.
+pub(crate) fn retry_properties(
+    original: &BasicProperties,
+    id: JobId,
+    next_attempt: u32,
+    error: &str,
+    eta: SystemTime,
+) -> BasicProperties {
+    let mut headers = carried_headers(original, &[]);
+    headers.insert(ATTEMPT.into(), AMQPValue::LongLongInt(next_attempt.into()));
+    headers.insert(LAST_ERROR.into(), long_string(truncate(error, MAX_ERROR_LEN)));
+    if !headers.contains_key(FIRST_FAILURE_AT) {
+        headers.insert(FIRST_FAILURE_AT.into(), AMQPValue::Timestamp(now_secs()));
+    }
+    headers.insert(ETA.into(), eta_value(eta));
+    carried_properties(original, id, headers)
+}
+
+/// `properties` with the job due at `eta`.
+pub(crate) fn with_eta(properties: BasicProperties, eta: SystemTime) -> BasicProperties {
+    let mut headers = properties.headers().clone().unwrap_or_default();
+    headers.insert(ETA.into(), eta_value(eta));
+    properties.with_headers(headers)
+}
+
+/// When the job is due, if it was delayed or is a retry.
+pub(crate) fn eta(properties: &BasicProperties) -> Option<SystemTime> {
+    let millis = header(properties, ETA).and_then(integer)?;
+    UNIX_EPOCH.checked_add(Duration::from_millis(u64::try_from(millis).ok()?))
+}
+
+/// The job's retry policy: `default` (from its attributes) with the
+/// overrides its message carries.
+pub(crate) fn retry_policy(properties: &BasicProperties, default: RetryPolicy) -> RetryPolicy {
+    let retries = header(properties, RETRIES)
+        .and_then(integer)
+        .and_then(|n| u32::try_from(n).ok());
+    let backoff = header(properties, BACKOFF)
+        .and_then(integer)
+        .and_then(|n| u64::try_from(n).ok())
+        .map(Duration::from_millis);
+    RetryPolicy {
+        retries: retries.unwrap_or(default.retries),
+        backoff: backoff.unwrap_or(default.backoff),
+    }
+}
+
+/// The headers a job keeps when it is republished (retried or
+/// dead-lettered): all but `dropped`, `CC`/`BCC`, which would copy it to
+/// other queues, and RabbitMQ's record of its trips through hold queues
+/// (`x-death` and friends), which would only grow.
+fn carried_headers(original: &BasicProperties, dropped: &[&str]) -> FieldTable {
+    let mut headers = FieldTable::default();
+    for (name, value) in original.headers().iter().flat_map(FieldTable::inner) {
+        let name = name.as_str();
+        let keep = !matches!(name, "CC" | "BCC")
+            && !["x-death", "x-first-death-", "x-last-death-"]
+                .iter()
+                .any(|prefix| name.starts_with(prefix))
+            && !dropped.contains(&name);
+        if keep {
+            headers.insert(name.into(), value.clone());
+        }
+    }
+    headers
+}
+
+/// The original properties, persistent, with the job id and `headers`.
+/// Field by field: `expiration` would expire the copy, and a `user_id`
+/// other than the worker's makes the broker refuse it.
+fn carried_properties(original: &BasicProperties, id: JobId, headers: FieldTable) -> BasicProperties {
     let mut properties = BasicProperties::default()
         .with_delivery_mode(PERSISTENT)
         .with_message_id(id.to_string().into())
@@ -177,6 +263,11 @@ pub(crate) fn integer(value: &AMQPValue) -> Option<i64> {
     }
 }
 
+fn eta_value(eta: SystemTime) -> AMQPValue {
+    let millis = eta.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    AMQPValue::LongLongInt(i64::try_from(millis).unwrap_or(i64::MAX))
+}
+
 fn long_string(text: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(text))
 }
@@ -223,6 +314,52 @@ mod tests {
         let dead = dead_letter_properties(&foreign, id, "q", DeadReason::UnknownJob, "no type", "a.1");
         assert_eq!(job_id(&dead), id);
         assert!(header(&dead, "CC").is_none());
+    }
+
+    #[test]
+    fn retries_count_the_attempt_up_and_remember_the_first_failure() {
+        let id = JobId::new();
+        let original = job_properties("resize_image", id, BodyFormat::Json);
+        let due = SystemTime::now() + Duration::from_secs(10);
+        let second = retry_properties(&original, id, 2, "disk full", due);
+        assert_eq!(attempt(&second), 2);
+        assert_eq!(job_id(&second), id);
+        assert_eq!(header(&second, LAST_ERROR).and_then(text).as_deref(), Some("disk full"));
+        let first_failure = header(&second, FIRST_FAILURE_AT).cloned();
+        assert!(first_failure.is_some());
+        let carried = eta(&second).unwrap();
+        assert!(due.duration_since(carried).unwrap_or_default() < Duration::from_millis(1));
+
+        let third = retry_properties(&second, id, 3, "disk still full", due);
+        assert_eq!(attempt(&third), 3);
+        assert_eq!(
+            header(&third, FIRST_FAILURE_AT).cloned(),
+            first_failure,
+            "kept from the first failure"
+        );
+
+        let dead = dead_letter_properties(&third, id, "q", DeadReason::Failed, "gave up", "a.1");
+        assert_eq!(attempt(&dead), 3);
+        assert_eq!(header(&dead, FIRST_FAILURE_AT).cloned(), first_failure);
+        assert!(eta(&dead).is_none(), "a dead letter is not due anywhere");
+        assert!(header(&dead, LAST_ERROR).is_none(), "the error is in warren-dead-error");
+    }
+
+    #[test]
+    fn enqueue_time_overrides_beat_the_job_attributes() {
+        let default = RetryPolicy {
+            retries: 3,
+            backoff: Duration::from_secs(10),
+        };
+        let plain = job_properties("a", JobId::new(), BodyFormat::Json);
+        assert_eq!(retry_policy(&plain, default), default);
+        let mut headers = plain.headers().clone().unwrap_or_default();
+        headers.insert(RETRIES.into(), AMQPValue::LongLongInt(0));
+        headers.insert(BACKOFF.into(), AMQPValue::LongLongInt(250));
+        let overridden = plain.with_headers(headers);
+        let policy = retry_policy(&overridden, default);
+        assert_eq!(policy.retries, 0);
+        assert_eq!(policy.backoff, Duration::from_millis(250));
     }
 
     #[test]

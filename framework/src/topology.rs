@@ -1,30 +1,67 @@
 //! The queues warren uses for a job queue, and how they are declared.
 
+use std::time::Duration;
+
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use lapin::{Connection, ErrorKind};
 
-use crate::Error;
+use crate::{Error, hold};
 
 /// The dead-letter queue of `queue`: jobs that failed for good.
 pub(crate) fn dead_queue(queue: &str) -> String {
     format!("{queue}.dead")
 }
 
-/// Declares `queues` durable, with no arguments, so that any AMQP client
-/// declaring them `durable: true` (as the RabbitMQ tutorials do) agrees.
+/// A queue to declare, durable, with its arguments.
+#[derive(Debug, Clone)]
+pub(crate) struct QueueSpec {
+    pub(crate) name: String,
+    pub(crate) arguments: FieldTable,
+    /// Whether a publisher must declare it again now and then (hold queues,
+    /// whose idle expiry each declaration restarts).
+    pub(crate) expires: bool,
+}
+
+impl QueueSpec {
+    /// A job queue or a dead-letter queue: durable with no arguments, so
+    /// that any AMQP client declaring it `durable: true` (as the RabbitMQ
+    /// tutorials do) agrees.
+    pub(crate) fn plain(name: impl Into<String>) -> Self {
+        QueueSpec {
+            name: name.into(),
+            arguments: FieldTable::default(),
+            expires: false,
+        }
+    }
+
+    /// The hold queue of `queue` (a full name) for waits of `hold`.
+    pub(crate) fn hold(queue: &str, hold: Duration) -> Self {
+        QueueSpec {
+            name: hold::queue_name(queue, hold),
+            arguments: hold::arguments(queue, hold),
+            expires: true,
+        }
+    }
+}
+
+/// Declares `queues`.
 ///
 /// A declaration whose arguments clash with an existing queue makes the
 /// broker close the channel it ran on, so each batch runs on a channel of
 /// its own that nothing else needs.
-pub(crate) async fn declare(connection: &Connection, queues: &[&str]) -> Result<(), Error> {
+pub(crate) async fn declare(connection: &Connection, queues: &[QueueSpec]) -> Result<(), Error> {
     let channel = connection.create_channel().await?;
     for queue in queues {
         let declared = channel
-            .queue_declare((*queue).into(), QueueDeclareOptions::durable(), FieldTable::default())
+            .queue_declare(
+                queue.name.as_str().into(),
+                QueueDeclareOptions::durable(),
+                queue.arguments.clone(),
+            )
             .await;
         if let Err(source) = declared {
-            return Err(declare_error(queue, source));
+            return Err(declare_error(&queue.name, source));
         }
     }
     // The channel was only for declaring; if closing fails it is gone anyway.

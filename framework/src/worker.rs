@@ -2,7 +2,7 @@
 //! jobs at once and settling each delivery by the ack mode.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Message, Recipient, WrapFuture};
 use futures_util::{FutureExt, StreamExt};
@@ -14,7 +14,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::dispatch::{Outcome, Runner};
-use crate::{AckMode, Error, Registry, message, topology};
+use crate::topology::QueueSpec;
+use crate::{AckMode, Error, Registry, hold, message, topology};
 
 /// How often a worker checks that its channel is still open.
 const HEALTH_CHECK: Duration = Duration::from_secs(1);
@@ -112,7 +113,8 @@ async fn consume(
     mut drain: watch::Receiver<bool>,
 ) -> Result<(), Error> {
     let queue = runner.full_queue.to_string();
-    topology::declare(&connection, &[&queue, &topology::dead_queue(&queue)]).await?;
+    let queues = [QueueSpec::plain(&queue), QueueSpec::plain(topology::dead_queue(&queue))];
+    topology::declare(&connection, &queues).await?;
     let channel = connection.create_channel().await?;
     let ack = settings.ack;
     if ack.ack_required() {
@@ -227,16 +229,30 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
     // Computed once: a foreign message without a message_id gets a fresh id,
     // which the log, the handler and the dead letter must all share.
     let id = message::job_id(properties);
+    let attempt = message::attempt(properties);
     let span = info_span!(
         "job",
         job.id = %id,
         job.name = message::job_name(properties).unwrap_or("-"),
         queue = %runner.full_queue,
-        attempt = message::attempt(properties),
+        attempt,
         worker = %runner.worker,
     );
     async {
         let ack = settings.ack;
+        // A long delay is waited out in several hops: a job back before it
+        // is due goes to the hold queue for the rest of its wait.
+        if let Some(eta) = message::eta(properties)
+            && hold::due_in(eta) > hold::EARLY_TOLERANCE
+        {
+            debug!(due_in = ?hold::due_in(eta), "job not due yet; holding it again");
+            let held = runner
+                .client
+                .publish_held(&runner.full_queue, &delivery.data, properties.clone(), eta)
+                .await;
+            hand_over(&delivery, ack.ack_required(), held).await;
+            return;
+        }
         if ack == AckMode::Early && !acknowledge(&delivery).await {
             return;
         }
@@ -244,47 +260,66 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
         let outcome = runner
             .attempt(&settings.registry, id, properties, &delivery.data, delivery.redelivered)
             .await;
+        let unacked = ack == AckMode::Late;
         match outcome {
             Outcome::Done => {
                 info!("job done");
-                if ack == AckMode::Late {
+                if unacked {
                     acknowledge(&delivery).await;
                 }
+            }
+            Outcome::Retry { delay, reason, error } => {
+                warn!(reason = reason.as_str(), %error, retry_in = ?delay, "job failed; retrying it");
+                let eta = SystemTime::now() + delay;
+                let retry = message::retry_properties(properties, id, attempt + 1, &error, eta);
+                let held = runner
+                    .client
+                    .publish_held(&runner.full_queue, &delivery.data, retry, eta)
+                    .await;
+                hand_over(&delivery, unacked, held).await;
             }
             Outcome::Dead { reason, error } => {
                 warn!(reason = reason.as_str(), %error, "job failed; moving it to the dead-letter queue");
                 let dead_queue = topology::dead_queue(&runner.full_queue);
-                let dead = message::dead_letter_properties(properties, id, &runner.full_queue, reason, &error, &runner.worker);
-                match runner.client.publish_declared(&dead_queue, &delivery.data, dead).await {
-                    Ok(()) => {
-                        if ack == AckMode::Late {
-                            acknowledge(&delivery).await;
-                        }
-                    }
-                    Err(publish_error) if ack == AckMode::Late => {
-                        error!(error = %publish_error, retry_in = ?REQUEUE_DELAY, "could not dead-letter the job; returning it to the queue");
-                        // Holding the job (and its slot) a while keeps a
-                        // broken publisher from turning into a hot
-                        // fail-requeue-redeliver loop.
-                        tokio::time::sleep(REQUEUE_DELAY).await;
-                        let requeue = BasicNackOptions {
-                            requeue: true,
-                            ..BasicNackOptions::default()
-                        };
-                        if let Err(nack_error) = delivery.acker.nack(requeue).await {
-                            warn!(error = %nack_error, "could not return the job; RabbitMQ redelivers it when the channel closes");
-                        }
-                    }
-                    Err(publish_error) => {
-                        let body = String::from_utf8_lossy(&delivery.data);
-                        error!(error = %publish_error, %body, ack = %ack, "could not dead-letter the job and it was already acknowledged: it is lost");
-                    }
-                }
+                let dead =
+                    message::dead_letter_properties(properties, id, &runner.full_queue, reason, &error, &runner.worker);
+                let published = runner.client.publish_declared(&dead_queue, &delivery.data, dead).await;
+                hand_over(&delivery, unacked, published).await;
             }
         }
     }
     .instrument(span)
     .await;
+}
+
+/// Settles a delivery whose job was published elsewhere (to a hold queue
+/// or the dead-letter queue): acks it once that publish is confirmed.
+/// If the publish failed, an `unacked` delivery is returned to its queue;
+/// one already acknowledged is lost, and logged as such.
+async fn hand_over(delivery: &Delivery, unacked: bool, published: Result<(), Error>) {
+    match published {
+        Ok(()) if unacked => {
+            acknowledge(delivery).await;
+        }
+        Ok(()) => {}
+        Err(publish_error) if unacked => {
+            error!(error = %publish_error, retry_in = ?REQUEUE_DELAY, "could not move the job on; returning it to the queue");
+            // Holding the job (and its slot) a while keeps a broken
+            // publisher from turning into a hot fail-requeue-redeliver loop.
+            tokio::time::sleep(REQUEUE_DELAY).await;
+            let requeue = BasicNackOptions {
+                requeue: true,
+                ..BasicNackOptions::default()
+            };
+            if let Err(nack_error) = delivery.acker.nack(requeue).await {
+                warn!(error = %nack_error, "could not return the job; RabbitMQ redelivers it when the channel closes");
+            }
+        }
+        Err(publish_error) => {
+            let body = String::from_utf8_lossy(&delivery.data);
+            error!(error = %publish_error, %body, "could not move the job on and it was already acknowledged: it is lost");
+        }
+    }
 }
 
 /// Acks a delivery; `false` when the channel is gone (RabbitMQ then

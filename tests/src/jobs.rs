@@ -1,12 +1,19 @@
 //! The jobs the integration tests run. Included (`#[path]`) by the
 //! `test-worker` binary, which runs them, and by the tests, which enqueue them.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use warren::prelude::*;
 
-/// Prints `ran seq=<n> worker=<id>` when it starts and `done seq=<n>` when
-/// it ends, after sleeping `sleep_ms`.
+/// Milliseconds since the epoch, for lines that tests time.
+fn now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
+/// Prints `ran seq=<n> worker=<id> attempt=<a> at_ms=<t>` when it starts
+/// and `done seq=<n>` when it ends, after sleeping `sleep_ms`.
 #[derive(Debug, Clone, Serialize, Deserialize, Job)]
 #[job(queue = "work")]
 pub struct Record {
@@ -17,10 +24,11 @@ pub struct Record {
 impl Handler for Record {
     async fn perform(self, ctx: &JobContext) -> Result<(), JobError> {
         println!(
-            "ran seq={} worker={} attempt={}",
+            "ran seq={} worker={} attempt={} at_ms={}",
             self.seq,
             ctx.worker_id(),
-            ctx.attempt()
+            ctx.attempt(),
+            now_ms()
         );
         tokio::time::sleep(Duration::from_millis(self.sleep_ms)).await;
         println!("done seq={} worker={}", self.seq, ctx.worker_id());
@@ -28,9 +36,9 @@ impl Handler for Record {
     }
 }
 
-/// Always fails with its message.
+/// Always fails with its message, and is never retried.
 #[derive(Debug, Clone, Serialize, Deserialize, Job)]
-#[job(queue = "work")]
+#[job(queue = "work", retries = 0)]
 pub struct Fail {
     pub message: String,
 }
@@ -41,9 +49,9 @@ impl Handler for Fail {
     }
 }
 
-/// Always panics with its message.
+/// Always panics with its message, and is never retried.
 #[derive(Debug, Clone, Serialize, Deserialize, Job)]
-#[job(queue = "work")]
+#[job(queue = "work", retries = 0)]
 pub struct Panic {
     pub message: String,
 }
@@ -54,9 +62,9 @@ impl Handler for Panic {
     }
 }
 
-/// Runs past its one-second timeout.
+/// Runs past its one-second timeout, and is never retried.
 #[derive(Debug, Clone, Serialize, Deserialize, Job)]
-#[job(queue = "work", timeout = "1s")]
+#[job(queue = "work", timeout = "1s", retries = 0)]
 pub struct Hang;
 
 impl Handler for Hang {
@@ -117,6 +125,80 @@ impl Handler for Block {
         );
         std::thread::sleep(Duration::from_millis(self.ms));
         println!("done seq={} worker={}", self.seq, ctx.worker_id());
+        Ok(())
+    }
+}
+
+/// Fails its first `failures` attempts, then succeeds; prints
+/// `attempt seq=<n> attempt=<a> at_ms=<t>` on every attempt.
+#[derive(Debug, Clone, Serialize, Deserialize, Job)]
+#[job(queue = "work", retries = 3, backoff = "1s")]
+pub struct Flaky {
+    pub seq: u32,
+    pub failures: u32,
+}
+
+impl Handler for Flaky {
+    async fn perform(self, ctx: &JobContext) -> Result<(), JobError> {
+        println!("attempt seq={} attempt={} at_ms={}", self.seq, ctx.attempt(), now_ms());
+        if ctx.attempt() <= self.failures {
+            return Err(JobError::msg(format!("flaked on attempt {}", ctx.attempt())));
+        }
+        println!("done seq={}", self.seq);
+        Ok(())
+    }
+}
+
+/// Fails every attempt, with two retries 300 ms apart (then 600 ms).
+#[derive(Debug, Clone, Serialize, Deserialize, Job)]
+#[job(queue = "work", retries = 2, backoff = "300ms")]
+pub struct AlwaysFail {
+    pub seq: u32,
+}
+
+impl Handler for AlwaysFail {
+    async fn perform(self, ctx: &JobContext) -> Result<(), JobError> {
+        println!("attempt seq={} attempt={} at_ms={}", self.seq, ctx.attempt(), now_ms());
+        Err(JobError::msg(format!(
+            "payment service down (attempt {})",
+            ctx.attempt()
+        )))
+    }
+}
+
+/// Says its input is bad: rejected, never retried.
+#[derive(Debug, Clone, Serialize, Deserialize, Job)]
+#[job(queue = "work", retries = 5)]
+pub struct Reject {
+    pub seq: u32,
+}
+
+impl Handler for Reject {
+    async fn perform(self, ctx: &JobContext) -> Result<(), JobError> {
+        println!("attempt seq={} attempt={} at_ms={}", self.seq, ctx.attempt(), now_ms());
+        Err(JobError::reject("no such customer"))
+    }
+}
+
+/// Asks to be retried after `wait_ms` on its first attempt (as a rate limit
+/// would), then succeeds.
+#[derive(Debug, Clone, Serialize, Deserialize, Job)]
+#[job(queue = "work")]
+pub struct RateLimited {
+    pub seq: u32,
+    pub wait_ms: u64,
+}
+
+impl Handler for RateLimited {
+    async fn perform(self, ctx: &JobContext) -> Result<(), JobError> {
+        println!("attempt seq={} attempt={} at_ms={}", self.seq, ctx.attempt(), now_ms());
+        if ctx.attempt() == 1 {
+            return Err(JobError::retry_after(
+                Duration::from_millis(self.wait_ms),
+                "429 Too Many Requests",
+            ));
+        }
+        println!("done seq={}", self.seq);
         Ok(())
     }
 }

@@ -414,3 +414,24 @@ pub fn close_connection(name: &str) {
         .unwrap_or_else(|| panic!("no connection named {name} in {listing}"));
     rabbitmqctl(&["close_connection", pid, "closed by the test"]);
 }
+
+/// The value of `name=<value>` among the words of `line`.
+pub fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let prefix = format!("{name}=");
+    line.split_whitespace()
+        .find_map(|word| word.strip_prefix(prefix.as_str()))
+}
+
+/// A message header as text (strings) or as a number (integers and
+/// timestamps), for assertions.
+pub fn header(properties: &BasicProperties, name: &str) -> Option<String> {
+    use lapin::types::AMQPValue;
+    match properties.headers().as_ref()?.inner().get(name)? {
+        AMQPValue::LongString(text) => Some(String::from_utf8_lossy(text.as_bytes()).into_owned()),
+        AMQPValue::ShortString(text) => Some(text.to_string()),
+        AMQPValue::LongLongInt(n) => Some(n.to_string()),
+        AMQPValue::LongInt(n) => Some(n.to_string()),
+        AMQPValue::Timestamp(n) => Some(n.to_string()),
+        other => Some(format!("{other:?}")),
+    }
+}

@@ -126,7 +126,7 @@ async fn when_the_dead_letter_cannot_be_published_the_job_is_kept_and_not_retrie
         .await
         .expect("enqueue");
     worker
-        .wait_for_stderr("could not dead-letter the job", Duration::from_secs(10))
+        .wait_for_stderr("could not move the job on", Duration::from_secs(10))
         .await;
     tokio::time::sleep(Duration::from_secs(6)).await;
 

@@ -1,0 +1,133 @@
+//! Choices made per enqueue: when the job runs and how it is retried.
+
+use std::time::{Duration, SystemTime};
+
+use lapin::BasicProperties;
+use lapin::types::AMQPValue;
+
+use crate::{Error, hold, message};
+
+/// Options of one enqueue, for [`Client::enqueue_with`](crate::Client::enqueue_with):
+/// a delay, and retry settings that override the job's `#[job(...)]`.
+///
+/// ```
+/// use std::time::Duration;
+/// use warren::EnqueueOptions;
+///
+/// let options = EnqueueOptions::new()
+///     .delay(Duration::from_secs(60))
+///     .retries(10)
+///     .backoff(Duration::from_secs(1));
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EnqueueOptions {
+    when: When,
+    retries: Option<u32>,
+    backoff: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum When {
+    #[default]
+    Now,
+    In(Duration),
+    At(SystemTime),
+}
+
+impl EnqueueOptions {
+    /// Run as soon as a worker is free, with the job's own retry settings.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Run no earlier than `delay` from now (at most 30 days).
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.when = When::In(delay);
+        self
+    }
+
+    /// Run no earlier than `at` (at most 30 days ahead; a time in the past
+    /// runs at once).
+    pub fn at(mut self, at: SystemTime) -> Self {
+        self.when = When::At(at);
+        self
+    }
+
+    /// Retry a failed attempt this many times, whatever the job's
+    /// `#[job(retries)]` says.
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retries = Some(retries);
+        self
+    }
+
+    /// Wait this long before the first retry (doubling after), whatever the
+    /// job's `#[job(backoff)]` says.
+    pub fn backoff(mut self, backoff: Duration) -> Self {
+        self.backoff = Some(backoff);
+        self
+    }
+
+    /// When the job is due; `None` for now. Fails for delays past
+    /// [`hold::MAX_DELAY`].
+    pub(crate) fn eta(&self) -> Result<Option<SystemTime>, Error> {
+        let now = SystemTime::now();
+        let delay = match self.when {
+            When::Now => return Ok(None),
+            When::In(delay) => delay,
+            When::At(at) => at.duration_since(now).unwrap_or_default(),
+        };
+        if delay > hold::MAX_DELAY {
+            return Err(Error::DelayTooLong {
+                delay,
+                max: hold::MAX_DELAY,
+            });
+        }
+        Ok((!delay.is_zero()).then(|| now + delay))
+    }
+
+    /// `properties` with these options written into the message's headers.
+    pub(crate) fn apply(&self, properties: BasicProperties, eta: Option<SystemTime>) -> BasicProperties {
+        let properties = match eta {
+            Some(eta) => message::with_eta(properties, eta),
+            None => properties,
+        };
+        if self.retries.is_none() && self.backoff.is_none() {
+            return properties;
+        }
+        let mut headers = properties.headers().clone().unwrap_or_default();
+        if let Some(retries) = self.retries {
+            headers.insert(message::RETRIES.into(), AMQPValue::LongLongInt(retries.into()));
+        }
+        if let Some(backoff) = self.backoff {
+            let millis = i64::try_from(backoff.as_millis()).unwrap_or(i64::MAX);
+            headers.insert(message::BACKOFF.into(), AMQPValue::LongLongInt(millis));
+        }
+        properties.with_headers(headers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_past_thirty_days_are_refused() {
+        let too_long = EnqueueOptions::new().delay(hold::MAX_DELAY + Duration::from_secs(1));
+        assert!(matches!(too_long.eta(), Err(Error::DelayTooLong { .. })));
+        assert!(EnqueueOptions::new().delay(hold::MAX_DELAY).eta().is_ok());
+    }
+
+    #[test]
+    fn a_time_in_the_past_or_no_delay_runs_now() {
+        let past = SystemTime::now() - Duration::from_secs(60);
+        assert_eq!(EnqueueOptions::new().at(past).eta().unwrap(), None);
+        assert_eq!(EnqueueOptions::new().eta().unwrap(), None);
+        let soon = EnqueueOptions::new()
+            .delay(Duration::from_secs(3))
+            .eta()
+            .unwrap()
+            .unwrap();
+        assert!(hold::due_in(soon) > Duration::from_secs(2));
+    }
+}
