@@ -6,31 +6,40 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::future::join_all;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::{BasicProperties, Channel, Confirmation, Connection};
+use lapin::options::BasicPublishOptions;
+use lapin::{BasicProperties, Confirmation};
 use tokio::runtime::Handle;
 use tokio::sync::OnceCell;
 
+use crate::runtime::Endpoint;
+use crate::session::Sessions;
 use crate::topology::QueueSpec;
-use crate::{EnqueueError, EnqueueOptions, Error, Job, JobId, codec, hold, message, runtime, topology};
+use crate::{EnqueueError, EnqueueOptions, Error, Job, JobId, codec, hold, message, topology};
 
 /// Publishes jobs to RabbitMQ.
 ///
 /// Cheap to clone and safe to share: clones use one connection and one
 /// confirm-mode channel, and concurrent enqueues are pipelined on it, each
 /// waiting only for its own confirm. Each queue is declared (durable) once.
+///
+/// When the connection dies (a broker restart, a network cut), the client
+/// reconnects and publishes again, for up to the recovery timeout (30 s by
+/// default): an enqueue is at least once, and a job published twice keeps
+/// its id, so a duplicate can be told apart.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    connection: Connection,
-    channel: Channel,
+    sessions: Sessions,
     queue_prefix: String,
-    /// Queues this client declared, and when.
-    declared: Mutex<HashMap<String, Arc<OnceCell<Instant>>>>,
+    /// Queues this client declared.
+    declared: Mutex<HashMap<String, Arc<OnceCell<Declared>>>>,
 }
+
+/// When a queue was declared: in which session (its generation), and at what time.
+type Declared = (u64, Instant);
 
 /// Settings for a [`Client`]; start with [`Client::builder`].
 #[derive(Debug, Clone)]
@@ -39,6 +48,7 @@ pub struct ClientBuilder {
     queue_prefix: String,
     connection_name: String,
     runtime: Option<Handle>,
+    recovery_timeout: Duration,
 }
 
 impl ClientBuilder {
@@ -56,6 +66,13 @@ impl ClientBuilder {
         self
     }
 
+    /// How long an enqueue waits for a lost connection to come back before
+    /// it fails and hands the job back (default 30 s).
+    pub fn recovery_timeout(mut self, timeout: Duration) -> Self {
+        self.recovery_timeout = timeout;
+        self
+    }
+
     /// Runs the connection's I/O on this runtime rather than the caller's.
     pub(crate) fn runtime(mut self, handle: Handle) -> Self {
         self.runtime = Some(handle);
@@ -70,13 +87,15 @@ impl ClientBuilder {
             Some(handle) => handle,
             None => Handle::try_current().map_err(|_| Error::NoRuntime)?,
         };
-        let connection = runtime::connect(&self.url, &self.connection_name, handle).await?;
-        let channel = connection.create_channel().await?;
-        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        let endpoint = Endpoint {
+            url: self.url,
+            name: self.connection_name,
+            io: handle,
+        };
+        let sessions = Sessions::open(endpoint, self.recovery_timeout).await?;
         Ok(Client {
             inner: Arc::new(Inner {
-                connection,
-                channel,
+                sessions,
                 queue_prefix: self.queue_prefix,
                 declared: Mutex::new(HashMap::new()),
             }),
@@ -86,6 +105,8 @@ impl ClientBuilder {
 
 impl Client {
     /// Connects to the broker at `url` (e.g. `amqp://127.0.0.1:5672/%2f`).
+    /// Several URLs separated by commas (the nodes of a cluster) are tried
+    /// in turn, at first and on every reconnection.
     pub async fn connect(url: &str) -> Result<Client, Error> {
         Client::builder(url).connect().await
     }
@@ -97,6 +118,7 @@ impl Client {
             queue_prefix: String::new(),
             connection_name: "warren client".into(),
             runtime: None,
+            recovery_timeout: Duration::from_secs(30),
         }
     }
 
@@ -230,12 +252,21 @@ impl Client {
             mandatory: true,
             ..BasicPublishOptions::default()
         };
-        let confirm = self
+        let confirmation = self
             .inner
-            .channel
-            .basic_publish("".into(), queue.into(), options, body, properties)
+            .sessions
+            .run(|session| {
+                let properties = properties.clone();
+                async move {
+                    let confirm = session
+                        .channel
+                        .basic_publish("".into(), queue.into(), options, body, properties)
+                        .await?;
+                    Ok(confirm.await?)
+                }
+            })
             .await?;
-        match confirm.await? {
+        match confirmation {
             Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
             Confirmation::Ack(Some(_returned)) => {
                 self.forget_declared(queue);
@@ -263,19 +294,27 @@ impl Client {
 
     /// Declares `queue` unless this client already has (a hold queue: in the
     /// last [`hold::REDECLARE_AFTER`], which keeps it from expiring).
+    ///
+    /// After a reconnection every queue is declared again: the broker may
+    /// have lost it (a new node, a reset).
     async fn declare_once(&self, queue: &QueueSpec) -> Result<(), Error> {
+        let generation = self.inner.sessions.current().generation;
         let cell = {
             let mut declared = self.inner.declared.lock().unwrap_or_else(PoisonError::into_inner);
             let cell = declared.entry(queue.name.clone()).or_default();
-            let stale = |at: &Instant| queue.expires && at.elapsed() > hold::REDECLARE_AFTER;
+            let stale = |&(declared_in, at): &(u64, Instant)| {
+                declared_in != generation || (queue.expires && at.elapsed() > hold::REDECLARE_AFTER)
+            };
             if cell.get().is_some_and(stale) {
                 *cell = Arc::default();
             }
             Arc::clone(cell)
         };
-        cell.get_or_try_init(|| async {
-            topology::declare(&self.inner.connection, std::slice::from_ref(queue)).await?;
-            Ok::<_, Error>(Instant::now())
+        cell.get_or_try_init(|| {
+            self.inner.sessions.run(|session| async move {
+                topology::declare(&session.connection, std::slice::from_ref(queue)).await?;
+                Ok((session.generation, Instant::now()))
+            })
         })
         .await
         .map(|_| ())
@@ -289,10 +328,7 @@ impl Client {
     /// Closes the connection (waiting at most five seconds for the broker);
     /// enqueues after this fail.
     pub async fn close(&self) {
-        // Closing an already closed connection fails; either way it is
-        // closed. A broker that does not answer gets five seconds.
-        let close = self.inner.connection.close(200, "client closed".into());
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), close).await;
+        self.inner.sessions.close().await;
     }
 }
 
@@ -300,7 +336,10 @@ impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("queue_prefix", &self.inner.queue_prefix)
-            .field("connected", &self.inner.connection.status().connected())
+            .field(
+                "connected",
+                &self.inner.sessions.current().connection.status().connected(),
+            )
             .finish_non_exhaustive()
     }
 }

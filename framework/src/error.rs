@@ -142,8 +142,13 @@ impl<J> std::error::Error for EnqueueError<J> {
     }
 }
 
-/// The URL with any password replaced by `***`, for logs and errors.
-pub(crate) fn redact(url: &str) -> String {
+/// The URL (or comma-separated URLs) with any password replaced by `***`,
+/// for logs and errors.
+pub(crate) fn redact(urls: &str) -> String {
+    urls.split(',').map(redact_one).collect::<Vec<_>>().join(",")
+}
+
+fn redact_one(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
@@ -168,6 +173,10 @@ mod tests {
         );
         assert_eq!(redact("amqp://127.0.0.1:5672/%2f"), "amqp://127.0.0.1:5672/%2f");
         assert_eq!(redact("amqp://user@host"), "amqp://user@host");
+        assert_eq!(
+            redact("amqp://u:one@a:5672,amqp://u:two@b:5672"),
+            "amqp://u:***@a:5672,amqp://u:***@b:5672"
+        );
     }
 
     #[test]

@@ -44,6 +44,7 @@ mod message;
 mod registry;
 mod retry;
 mod runtime;
+mod session;
 mod shutdown;
 mod supervisor;
 mod topology;

@@ -140,6 +140,16 @@ impl TestBroker {
         assert!(confirm.is_ack(), "broker refused the raw message");
     }
 
+    /// Declares `full` durable with `arguments`, as another application might.
+    pub async fn declare(&self, full: &str, arguments: FieldTable) {
+        let channel = self.connection.create_channel().await.expect("channel");
+        channel
+            .queue_declare(full.into(), QueueDeclareOptions::durable(), arguments)
+            .await
+            .expect("declare");
+        let _ = channel.close(200, "ok".into()).await;
+    }
+
     /// Starts the worker binary `bin` with `args`, under this test's prefix.
     pub fn worker(&self, bin: &str, args: &[&str]) -> WorkerProcess {
         WorkerProcess::spawn(Command::new(bin).args(args).env("WARREN_QUEUE_PREFIX", &self.prefix))
@@ -230,6 +240,11 @@ impl WorkerProcess {
             assert!(Instant::now() < deadline, "no `{text}` in stderr: {:#?}", self.stderr());
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Sends SIGTERM.
@@ -434,4 +449,91 @@ pub fn header(properties: &BasicProperties, name: &str) -> Option<String> {
         AMQPValue::Timestamp(n) => Some(n.to_string()),
         other => Some(format!("{other:?}")),
     }
+}
+
+/// A virtual host of the test's own, deleted (with its queues) on drop:
+/// for fault tests that close every connection of a vhost without touching
+/// the tests running beside them.
+#[derive(Debug)]
+pub struct TestVhost {
+    name: String,
+}
+
+impl TestVhost {
+    /// Creates the vhost and lets `guest` use it.
+    pub fn new() -> Self {
+        let name = format!("warren-test-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        rabbitmqctl(&["add_vhost", &name]);
+        rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
+        TestVhost { name }
+    }
+
+    /// The vhost's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The broker's URL with this vhost.
+    pub fn url(&self) -> String {
+        let base = amqp_url();
+        let server = base.rsplit_once('/').map_or(base.as_str(), |(server, _)| server);
+        format!("{server}/{}", self.name)
+    }
+
+    /// Ready plus unacked messages, and consumers, of `queue` in this vhost.
+    pub fn queue(&self, queue: &str) -> Option<(u32, u32)> {
+        let listing = rabbitmqctl(&[
+            "list_queues",
+            "-p",
+            &self.name,
+            "--quiet",
+            "--no-table-headers",
+            "name",
+            "messages",
+            "consumers",
+        ]);
+        listing
+            .lines()
+            .map(|line| line.split('\t').collect::<Vec<_>>())
+            .find(|fields| fields.len() == 3 && fields[0] == queue)
+            .map(|fields| {
+                (
+                    fields[1].trim().parse().unwrap_or(0),
+                    fields[2].trim().parse().unwrap_or(0),
+                )
+            })
+    }
+
+    /// `rabbitmqctl close_all_connections` for this vhost.
+    pub fn close_all_connections(&self) {
+        rabbitmqctl(&[
+            "close_all_connections",
+            "--vhost",
+            &self.name,
+            "--limit",
+            "1000",
+            "closed by a warren fault test",
+        ]);
+    }
+}
+
+impl Default for TestVhost {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestVhost {
+    fn drop(&mut self) {
+        rabbitmqctl(&["delete_vhost", &self.name]);
+    }
+}
+
+/// The sequence numbers of every `done seq=<n>` line among `lines`.
+pub fn done_seqs(lines: &[String]) -> std::collections::BTreeSet<u32> {
+    lines
+        .iter()
+        .filter(|line| line.starts_with("done seq="))
+        .filter_map(|line| field(line, "seq")?.parse().ok())
+        .collect()
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use jobs::{Fail, Hang, Panic, Record};
 use lapin::BasicProperties;
-use lapin::types::AMQPValue;
-use warren_tests::{TestBroker, close_connection, eventually, list_queue};
+use lapin::types::{AMQPValue, FieldTable};
+use warren_tests::{TestBroker, close_connection, eventually, list_queue, rabbitmqctl};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_test-worker");
 
@@ -108,15 +108,49 @@ async fn with_early_acks_bad_jobs_are_dead_lettered_and_the_worker_keeps_going()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn when_the_dead_letter_cannot_be_published_the_job_is_kept_and_not_retried_in_a_hot_loop() {
+async fn when_the_workers_publisher_connection_is_closed_it_reconnects_and_the_dead_letter_lands() {
     let broker = TestBroker::new().await;
     let queue = broker.queue("work");
     let name = format!("{}w", broker.prefix());
     let worker = broker.worker(WORKER, &["work", "--queues", "work", "--workers", "1", "--name", &name]);
     broker.wait_for_consumers(&queue, 1).await;
 
-    // Close the worker's publisher connection: dead letters cannot be published.
     close_connection(&format!("warren worker {name} (publisher)"));
+    broker
+        .client()
+        .enqueue(Fail {
+            message: "card declined".into(),
+        })
+        .await
+        .expect("enqueue");
+
+    broker
+        .wait_for_ready(&format!("{queue}.dead"), 1, Duration::from_secs(15))
+        .await;
+    worker
+        .wait_for_stderr("reconnected to RabbitMQ", Duration::from_secs(5))
+        .await;
+    eventually(Duration::from_secs(5), "the job was acked", || {
+        list_queue(&queue).is_some_and(|q| q.messages == 0)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_dead_letter_cannot_be_published_the_job_is_kept_and_not_retried_in_a_hot_loop() {
+    let broker = TestBroker::new().await;
+    let queue = broker.queue("work");
+    let dead = format!("{queue}.dead");
+    let worker = broker.worker(WORKER, &["work", "--queues", "work", "--workers", "1"]);
+    broker.wait_for_consumers(&queue, 1).await;
+
+    // A dead-letter queue that refuses every message: the broker nacks
+    // each dead letter, whatever the worker does.
+    rabbitmqctl(&["delete_queue", &dead]);
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-max-length".into(), AMQPValue::LongLongInt(0));
+    arguments.insert("x-overflow".into(), AMQPValue::LongString("reject-publish".into()));
+    broker.declare(&dead, arguments).await;
 
     broker
         .client()

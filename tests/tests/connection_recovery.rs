@@ -1,0 +1,101 @@
+//! `rabbitmqctl close_all_connections` while a producer enqueues and a
+//! worker consumes: both reconnect within seconds and every confirmed job
+//! runs. In a vhost of its own, so tests beside it keep their connections.
+
+#[path = "../src/jobs.rs"]
+#[allow(dead_code, unreachable_pub, reason = "shared with the test-worker binary")]
+mod jobs;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use jobs::Record;
+use warren::Client;
+use warren_tests::{TestVhost, WorkerProcess, done_seqs, eventually};
+
+const WORKER: &str = env!("CARGO_BIN_EXE_test-worker");
+const JOBS: u32 = 600;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_all_connections_loses_no_job_and_both_sides_recover() {
+    let vhost = TestVhost::new();
+    let url = vhost.url();
+    let client = Client::builder(&url)
+        .connection_name("recovery test producer")
+        .connect()
+        .await
+        .expect("connect");
+    let mut worker = WorkerProcess::spawn(
+        Command::new(WORKER)
+            .args(["work", "--queues", "work", "--workers", "2", "--prefetch", "5"])
+            .env("AMQP_URL", &url),
+    );
+    eventually(Duration::from_secs(30), "the worker consumes", || {
+        vhost.queue("work").is_some_and(|(_, consumers)| consumers == 2)
+    })
+    .await;
+
+    let confirmed = Arc::new(AtomicU32::new(0));
+    let producer = tokio::spawn({
+        let (client, confirmed) = (client.clone(), Arc::clone(&confirmed));
+        async move {
+            let mut failed = Vec::new();
+            for seq in 0..JOBS {
+                match client.enqueue(Record { seq, sleep_ms: 5 }).await {
+                    Ok(_) => {
+                        confirmed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(error) => failed.push((seq, error.to_string())),
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            failed
+        }
+    });
+    eventually(Duration::from_secs(30), "150 jobs are confirmed", || {
+        confirmed.load(Ordering::Relaxed) >= 150
+    })
+    .await;
+    let closed_at = Instant::now();
+    vhost.close_all_connections();
+
+    let failed = producer.await.expect("producer");
+    assert!(failed.is_empty(), "enqueues that failed: {failed:?}");
+    assert_eq!(confirmed.load(Ordering::Relaxed), JOBS);
+    let recovered_in = closed_at.elapsed();
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done = done_seqs(&worker.stdout());
+        if done.len() == JOBS as usize {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {JOBS} jobs done; missing: {:?}; stderr: {:#?}",
+            done.len(),
+            (0..JOBS).filter(|seq| !done.contains(seq)).take(20).collect::<Vec<_>>(),
+            worker.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(worker.running(), "the worker never exits on its own");
+    assert!(
+        worker
+            .stderr()
+            .iter()
+            .any(|line| line.contains("reconnected to RabbitMQ")),
+        "{:#?}",
+        worker.stderr()
+    );
+    eventually(Duration::from_secs(10), "the queue is empty", || {
+        vhost
+            .queue("work")
+            .is_some_and(|(messages, consumers)| messages == 0 && consumers == 2)
+    })
+    .await;
+    eprintln!("producer finished {recovered_in:?} after the close");
+    client.close().await;
+}
