@@ -6,6 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use lapin::options::{BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
@@ -176,6 +177,8 @@ pub struct WorkerProcess {
     child: Child,
     stdout: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<Vec<String>>>,
+    /// The threads reading stdout and stderr; finished once both hit EOF.
+    readers: [JoinHandle<()>; 2],
 }
 
 impl WorkerProcess {
@@ -191,9 +194,14 @@ impl WorkerProcess {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start the worker binary");
-        let stdout = collect(child.stdout.take().expect("piped stdout"));
-        let stderr = collect(child.stderr.take().expect("piped stderr"));
-        WorkerProcess { child, stdout, stderr }
+        let (stdout, out_reader) = collect(child.stdout.take().expect("piped stdout"));
+        let (stderr, err_reader) = collect(child.stderr.take().expect("piped stderr"));
+        WorkerProcess {
+            child,
+            stdout,
+            stderr,
+            readers: [out_reader, err_reader],
+        }
     }
 
     /// What the process printed to standard output so far.
@@ -239,13 +247,17 @@ impl WorkerProcess {
         assert!(status.success(), "could not signal worker {pid}");
     }
 
-    /// Waits for the process to exit.
+    /// Waits for the process to exit, and for every line it printed to be
+    /// collected.
     pub async fn wait_exit(&mut self, within: Duration) -> ExitStatus {
         let deadline = Instant::now() + within;
         loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                // Let the reader threads take the last lines.
-                tokio::time::sleep(Duration::from_millis(100)).await;
+            // The pipes reach EOF after the last line was read: until then
+            // stdout() could miss what the process printed just before it ended.
+            let output_read = self.readers.iter().all(JoinHandle::is_finished);
+            if let Some(status) = self.child.try_wait().expect("try_wait")
+                && output_read
+            {
                 return status;
             }
             assert!(
@@ -266,15 +278,18 @@ impl Drop for WorkerProcess {
     }
 }
 
-fn collect(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+fn collect(stream: impl std::io::Read + Send + 'static) -> (Arc<Mutex<Vec<String>>>, JoinHandle<()>) {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&lines);
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+    let reader = std::thread::spawn(move || {
+        // By bytes, not `lines()`: one line of invalid UTF-8 must not stop
+        // the reading, or the process would block on a full pipe.
+        for line in BufReader::new(stream).split(b'\n').map_while(Result::ok) {
+            let line = String::from_utf8_lossy(&line).into_owned();
             sink.lock().unwrap_or_else(PoisonError::into_inner).push(line);
         }
     });
-    lines
+    (lines, reader)
 }
 
 /// The `seq` numbers each worker ran, from lines `ran seq=<n> worker=<id> …`.
