@@ -247,6 +247,19 @@ impl WorkerProcess {
         assert!(status.success(), "could not signal worker {pid}");
     }
 
+    /// Sends SIGKILL, as the OOM killer or a lost machine would: no drain,
+    /// no acks, no closing of channels. Returns once the process is gone and
+    /// every line it printed has been collected.
+    pub async fn kill(&mut self) -> ExitStatus {
+        self.child.kill().expect("SIGKILL the worker");
+        self.wait_exit(Duration::from_secs(10)).await
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+
     /// Waits for the process to exit, and for every line it printed to be
     /// collected.
     pub async fn wait_exit(&mut self, within: Duration) -> ExitStatus {
@@ -306,6 +319,17 @@ pub fn runs_by_worker(lines: &[String]) -> std::collections::BTreeMap<String, Ve
         runs.entry(field("worker=")).or_default().push(seq);
     }
     runs
+}
+
+/// The `seq` of every line starting with `prefix` (`"ran "`, `"done "`), in
+/// order, repeats included.
+pub fn seqs(lines: &[String], prefix: &str) -> Vec<u32> {
+    lines
+        .iter()
+        .filter(|line| line.starts_with(prefix))
+        .filter_map(|line| line.split_whitespace().find_map(|word| word.strip_prefix("seq=")))
+        .map(|seq| seq.parse().expect("seq"))
+        .collect()
 }
 
 /// A consumer as `rabbitmqctl list_consumers` shows it.
