@@ -120,6 +120,21 @@ impl TestBroker {
         Some(message.delivery)
     }
 
+    /// Takes every message off `full` (acknowledged), on one channel.
+    pub async fn take_all(&self, full: &str) -> Vec<lapin::message::Delivery> {
+        let channel = self.connection.create_channel().await.expect("channel");
+        let mut taken = Vec::new();
+        while let Some(message) = channel
+            .basic_get(full.into(), BasicGetOptions { no_ack: true })
+            .await
+            .expect("basic.get")
+        {
+            taken.push(message.delivery);
+        }
+        let _ = channel.close(200, "ok".into()).await;
+        taken
+    }
+
     /// Publishes raw bytes to `full` through the default exchange, as a
     /// producer that knows nothing of warren would, and waits for the confirm.
     pub async fn publish_raw(&self, full: &str, body: &[u8], properties: BasicProperties) {
@@ -155,6 +170,20 @@ impl Drop for TestBroker {
             rabbitmqctl(&["delete_queue", queue]);
         }
     }
+}
+
+/// A command running `tests/interop/<script>` under the Python with pika
+/// that `scripts/test` names in `WARREN_PYTHON`, with `QUEUE` and `AMQP_URL`
+/// set for the test.
+pub fn python(script: &str, queue: &str) -> Command {
+    let python = std::env::var("WARREN_PYTHON")
+        .expect("WARREN_PYTHON must name a Python with pika: run the tests through scripts/test");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("interop")
+        .join(script);
+    let mut command = Command::new(python);
+    command.arg(path).env("QUEUE", queue).env("AMQP_URL", amqp_url());
+    command
 }
 
 /// Runs `rabbitmqctl` and returns its standard output.
