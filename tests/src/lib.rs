@@ -6,6 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use lapin::options::{BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
@@ -119,6 +120,21 @@ impl TestBroker {
         Some(message.delivery)
     }
 
+    /// Takes every message off `full` (acknowledged), on one channel.
+    pub async fn take_all(&self, full: &str) -> Vec<lapin::message::Delivery> {
+        let channel = self.connection.create_channel().await.expect("channel");
+        let mut taken = Vec::new();
+        while let Some(message) = channel
+            .basic_get(full.into(), BasicGetOptions { no_ack: true })
+            .await
+            .expect("basic.get")
+        {
+            taken.push(message.delivery);
+        }
+        let _ = channel.close(200, "ok".into()).await;
+        taken
+    }
+
     /// Publishes raw bytes to `full` through the default exchange, as a
     /// producer that knows nothing of warren would, and waits for the confirm.
     pub async fn publish_raw(&self, full: &str, body: &[u8], properties: BasicProperties) {
@@ -166,6 +182,20 @@ impl Drop for TestBroker {
     }
 }
 
+/// A command running `tests/interop/<script>` under the Python with pika
+/// that `scripts/test` names in `WARREN_PYTHON`, with `QUEUE` and `AMQP_URL`
+/// set for the test.
+pub fn python(script: &str, queue: &str) -> Command {
+    let python = std::env::var("WARREN_PYTHON")
+        .expect("WARREN_PYTHON must name a Python with pika: run the tests through scripts/test");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("interop")
+        .join(script);
+    let mut command = Command::new(python);
+    command.arg(path).env("QUEUE", queue).env("AMQP_URL", amqp_url());
+    command
+}
+
 /// Runs `rabbitmqctl` and returns its standard output.
 pub fn rabbitmqctl(args: &[&str]) -> String {
     let output = Command::new("rabbitmqctl")
@@ -186,6 +216,8 @@ pub struct WorkerProcess {
     child: Child,
     stdout: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<Vec<String>>>,
+    /// The threads reading stdout and stderr; finished once both hit EOF.
+    readers: [JoinHandle<()>; 2],
 }
 
 impl WorkerProcess {
@@ -201,9 +233,14 @@ impl WorkerProcess {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start the worker binary");
-        let stdout = collect(child.stdout.take().expect("piped stdout"));
-        let stderr = collect(child.stderr.take().expect("piped stderr"));
-        WorkerProcess { child, stdout, stderr }
+        let (stdout, out_reader) = collect(child.stdout.take().expect("piped stdout"));
+        let (stderr, err_reader) = collect(child.stderr.take().expect("piped stderr"));
+        WorkerProcess {
+            child,
+            stdout,
+            stderr,
+            readers: [out_reader, err_reader],
+        }
     }
 
     /// What the process printed to standard output so far.
@@ -254,13 +291,30 @@ impl WorkerProcess {
         assert!(status.success(), "could not signal worker {pid}");
     }
 
-    /// Waits for the process to exit.
+    /// Sends SIGKILL, as the OOM killer or a lost machine would: no drain,
+    /// no acks, no closing of channels. Returns once the process is gone and
+    /// every line it printed has been collected.
+    pub async fn kill(&mut self) -> ExitStatus {
+        self.child.kill().expect("SIGKILL the worker");
+        self.wait_exit(Duration::from_secs(10)).await
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+
+    /// Waits for the process to exit, and for every line it printed to be
+    /// collected.
     pub async fn wait_exit(&mut self, within: Duration) -> ExitStatus {
         let deadline = Instant::now() + within;
         loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                // Let the reader threads take the last lines.
-                tokio::time::sleep(Duration::from_millis(100)).await;
+            // The pipes reach EOF after the last line was read: until then
+            // stdout() could miss what the process printed just before it ended.
+            let output_read = self.readers.iter().all(JoinHandle::is_finished);
+            if let Some(status) = self.child.try_wait().expect("try_wait")
+                && output_read
+            {
                 return status;
             }
             assert!(
@@ -281,15 +335,18 @@ impl Drop for WorkerProcess {
     }
 }
 
-fn collect(stream: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+fn collect(stream: impl std::io::Read + Send + 'static) -> (Arc<Mutex<Vec<String>>>, JoinHandle<()>) {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&lines);
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+    let reader = std::thread::spawn(move || {
+        // By bytes, not `lines()`: one line of invalid UTF-8 must not stop
+        // the reading, or the process would block on a full pipe.
+        for line in BufReader::new(stream).split(b'\n').map_while(Result::ok) {
+            let line = String::from_utf8_lossy(&line).into_owned();
             sink.lock().unwrap_or_else(PoisonError::into_inner).push(line);
         }
     });
-    lines
+    (lines, reader)
 }
 
 /// The `seq` numbers each worker ran, from lines `ran seq=<n> worker=<id> …`.
@@ -306,6 +363,17 @@ pub fn runs_by_worker(lines: &[String]) -> std::collections::BTreeMap<String, Ve
         runs.entry(field("worker=")).or_default().push(seq);
     }
     runs
+}
+
+/// The `seq` of every line starting with `prefix` (`"ran "`, `"done "`), in
+/// order, repeats included.
+pub fn seqs(lines: &[String], prefix: &str) -> Vec<u32> {
+    lines
+        .iter()
+        .filter(|line| line.starts_with(prefix))
+        .filter_map(|line| line.split_whitespace().find_map(|word| word.strip_prefix("seq=")))
+        .map(|seq| seq.parse().expect("seq"))
+        .collect()
 }
 
 /// A consumer as `rabbitmqctl list_consumers` shows it.

@@ -7,23 +7,12 @@
 #[allow(dead_code, unreachable_pub, reason = "shared with the test-worker binary")]
 mod jobs;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use jobs::Plain;
-use warren_tests::{TestBroker, WorkerProcess, amqp_url, list_queue};
+use warren_tests::{TestBroker, WorkerProcess, list_queue, python};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_test-worker");
-
-fn python(script: &str, queue: &str) -> Command {
-    let python = std::env::var("WARREN_PYTHON")
-        .expect("WARREN_PYTHON must name a Python with pika: run the tests through scripts/test");
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("interop").join(script);
-    let mut command = Command::new(python);
-    command.arg(path).env("QUEUE", queue).env("AMQP_URL", amqp_url());
-    command
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tutorial_producer_feeds_a_warren_worker() {
