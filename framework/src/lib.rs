@@ -34,6 +34,7 @@ mod cli;
 mod client;
 mod codec;
 mod context;
+mod dead;
 mod dispatch;
 mod error;
 mod handler;
@@ -73,7 +74,7 @@ pub mod prelude {
 }
 
 /// Expands to the `main` of a worker binary with warren's command line:
-/// `work`, `enqueue <job> <json>` and `jobs`.
+/// `work`, `enqueue <job> <json>`, `jobs` and `dead list|retry|purge`.
 ///
 /// ```no_run
 /// warren::main!();
