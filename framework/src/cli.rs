@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
+use crate::dead::{self, DeadCommand, DeadError};
 use crate::dispatch::Runner;
 use crate::error::redact;
 use crate::runtime::Endpoint;
@@ -21,13 +22,18 @@ use crate::worker::WorkerSettings;
 use crate::{AckMode, Client, EnqueueOptions, Error, Registry};
 
 /// Exit code of a run that failed: broker unreachable for a command, bad
-/// job, conflicting registrations. (Bad arguments exit with 2.)
+/// job, conflicting registrations.
 const EXIT_FAILURE: u8 = 1;
+/// Exit code of bad usage, as clap uses for bad arguments.
+const EXIT_USAGE: u8 = 2;
 /// Exit code after a second signal or a drain that overran its timeout.
 const EXIT_FORCED: u8 = 3;
 
 #[derive(Debug, Parser)]
-#[command(about = "warren worker: run, enqueue and list background jobs", version)]
+#[command(
+    about = "warren worker: run, enqueue and list background jobs, and handle dead letters",
+    version
+)]
 struct Cli {
     /// RabbitMQ URL.
     #[arg(long, env = "AMQP_URL", default_value = "amqp://127.0.0.1:5672/%2f", global = true)]
@@ -63,6 +69,11 @@ enum Command {
     },
     /// List the registered job types and their options.
     Jobs,
+    /// List, retry or delete dead letters: jobs that failed for good.
+    Dead {
+        #[command(subcommand)]
+        command: DeadCommand,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -90,7 +101,15 @@ struct WorkArgs {
 /// Parses the command line and runs the command. The body of `main!()`.
 pub fn run_main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // `dead` probes for dead-letter queues that may not exist; the broker
+    // answers by closing the probe's channel, which lapin logs as an error.
+    // The command reports what matters itself.
+    let lapin = if matches!(cli.command, Command::Dead { .. }) {
+        "off"
+    } else {
+        "warn"
+    };
+    init_logging(cli.log_format, lapin);
     let registry = match Registry::from_inventory() {
         Ok(registry) => registry,
         Err(error) => return fail(error),
@@ -109,14 +128,23 @@ pub fn run_main() -> ExitCode {
         Command::Enqueue { job, json } => {
             io.block_on(enqueue(&cli.amqp_url, &cli.queue_prefix, &registry, &job, &json))
         }
+        Command::Dead { command } => {
+            match io.block_on(dead::run(&cli.amqp_url, &cli.queue_prefix, &registry, command)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error @ DeadError::Unconfirmed) => usage(error),
+                Err(error) => fail(error),
+            }
+        }
         Command::Work(args) => work(&cli.amqp_url, &cli.queue_prefix, registry, args, io.handle().clone()),
     };
     io.shutdown_timeout(Duration::from_secs(1));
     code
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,lapin=warn"));
+/// Logs to stderr at `RUST_LOG`'s level, by default `info` and `lapin` at `lapin_level`.
+fn init_logging(format: LogFormat, lapin_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("info,lapin={lapin_level}")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -132,6 +160,11 @@ fn fail(error: impl std::fmt::Display) -> ExitCode {
     error!("{error}");
     eprintln!("error: {error}");
     ExitCode::from(EXIT_FAILURE)
+}
+
+fn usage(error: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {error}");
+    ExitCode::from(EXIT_USAGE)
 }
 
 fn list_jobs(registry: &Registry) -> ExitCode {

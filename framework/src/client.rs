@@ -132,6 +132,11 @@ impl Client {
         format!("{}{queue}", self.inner.queue_prefix)
     }
 
+    /// The client's connection, for commands that open channels of their own.
+    pub(crate) fn connection(&self) -> &Connection {
+        &self.inner.connection
+    }
+
     /// Enqueues a job; returns its id once RabbitMQ has confirmed that it
     /// stored the (persistent) message. On failure the job is handed back
     /// inside the error.

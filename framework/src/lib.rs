@@ -34,6 +34,7 @@ mod cli;
 mod client;
 mod codec;
 mod context;
+mod dead;
 mod dispatch;
 mod enqueue;
 mod error;
@@ -78,7 +79,7 @@ pub mod prelude {
 }
 
 /// Expands to the `main` of a worker binary with warren's command line:
-/// `work`, `enqueue <job> <json>` and `jobs`.
+/// `work`, `enqueue <job> <json>`, `jobs` and `dead list|retry|purge`.
 ///
 /// ```no_run
 /// warren::main!();

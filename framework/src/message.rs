@@ -43,7 +43,7 @@ pub(crate) const DEAD_WORKER: &str = "warren-dead-worker";
 const MAX_ERROR_LEN: usize = 4096;
 
 /// RabbitMQ's delivery mode for messages written to disk.
-const PERSISTENT: u8 = 2;
+pub(crate) const PERSISTENT: u8 = 2;
 
 /// Why a job ended in the dead-letter queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -240,7 +240,6 @@ pub(crate) fn header<'a>(properties: &'a BasicProperties, name: &str) -> Option<
 }
 
 /// A header's value as text, if it is a string.
-#[cfg(test)]
 pub(crate) fn text(value: &AMQPValue) -> Option<String> {
     match value {
         AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),

@@ -1,0 +1,613 @@
+//! Operating on dead letters: the worker binary's `dead list`, `dead retry`
+//! and `dead purge`.
+//!
+//! Dead letters are read with `basic.get` and stay unacknowledged until the
+//! command has settled each one: acked once it is back in its job queue
+//! (publisher-confirmed), returned to its place otherwise. If the command
+//! dies midway, RabbitMQ returns every unsettled letter itself, so a crash
+//! costs at most a duplicate job, never a lost one.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::{Duration, UNIX_EPOCH};
+
+use clap::{ArgGroup, Args, Subcommand};
+use lapin::options::{BasicAckOptions, BasicGetOptions, BasicNackOptions, QueueDeclareOptions, QueuePurgeOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ErrorKind};
+use tracing::{info, warn};
+
+use crate::{Client, Error, JobId, Registry, message, topology};
+
+/// Error texts in `dead list` are cut to this many characters.
+const MAX_ERROR_CHARS: usize = 80;
+
+/// The `dead` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum DeadCommand {
+    /// List dead letters, oldest first, leaving them in place.
+    List {
+        #[command(flatten)]
+        queue: QueueArg,
+        /// Show at most this many dead letters per queue.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
+    },
+    /// Move dead letters back to their job queue, to run again from attempt 1.
+    #[command(group(ArgGroup::new("which").required(true).args(["job_id", "all"])))]
+    Retry {
+        /// The id of the job to retry.
+        job_id: Option<JobId>,
+        /// Retry every dead letter of the queue(s).
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        queue: QueueArg,
+    },
+    /// Delete dead letters for good.
+    Purge {
+        #[command(flatten)]
+        queue: QueueArg,
+        /// Delete without asking for confirmation (required when stdin is not a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// The job queue a `dead` command works on.
+#[derive(Debug, Args)]
+pub(crate) struct QueueArg {
+    /// The job queue, as jobs name it (`--queue-prefix` applies) [default: the queues of all registered jobs].
+    #[arg(long)]
+    queue: Option<String>,
+}
+
+impl DeadCommand {
+    fn queue(&self) -> Option<&str> {
+        let (DeadCommand::List { queue, .. } | DeadCommand::Retry { queue, .. } | DeadCommand::Purge { queue, .. }) =
+            self;
+        queue.queue.as_deref()
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            DeadCommand::List { .. } => "list",
+            DeadCommand::Retry { .. } => "retry",
+            DeadCommand::Purge { .. } => "purge",
+        }
+    }
+}
+
+/// Why a `dead` command failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DeadError {
+    /// No `--queue` and no registered job to take queues from.
+    #[error("no jobs are registered in this binary, so there is no dead-letter queue to look at; pass --queue")]
+    NoQueues,
+    /// `dead retry <id>` found no such dead letter.
+    #[error("no dead letter of job {id} in {}", .searched.join(", "))]
+    NotFound {
+        /// The job id asked for.
+        id: JobId,
+        /// The dead-letter queues searched.
+        searched: Vec<String>,
+    },
+    /// `dead purge` without `--yes` and no terminal to ask on: bad usage.
+    #[error(
+        "stdin is not a terminal, so `dead purge` cannot ask for confirmation; pass --yes to delete without asking"
+    )]
+    Unconfirmed,
+    /// The confirmation could not be read.
+    #[error("could not read the answer from stdin: {0}")]
+    Prompt(#[source] std::io::Error),
+    /// Reading or purging a dead-letter queue failed.
+    #[error("could not read queue `{queue}`: {source}")]
+    Read {
+        /// The dead-letter queue.
+        queue: String,
+        /// What lapin reported.
+        #[source]
+        source: lapin::Error,
+    },
+    /// A dead letter could not be put back in its job queue; it stays dead.
+    #[error(
+        "retried {} from `{dead_queue}`, then could not move job {id} to `{queue}` (it stays a dead letter): {source}",
+        letters(*.retried)
+    )]
+    Publish {
+        /// How many were retried before.
+        retried: u32,
+        /// The dead-letter queue.
+        dead_queue: String,
+        /// The job that stays dead.
+        id: String,
+        /// The queue it was meant for.
+        queue: String,
+        /// Why.
+        #[source]
+        source: Error,
+    },
+    /// A job was put back but its dead letter could not be removed.
+    #[error(
+        "job {id} is back in `{queue}`, but its dead letter could not be removed from `{dead_queue}` and stays there as a duplicate; purge or ignore it"
+    )]
+    Ack {
+        /// The job.
+        id: String,
+        /// Its job queue.
+        queue: String,
+        /// The dead-letter queue.
+        dead_queue: String,
+    },
+    /// Connecting or talking to the broker failed.
+    #[error(transparent)]
+    Broker(#[from] Error),
+}
+
+impl From<lapin::Error> for DeadError {
+    fn from(source: lapin::Error) -> Self {
+        DeadError::Broker(Error::Amqp(source))
+    }
+}
+
+/// Runs a `dead` command against the broker at `url`.
+pub(crate) async fn run(url: &str, prefix: &str, registry: &Registry, command: DeadCommand) -> Result<(), DeadError> {
+    // Checked before connecting: a script that forgot --yes learns it at once.
+    if matches!(command, DeadCommand::Purge { yes: false, .. }) && !std::io::stdin().is_terminal() {
+        return Err(DeadError::Unconfirmed);
+    }
+    let queues: Vec<String> = match command.queue() {
+        Some(queue) => vec![queue.to_owned()],
+        None => registry.queues().into_iter().map(str::to_owned).collect(),
+    };
+    if queues.is_empty() {
+        return Err(DeadError::NoQueues);
+    }
+    let client = Client::builder(url)
+        .queue_prefix(prefix)
+        .connection_name(format!("warren dead {}", command.name()))
+        .connect()
+        .await?;
+    let dead_queues: Vec<String> = queues
+        .iter()
+        .map(|queue| topology::dead_queue(&client.queue_name(queue)))
+        .collect();
+    let result = match command {
+        DeadCommand::List { limit, .. } => list(client.connection(), &dead_queues, limit).await,
+        DeadCommand::Retry { job_id, .. } => retry(&client, &dead_queues, job_id).await,
+        DeadCommand::Purge { yes, .. } => purge(client.connection(), &dead_queues, yes).await,
+    };
+    client.close().await;
+    result
+}
+
+/// One line of `dead list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Row {
+    id: String,
+    name: String,
+    queue: String,
+    reason: String,
+    attempt: u32,
+    dead_at: String,
+    error: String,
+}
+
+impl Row {
+    fn of(dead_queue: &str, properties: &BasicProperties) -> Self {
+        let text = |name| message::header(properties, name).and_then(message::text);
+        let dead_at = message::header(properties, message::DEAD_AT)
+            .and_then(seconds)
+            .map_or_else(
+                || "-".to_owned(),
+                |at| humantime::format_rfc3339_seconds(at).to_string(),
+            );
+        Row {
+            id: properties
+                .message_id()
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |id| id.to_string()),
+            name: message::job_name(properties).unwrap_or("-").to_owned(),
+            queue: origin_queue(dead_queue, properties),
+            reason: text(message::DEAD_REASON).unwrap_or_else(|| "-".to_owned()),
+            attempt: message::attempt(properties),
+            dead_at,
+            error: text(message::DEAD_ERROR).map_or_else(|| "-".to_owned(), |error| one_line(&error)),
+        }
+    }
+}
+
+fn print_row([id, name, queue, reason, attempt, dead_at, error]: [&str; 7]) {
+    println!("{id:<36} {name:<20} {queue:<24} {reason:<11} {attempt:<8} {dead_at:<20} {error}");
+}
+
+async fn list(connection: &Connection, dead_queues: &[String], limit: u32) -> Result<(), DeadError> {
+    print_row(["JOB ID", "NAME", "QUEUE", "REASON", "ATTEMPTS", "DEAD AT", "ERROR"]);
+    let mut footers = Vec::new();
+    for dead_queue in dead_queues {
+        let total = ready(connection, dead_queue).await?.unwrap_or(0);
+        let rows = peek(connection, dead_queue, limit.min(total)).await?;
+        for row in &rows {
+            let attempt = row.attempt.to_string();
+            print_row([
+                &row.id,
+                &row.name,
+                &row.queue,
+                &row.reason,
+                &attempt,
+                &row.dead_at,
+                &row.error,
+            ]);
+        }
+        footers.push(format!("{} of {} in {dead_queue}", rows.len(), letters(total)));
+    }
+    for footer in footers {
+        println!("{footer}");
+    }
+    Ok(())
+}
+
+/// The first `max` dead letters of `dead_queue`, which are all put back.
+async fn peek(connection: &Connection, dead_queue: &str, max: u32) -> Result<Vec<Row>, DeadError> {
+    if max == 0 {
+        return Ok(Vec::new());
+    }
+    let channel = connection.create_channel().await?;
+    let mut rows = Vec::new();
+    let mut result = Ok(());
+    while rows.len() < max as usize {
+        match get(&channel, dead_queue).await {
+            Ok(Some(delivery)) => rows.push(Row::of(dead_queue, &delivery.properties)),
+            Ok(None) => break,
+            Err(error) => {
+                result = Err(error);
+                break;
+            }
+        }
+    }
+    put_back(channel).await;
+    result.map(|()| rows)
+}
+
+async fn retry(client: &Client, dead_queues: &[String], only: Option<JobId>) -> Result<(), DeadError> {
+    for dead_queue in dead_queues {
+        let retried = retry_from(client, dead_queue, only).await?;
+        match only {
+            Some(id) if retried > 0 => {
+                println!("retried job {id} from {dead_queue}");
+                return Ok(());
+            }
+            Some(_) => {}
+            None => println!("retried {} from {dead_queue}", letters(retried)),
+        }
+    }
+    match only {
+        Some(id) => Err(DeadError::NotFound {
+            id,
+            searched: dead_queues.to_vec(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Moves the dead letters of `dead_queue` (those of job `only`, or all) back
+/// to their job queues; returns how many.
+async fn retry_from(client: &Client, dead_queue: &str, only: Option<JobId>) -> Result<u32, DeadError> {
+    let connection = client.connection();
+    let Some(present) = ready(connection, dead_queue).await? else {
+        return Ok(0);
+    };
+    let channel = connection.create_channel().await?;
+    let result = move_back(client, &channel, dead_queue, present, only).await;
+    put_back(channel).await;
+    result
+}
+
+async fn move_back(
+    client: &Client,
+    channel: &Channel,
+    dead_queue: &str,
+    present: u32,
+    only: Option<JobId>,
+) -> Result<u32, DeadError> {
+    let mut retried = 0;
+    // Only the letters there at the start: a retried job that fails again at
+    // once lands behind them and must not be retried round and round.
+    for _ in 0..present {
+        let Some(delivery) = get(channel, dead_queue).await? else {
+            break;
+        };
+        let properties = &delivery.properties;
+        let id = letter_id(properties);
+        if only.is_some_and(|only| id != Some(only)) {
+            // Left unacknowledged: put back, in its place, at the end.
+            continue;
+        }
+        let id = id.map_or_else(|| "-".to_owned(), |id| id.to_string());
+        let queue = origin_queue(dead_queue, properties);
+        if queue == dead_queue {
+            warn!(job.id = %id, queue = %dead_queue, "the dead letter names its own dead-letter queue as its origin; left in place");
+            continue;
+        }
+        if let Err(source) = client
+            .publish_declared(&queue, &delivery.data, retry_properties(properties))
+            .await
+        {
+            return Err(DeadError::Publish {
+                retried,
+                dead_queue: dead_queue.to_owned(),
+                id,
+                queue,
+                source,
+            });
+        }
+        // The job is confirmed back in its queue; only now does its dead
+        // letter go. A failure in between leaves a duplicate, not a loss.
+        if !matches!(delivery.acker.ack(BasicAckOptions::default()).await, Ok(true)) {
+            return Err(DeadError::Ack {
+                id,
+                queue,
+                dead_queue: dead_queue.to_owned(),
+            });
+        }
+        info!(job.id = %id, queue = %queue, dead_queue, "dead letter retried");
+        retried += 1;
+        if only.is_some() {
+            break;
+        }
+    }
+    Ok(retried)
+}
+
+async fn purge(connection: &Connection, dead_queues: &[String], confirmed: bool) -> Result<(), DeadError> {
+    for dead_queue in dead_queues {
+        let count = ready(connection, dead_queue).await?.unwrap_or(0);
+        if count == 0 {
+            println!("no dead letters in {dead_queue}");
+            continue;
+        }
+        if !confirmed && !ask(format!("Delete {} from {dead_queue}? [y/N] ", letters(count))).await? {
+            println!("kept {} in {dead_queue}", letters(count));
+            continue;
+        }
+        let channel = connection.create_channel().await?;
+        let deleted = channel
+            .queue_purge(dead_queue.as_str().into(), QueuePurgeOptions::default())
+            .await
+            .map_err(|source| DeadError::Read {
+                queue: dead_queue.clone(),
+                source,
+            })?;
+        // The channel was only for purging; if closing fails it is gone anyway.
+        let _ = channel.close(200, "purged".into()).await;
+        info!(queue = %dead_queue, deleted, "dead letters purged");
+        println!("deleted {} from {dead_queue}", letters(deleted));
+    }
+    Ok(())
+}
+
+/// Asks `question` on the terminal; true for `y` or `yes`.
+async fn ask(question: String) -> Result<bool, DeadError> {
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut stderr = std::io::stderr();
+        write!(stderr, "{question}")?;
+        stderr.flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        Ok(answer)
+    })
+    .await
+    .map_err(|error| DeadError::Prompt(std::io::Error::other(error)))?
+    .map_err(DeadError::Prompt)?;
+    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+}
+
+/// Messages ready in `queue`; `None` if there is no such queue.
+async fn ready(connection: &Connection, queue: &str) -> Result<Option<u32>, DeadError> {
+    // A passive declare of a missing queue closes its channel: this one is
+    // for that alone.
+    let channel = connection.create_channel().await?;
+    let options = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    match channel
+        .queue_declare(queue.into(), options, FieldTable::default())
+        .await
+    {
+        Ok(declared) => {
+            let _ = channel.close(200, "counted".into()).await;
+            Ok(Some(declared.message_count()))
+        }
+        Err(source) if is_not_found(&source) => Ok(None),
+        Err(source) => Err(DeadError::Read {
+            queue: queue.to_owned(),
+            source,
+        }),
+    }
+}
+
+fn is_not_found(error: &lapin::Error) -> bool {
+    matches!(error.kind(), ErrorKind::ProtocolError(amqp) if amqp.get_id() == 404)
+}
+
+/// Takes the next dead letter, unacknowledged.
+async fn get(channel: &Channel, dead_queue: &str) -> Result<Option<lapin::message::Delivery>, DeadError> {
+    let got = channel
+        .basic_get(dead_queue.into(), BasicGetOptions { no_ack: false })
+        .await
+        .map_err(|source| DeadError::Read {
+            queue: dead_queue.to_owned(),
+            source,
+        })?;
+    Ok(got.map(|got| got.delivery))
+}
+
+/// Returns every letter still unacknowledged on `channel` to its place in
+/// its queue, and closes the channel.
+async fn put_back(channel: Channel) {
+    // Delivery tag 0 with `multiple`: every unacknowledged delivery.
+    let all = BasicNackOptions {
+        multiple: true,
+        requeue: true,
+    };
+    if let Err(error) = channel.basic_nack(0, all).await {
+        warn!(%error, "could not return the dead letters; RabbitMQ returns them as the channel closes");
+    }
+    let _ = channel.close(200, "dead letters returned".into()).await;
+}
+
+/// The job id of a dead letter, if it has a valid one.
+fn letter_id(properties: &BasicProperties) -> Option<JobId> {
+    properties.message_id().as_ref()?.as_str().parse().ok()
+}
+
+/// The job queue a dead letter came from: its `warren-dead-queue` header,
+/// else the dead-letter queue's name without `.dead`.
+fn origin_queue(dead_queue: &str, properties: &BasicProperties) -> String {
+    message::header(properties, message::DEAD_QUEUE)
+        .and_then(message::text)
+        .filter(|queue| !queue.is_empty())
+        .unwrap_or_else(|| {
+            // The inverse of `topology::dead_queue`.
+            dead_queue.strip_suffix(".dead").unwrap_or(dead_queue).to_owned()
+        })
+}
+
+/// Whether a header records a failure rather than the job: dropped when the
+/// job is retried, so that it starts afresh.
+fn is_failure_bookkeeping(header: &str) -> bool {
+    header.starts_with("warren-dead-")
+        || matches!(header, "warren-first-failure-at" | "warren-last-error" | "warren-eta")
+}
+
+/// The properties of a retried dead letter: its own, persistent, without
+/// the failure bookkeeping and on attempt 1. The job id stays.
+fn retry_properties(dead: &BasicProperties) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    for (name, value) in dead.headers().iter().flat_map(FieldTable::inner) {
+        if !is_failure_bookkeeping(name.as_str()) {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    headers.insert(message::ATTEMPT.into(), AMQPValue::LongLongInt(1));
+    dead.clone()
+        .with_delivery_mode(message::PERSISTENT)
+        .with_headers(headers)
+}
+
+/// A timestamp header (seconds since the epoch), however it was typed.
+fn seconds(value: &AMQPValue) -> Option<std::time::SystemTime> {
+    let secs = match *value {
+        AMQPValue::Timestamp(secs) => secs,
+        _ => u64::try_from(message::integer(value)?).ok()?,
+    };
+    UNIX_EPOCH.checked_add(Duration::from_secs(secs))
+}
+
+/// The first line of `text`, cut to [`MAX_ERROR_CHARS`]; `…` marks a cut.
+fn one_line(text: &str) -> String {
+    let mut lines = text.trim().lines();
+    let first = lines.next().unwrap_or_default();
+    let mut line: String = first.chars().take(MAX_ERROR_CHARS).collect();
+    if line.len() < first.len() || lines.next().is_some() {
+        line.push('…');
+    }
+    line
+}
+
+/// "1 dead letter", "2 dead letters".
+fn letters(count: u32) -> String {
+    match count {
+        1 => "1 dead letter".to_owned(),
+        n => format!("{n} dead letters"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lapin::types::LongString;
+
+    use super::*;
+
+    fn dead_letter() -> BasicProperties {
+        let mut headers = FieldTable::default();
+        let text = |s: &str| AMQPValue::LongString(LongString::from(s));
+        headers.insert(message::ATTEMPT.into(), AMQPValue::LongLongInt(4));
+        headers.insert(message::DEAD_REASON.into(), text("failed"));
+        headers.insert(message::DEAD_ERROR.into(), text("card declined\nat line 3"));
+        headers.insert(message::DEAD_AT.into(), AMQPValue::Timestamp(1_700_000_000));
+        headers.insert(message::DEAD_QUEUE.into(), text("prod-payments"));
+        headers.insert(message::DEAD_WORKER.into(), text("host.1"));
+        headers.insert("warren-first-failure-at".into(), AMQPValue::Timestamp(1_699_999_000));
+        headers.insert("warren-last-error".into(), text("card declined"));
+        headers.insert("warren-eta".into(), AMQPValue::LongLongInt(1_700_000_500_000));
+        headers.insert("warren-retries".into(), AMQPValue::LongLongInt(2));
+        headers.insert("tenant".into(), text("acme"));
+        BasicProperties::default()
+            .with_type("charge".into())
+            .with_message_id(JobId::new().to_string().into())
+            .with_delivery_mode(1)
+            .with_timestamp(1_699_998_000)
+            .with_headers(headers)
+    }
+
+    #[test]
+    fn a_retried_job_starts_afresh_as_the_same_job() {
+        let dead = dead_letter();
+        let retried = retry_properties(&dead);
+        let names: Vec<&str> = retried
+            .headers()
+            .iter()
+            .flat_map(FieldTable::inner)
+            .map(|(name, _)| name.as_str())
+            .collect();
+        assert_eq!(names, ["tenant", "warren-attempt", "warren-retries"]);
+        assert_eq!(message::attempt(&retried), 1);
+        assert_eq!(retried.message_id(), dead.message_id());
+        assert_eq!(message::job_name(&retried), Some("charge"));
+        assert_eq!(retried.timestamp(), dead.timestamp(), "still says when it was enqueued");
+        assert_eq!(*retried.delivery_mode(), Some(message::PERSISTENT));
+    }
+
+    #[test]
+    fn a_listed_dead_letter_says_what_why_where_and_when() {
+        let dead = dead_letter();
+        let row = Row::of("prod-payments.dead", &dead);
+        assert_eq!(row.name, "charge");
+        assert_eq!(row.queue, "prod-payments");
+        assert_eq!(row.reason, "failed");
+        assert_eq!(row.attempt, 4);
+        assert_eq!(row.dead_at, "2023-11-14T22:13:20Z");
+        assert_eq!(row.error, "card declined…");
+        assert_eq!(Some(row.id.parse().unwrap()), letter_id(&dead));
+    }
+
+    #[test]
+    fn a_foreign_dead_letter_lists_with_placeholders_and_goes_back_by_its_queue_name() {
+        let row = Row::of("prod-emails.dead", &BasicProperties::default());
+        assert_eq!(
+            (row.id.as_str(), row.name.as_str(), row.reason.as_str()),
+            ("-", "-", "-")
+        );
+        assert_eq!(row.queue, "prod-emails");
+        assert_eq!(row.attempt, 1);
+    }
+
+    #[test]
+    fn errors_are_cut_to_one_short_line() {
+        assert_eq!(one_line("boom"), "boom");
+        assert_eq!(one_line(&"é".repeat(MAX_ERROR_CHARS)), "é".repeat(MAX_ERROR_CHARS));
+        assert_eq!(
+            one_line(&"é".repeat(MAX_ERROR_CHARS + 1)),
+            format!("{}…", "é".repeat(MAX_ERROR_CHARS))
+        );
+        assert_eq!(one_line(""), "");
+    }
+
+    #[test]
+    fn counts_read_as_english() {
+        assert_eq!(letters(0), "0 dead letters");
+        assert_eq!(letters(1), "1 dead letter");
+        assert_eq!(letters(7), "7 dead letters");
+    }
+}
