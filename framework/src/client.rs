@@ -12,7 +12,7 @@ use tokio::runtime::Handle;
 use tokio::sync::OnceCell;
 
 use crate::runtime::Endpoint;
-use crate::session::Sessions;
+use crate::session::{Session, Sessions};
 use crate::topology::QueueSpec;
 use crate::{EnqueueError, EnqueueOptions, Error, Job, JobId, codec, hold, message, topology};
 
@@ -132,9 +132,10 @@ impl Client {
         format!("{}{queue}", self.inner.queue_prefix)
     }
 
-    /// The client's connection, for commands that open channels of their own.
-    pub(crate) fn connection(&self) -> &Connection {
-        &self.inner.connection
+    /// The client's current session, for commands that open channels of
+    /// their own on its connection.
+    pub(crate) fn session(&self) -> Arc<Session> {
+        self.inner.sessions.current()
     }
 
     /// Enqueues a job; returns its id once RabbitMQ has confirmed that it
