@@ -35,7 +35,7 @@ const EXIT_FORCED: u8 = 3;
     version
 )]
 struct Cli {
-    /// RabbitMQ URL.
+    /// RabbitMQ URL; several, comma-separated (the nodes of a cluster), are tried in turn.
     #[arg(long, env = "AMQP_URL", default_value = "amqp://127.0.0.1:5672/%2f", global = true)]
     amqp_url: String,
     /// Prefix for every queue name (must match the producers' `queue_prefix`).
@@ -66,6 +66,12 @@ enum Command {
         job: String,
         /// The job as JSON, e.g. '{"path": "cat.png", "width": 640}'.
         json: String,
+        /// Run it no earlier than this from now, e.g. `90s` or `2h` (at most 30 days).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        delay: Option<Duration>,
+        /// Retries after a failure, instead of the job's own.
+        #[arg(long)]
+        retries: Option<u32>,
     },
     /// List the registered job types and their options.
     Jobs,
@@ -125,8 +131,27 @@ pub fn run_main() -> ExitCode {
     };
     let code = match cli.command {
         Command::Jobs => list_jobs(&registry),
-        Command::Enqueue { job, json } => {
-            io.block_on(enqueue(&cli.amqp_url, &cli.queue_prefix, &registry, &job, &json))
+        Command::Enqueue {
+            job,
+            json,
+            delay,
+            retries,
+        } => {
+            let mut options = EnqueueOptions::new();
+            if let Some(delay) = delay {
+                options = options.delay(delay);
+            }
+            if let Some(retries) = retries {
+                options = options.retries(retries);
+            }
+            io.block_on(enqueue(
+                &cli.amqp_url,
+                &cli.queue_prefix,
+                &registry,
+                &job,
+                &json,
+                &options,
+            ))
         }
         Command::Dead { command } => {
             match io.block_on(dead::run(&cli.amqp_url, &cli.queue_prefix, &registry, command)) {
@@ -169,18 +194,19 @@ fn usage(error: impl std::fmt::Display) -> ExitCode {
 
 fn list_jobs(registry: &Registry) -> ExitCode {
     println!(
-        "{:<24} {:<20} {:<6} {:<10} {:<8} {:<14} TYPE",
-        "NAME", "QUEUE", "FORMAT", "TIMEOUT", "RETRIES", "QUEUE DEFAULT"
+        "{:<24} {:<20} {:<6} {:<10} {:<8} {:<8} {:<14} TYPE",
+        "NAME", "QUEUE", "FORMAT", "TIMEOUT", "RETRIES", "BACKOFF", "QUEUE DEFAULT"
     );
     for job in registry.jobs() {
         let options = job.options;
         println!(
-            "{:<24} {:<20} {:<6} {:<10} {:<8} {:<14} {}",
+            "{:<24} {:<20} {:<6} {:<10} {:<8} {:<8} {:<14} {}",
             job.name,
             job.queue,
             options.format.as_str(),
             humantime::format_duration(options.effective_timeout()).to_string(),
-            options.retries.map_or_else(|| "-".to_owned(), |n| n.to_string()),
+            options.effective_retries(),
+            humantime::format_duration(options.effective_backoff()).to_string(),
             if options.queue_default { "yes" } else { "no" },
             job.type_name,
         );
@@ -188,7 +214,14 @@ fn list_jobs(registry: &Registry) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn enqueue(url: &str, prefix: &str, registry: &Registry, name: &str, json: &str) -> ExitCode {
+async fn enqueue(
+    url: &str,
+    prefix: &str,
+    registry: &Registry,
+    name: &str,
+    json: &str,
+    options: &EnqueueOptions,
+) -> ExitCode {
     let Some(job) = registry.get(name) else {
         let known: Vec<_> = registry.jobs().iter().map(|job| job.name).collect();
         return fail(format!("no job named `{name}`; registered jobs: {}", known.join(", ")));
@@ -207,7 +240,7 @@ async fn enqueue(url: &str, prefix: &str, registry: &Registry, name: &str, json:
         Err(error) => return fail(error),
     };
     let result = client
-        .publish_job(job.name, job.queue, job.options.format, &body, &EnqueueOptions::new())
+        .publish_job(job.name, job.queue, job.options.format, &body, options)
         .await;
     client.close().await;
     match result {

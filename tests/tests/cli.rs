@@ -96,6 +96,44 @@ fn jobs_lists_every_registered_job_with_its_options() {
     assert!(hang.contains(" 1s "), "{hang}");
     let plain = listing.lines().find(|line| line.starts_with("plain")).expect("plain");
     assert!(plain.contains(" text ") && plain.contains(" yes "), "{plain}");
+    let columns = |line: &str| line.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+    let header = columns(listing.lines().next().expect("header"));
+    assert_eq!(header[4..6], ["RETRIES", "BACKOFF"], "{listing}");
+    let retries_and_backoff = |name: &str| {
+        let line = listing
+            .lines()
+            .find(|line| line.starts_with(&format!("{name} ")))
+            .expect(name);
+        columns(line)[4..6].to_vec()
+    };
+    assert_eq!(retries_and_backoff("always_fail"), ["2", "300ms"], "the job's own");
+    assert_eq!(retries_and_backoff("record"), ["3", "10s"], "the defaults");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueue_with_a_delay_holds_the_job_on_the_broker_until_it_is_due() {
+    let broker = TestBroker::new().await;
+    let output = run(
+        WORKER,
+        broker.prefix(),
+        &["enqueue", "record", r#"{"seq": 43, "sleep_ms": 0}"#, "--delay", "2s"],
+    );
+    assert!(output.status.success(), "stderr: {}", text(&output.stderr));
+    let hold = format!("{}.retry.2000", broker.queue("work"));
+    assert_eq!(broker.ready(&hold).await, 1, "the job waits in the 2 s hold queue");
+    assert_eq!(broker.ready(&broker.queue("work")).await, 0);
+
+    let worker = broker.worker(WORKER, &["work", "--queues", "work", "--workers", "1"]);
+    worker
+        .wait_for_stdout(1, Duration::from_secs(15), |line| line.starts_with("done seq=43 "))
+        .await;
+
+    let too_long = run(
+        WORKER,
+        broker.prefix(),
+        &["enqueue", "record", "{}", "--delay", "45days"],
+    );
+    assert_eq!(too_long.status.code(), Some(1));
 }
 
 #[test]

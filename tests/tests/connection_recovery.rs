@@ -99,3 +99,30 @@ async fn close_all_connections_loses_no_job_and_both_sides_recover() {
     eprintln!("producer finished {recovered_in:?} after the close");
     client.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_several_urls_the_worker_and_the_client_use_the_first_node_that_answers() {
+    let vhost = TestVhost::new();
+    // Nothing listens on port 1: the first "node" is down.
+    let urls = format!("amqp://guest:guest@127.0.0.1:1/{},{}", vhost.name(), vhost.url());
+    let client = Client::connect(&urls).await.expect("the second URL answers");
+    let worker = WorkerProcess::spawn(
+        Command::new(WORKER)
+            .args(["work", "--queues", "work", "--workers", "1"])
+            .env("AMQP_URL", &urls),
+    );
+    client.enqueue(Record { seq: 7, sleep_ms: 0 }).await.expect("enqueue");
+    worker
+        .wait_for_stdout(1, Duration::from_secs(20), |line| line.starts_with("done seq=7 "))
+        .await;
+    let starting = worker
+        .stderr()
+        .into_iter()
+        .find(|line| line.contains("worker starting"))
+        .expect("logged");
+    assert!(
+        starting.contains("guest:***@127.0.0.1:1/"),
+        "both URLs are logged, passwords hidden: {starting}"
+    );
+    client.close().await;
+}
