@@ -11,7 +11,7 @@
 //! in one queue, rounded up to 100 ms (under ten seconds) or to the second;
 //! a longer wait is held in steps of 10 min × 2ⁿ, the job coming back early
 //! and being held again for what remains (its due time travels in the
-//! `warren-eta` header), at most about a dozen hops for thirty days.
+//! `warren-eta` header): five hops for thirty days.
 
 use std::time::{Duration, SystemTime};
 
