@@ -66,7 +66,10 @@ pub use registry::{Registration, Registry, RegistryError};
 /// - `name = "..."`: the wire name (default: the type name in snake_case);
 /// - `queue = "..."`: the queue (default: [`DEFAULT_QUEUE`]);
 /// - `timeout = "30s"`: how long one attempt may run (default: 10 minutes);
-/// - `retries = N`: retries after a failure;
+/// - `retries = N`: retries after a failed attempt (default
+///   [`JobOptions::DEFAULT_RETRIES`]);
+/// - `backoff = "10s"`: the wait before the first retry, doubling after
+///   (default [`JobOptions::DEFAULT_BACKOFF`]);
 /// - `format = "json" | "text"`: the body format (default JSON);
 /// - `queue_default`: this job handles messages on its queue that carry no
 ///   `type` property, as plain AMQP producers send them.
@@ -99,6 +102,8 @@ pub mod guide {
     pub mod getting_started {}
     #[doc = include_str!("../../docs/concepts.md")]
     pub mod concepts {}
+    #[doc = include_str!("../../docs/reliability.md")]
+    pub mod reliability {}
     #[doc = include_str!("../../docs/architecture.md")]
     pub mod architecture {}
 }
