@@ -1,6 +1,7 @@
 //! The worker actor: one consumer on one channel, running up to `prefetch`
 //! jobs at once and settling each delivery by the ack mode.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -248,8 +249,7 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
             debug!(due_in = ?hold::due_in(eta), "job not due yet; holding it again");
             let held = runner
                 .client
-                .publish_held(&runner.full_queue, &delivery.data, properties.clone(), eta)
-                .await;
+                .publish_held(&runner.full_queue, &delivery.data, properties.clone(), eta);
             hand_over(&delivery, ack.ack_required(), held).await;
             return;
         }
@@ -274,8 +274,7 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
                 let retry = message::retry_properties(properties, id, attempt + 1, &error, eta);
                 let held = runner
                     .client
-                    .publish_held(&runner.full_queue, &delivery.data, retry, eta)
-                    .await;
+                    .publish_held(&runner.full_queue, &delivery.data, retry, eta);
                 hand_over(&delivery, unacked, held).await;
             }
             Outcome::Dead { reason, error } => {
@@ -283,7 +282,7 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
                 let dead_queue = topology::dead_queue(&runner.full_queue);
                 let dead =
                     message::dead_letter_properties(properties, id, &runner.full_queue, reason, &error, &runner.worker);
-                let published = runner.client.publish_declared(&dead_queue, &delivery.data, dead).await;
+                let published = runner.client.publish_declared(&dead_queue, &delivery.data, dead);
                 hand_over(&delivery, unacked, published).await;
             }
         }
@@ -292,12 +291,19 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
     .await;
 }
 
-/// Settles a delivery whose job was published elsewhere (to a hold queue
-/// or the dead-letter queue): acks it once that publish is confirmed.
+/// Moves a delivery's job elsewhere (`publish`: to a hold queue or the
+/// dead-letter queue), then acks the delivery once that is confirmed.
 /// If the publish failed, an `unacked` delivery is returned to its queue;
 /// one already acknowledged is lost, and logged as such.
-async fn hand_over(delivery: &Delivery, unacked: bool, published: Result<(), Error>) {
-    match published {
+async fn hand_over(delivery: &Delivery, unacked: bool, publish: impl Future<Output = Result<(), Error>>) {
+    // RabbitMQ redelivers an unacked delivery whose channel died: moving
+    // its job elsewhere as well would run it twice (and, for a retry, start
+    // a second chain of retries).
+    if unacked && !delivery.acker.usable() {
+        warn!("the job's channel closed before it could be moved on; RabbitMQ redelivers it");
+        return;
+    }
+    match publish.await {
         Ok(()) if unacked => {
             acknowledge(delivery).await;
         }

@@ -202,3 +202,19 @@ impl Handler for RateLimited {
         Ok(())
     }
 }
+
+/// Sleeps `sleep_ms`, then fails; one retry, 200 ms later.
+#[derive(Debug, Clone, Serialize, Deserialize, Job)]
+#[job(queue = "work", retries = 1, backoff = "200ms")]
+pub struct SlowFail {
+    pub seq: u32,
+    pub sleep_ms: u64,
+}
+
+impl Handler for SlowFail {
+    async fn perform(self, ctx: &JobContext) -> Result<(), JobError> {
+        println!("attempt seq={} attempt={} at_ms={}", self.seq, ctx.attempt(), now_ms());
+        tokio::time::sleep(Duration::from_millis(self.sleep_ms)).await;
+        Err(JobError::msg("still failing"))
+    }
+}

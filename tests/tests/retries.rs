@@ -8,9 +8,9 @@ mod jobs;
 
 use std::time::Duration;
 
-use jobs::{AlwaysFail, Flaky, RateLimited, Reject};
+use jobs::{AlwaysFail, Flaky, RateLimited, Reject, SlowFail};
 use warren::EnqueueOptions;
-use warren_tests::{TestBroker, WorkerProcess, eventually, field, header, list_queue};
+use warren_tests::{TestBroker, WorkerProcess, close_connection, eventually, field, header, list_queue};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_test-worker");
 
@@ -157,4 +157,34 @@ async fn retries_set_at_enqueue_override_the_job_attribute() {
     broker.wait_for_ready(&dead, 1, Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(attempts(&worker, 5).len(), 1, "{:#?}", worker.stdout());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_failing_while_its_channel_dies_is_redelivered_not_also_retried() {
+    let broker = TestBroker::new().await;
+    let queue = broker.queue("work");
+    let name = format!("{}w", broker.prefix());
+    let worker = broker.worker(WORKER, &["work", "--queues", "work", "--workers", "1", "--name", &name]);
+    broker.wait_for_consumers(&queue, 1).await;
+    broker
+        .client()
+        .enqueue(SlowFail {
+            seq: 6,
+            sleep_ms: 1_500,
+        })
+        .await
+        .expect("enqueue");
+    worker
+        .wait_for_stdout(1, Duration::from_secs(10), |line| line.starts_with("attempt seq=6 "))
+        .await;
+    // The consumer's connection dies while the first attempt runs; RabbitMQ
+    // will redeliver it, so that attempt's failure must not be retried too.
+    close_connection(&format!("warren worker {name}"));
+
+    let dead = format!("{queue}.dead");
+    broker.wait_for_ready(&dead, 1, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(broker.ready(&dead).await, 1, "one chain of retries, one dead letter");
+    // The interrupted run, then the redelivery and its one retry.
+    assert_eq!(attempts(&worker, 6).len(), 3, "{:#?}", worker.stdout());
 }
