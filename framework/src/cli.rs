@@ -264,6 +264,11 @@ fn work(url: &str, prefix: &str, registry: Registry, args: WorkArgs, io: Handle)
         );
     }
     for queue in &queues {
+        // The longest name warren derives from a queue is its longest hold queue's.
+        let longest = crate::hold::queue_name(&format!("{prefix}{queue}"), crate::hold::LONGEST_HOLD);
+        if let Err(error) = crate::client::short(&longest) {
+            return fail(format!("cannot consume queue `{prefix}{queue}`: {error}"));
+        }
         if !registry.jobs().iter().any(|job| job.queue == *queue) {
             warn!(
                 queue,
@@ -283,11 +288,7 @@ fn work(url: &str, prefix: &str, registry: Registry, args: WorkArgs, io: Handle)
     let system = actix::System::new();
     let exit = system.block_on(async move {
         let signals = Signals::install();
-        let endpoint = Endpoint {
-            url: url.to_owned(),
-            name: format!("warren worker {name}"),
-            io: io.clone(),
-        };
+        let endpoint = Endpoint::new(url, format!("warren worker {name}"), io.clone());
         let Some(connection) = until_connected(|| endpoint.connect(), signals.clone()).await else {
             return Exit::Drained;
         };

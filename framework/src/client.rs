@@ -7,9 +7,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::future::join_all;
 use lapin::options::BasicPublishOptions;
+use lapin::types::ShortString;
 use lapin::{BasicProperties, Confirmation};
 use tokio::runtime::Handle;
 use tokio::sync::OnceCell;
+use tokio::time::Instant as Deadline;
 
 use crate::runtime::Endpoint;
 use crate::session::{Session, Sessions};
@@ -87,11 +89,7 @@ impl ClientBuilder {
             Some(handle) => handle,
             None => Handle::try_current().map_err(|_| Error::NoRuntime)?,
         };
-        let endpoint = Endpoint {
-            url: self.url,
-            name: self.connection_name,
-            io: handle,
-        };
+        let endpoint = Endpoint::new(self.url, self.connection_name, handle);
         let sessions = Sessions::open(endpoint, self.recovery_timeout).await?;
         Ok(Client {
             inner: Arc::new(Inner {
@@ -178,7 +176,13 @@ impl Client {
         jobs: impl IntoIterator<Item = J>,
     ) -> Result<Vec<JobId>, EnqueueError<Vec<J>>> {
         let jobs: Vec<J> = jobs.into_iter().collect();
-        if let Err(error) = self.declare_once(&QueueSpec::plain(self.queue_name(J::QUEUE))).await {
+        let declared = self
+            .declare_once(
+                &QueueSpec::plain(self.queue_name(J::QUEUE)),
+                self.inner.sessions.deadline(),
+            )
+            .await;
+        if let Err(error) = declared {
             return Err(EnqueueError::new(jobs, error));
         }
         let options = EnqueueOptions::new();
@@ -240,20 +244,28 @@ impl Client {
         let remaining = hold::due_in(eta);
         // The hold queue drops what it returns to a queue that does not
         // exist, so the job queue is declared as well.
-        self.declare_once(&QueueSpec::plain(queue)).await?;
+        let deadline = self.inner.sessions.deadline();
+        self.declare_once(&QueueSpec::plain(queue), deadline).await?;
         if remaining.is_zero() {
-            return self.publish(queue, body, properties).await;
+            return self.publish(queue, body, properties, deadline).await;
         }
         let hold = QueueSpec::hold(queue, hold::hold_time(remaining));
-        self.declare_once(&hold).await?;
-        self.publish(&hold.name, body, properties).await
+        self.declare_once(&hold, deadline).await?;
+        self.publish(&hold.name, body, properties, deadline).await
     }
 
     /// Publishes to a queue by its full name and waits for the confirm.
     ///
     /// `mandatory` makes the broker return a message it cannot route (its
     /// queue was deleted), which is an error here, never a silent drop.
-    pub(crate) async fn publish(&self, queue: &str, body: &[u8], properties: BasicProperties) -> Result<(), Error> {
+    pub(crate) async fn publish(
+        &self,
+        queue: &str,
+        body: &[u8],
+        properties: BasicProperties,
+        deadline: Deadline,
+    ) -> Result<(), Error> {
+        let routing_key = short(queue)?;
         let options = BasicPublishOptions {
             mandatory: true,
             ..BasicPublishOptions::default()
@@ -261,12 +273,12 @@ impl Client {
         let confirmation = self
             .inner
             .sessions
-            .run(|session| {
-                let properties = properties.clone();
+            .run(deadline, |session| {
+                let (properties, routing_key) = (properties.clone(), routing_key.clone());
                 async move {
                     let confirm = session
                         .channel
-                        .basic_publish("".into(), queue.into(), options, body, properties)
+                        .basic_publish("".into(), routing_key, options, body, properties)
                         .await?;
                     Ok(confirm.await?)
                 }
@@ -294,8 +306,9 @@ impl Client {
         body: &[u8],
         properties: BasicProperties,
     ) -> Result<(), Error> {
-        self.declare_once(&QueueSpec::plain(full)).await?;
-        self.publish(full, body, properties).await
+        let deadline = self.inner.sessions.deadline();
+        self.declare_once(&QueueSpec::plain(full), deadline).await?;
+        self.publish(full, body, properties, deadline).await
     }
 
     /// Declares `queue` unless this client already has (a hold queue: in the
@@ -303,7 +316,7 @@ impl Client {
     ///
     /// After a reconnection every queue is declared again: the broker may
     /// have lost it (a new node, a reset).
-    async fn declare_once(&self, queue: &QueueSpec) -> Result<(), Error> {
+    async fn declare_once(&self, queue: &QueueSpec, deadline: Deadline) -> Result<(), Error> {
         let generation = self.inner.sessions.current().generation;
         let cell = {
             let mut declared = self.inner.declared.lock().unwrap_or_else(PoisonError::into_inner);
@@ -317,7 +330,7 @@ impl Client {
             Arc::clone(cell)
         };
         cell.get_or_try_init(|| {
-            self.inner.sessions.run(|session| async move {
+            self.inner.sessions.run(deadline, |session| async move {
                 topology::declare(&session.connection, std::slice::from_ref(queue)).await?;
                 Ok((session.generation, Instant::now()))
             })
@@ -336,6 +349,12 @@ impl Client {
     pub async fn close(&self) {
         self.inner.sessions.close().await;
     }
+}
+
+/// A queue name as AMQP carries it; an error, not lapin's panic, when it is
+/// longer than 255 bytes.
+pub(crate) fn short(name: &str) -> Result<ShortString, Error> {
+    ShortString::try_new(name).map_err(|_| Error::NameTooLong { name: name.to_owned() })
 }
 
 impl fmt::Debug for Client {

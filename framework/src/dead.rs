@@ -171,6 +171,11 @@ pub(crate) async fn run(url: &str, prefix: &str, registry: &Registry, command: D
         .iter()
         .map(|queue| topology::dead_queue(&client.queue_name(queue)))
         .collect();
+    // lapin panics on names AMQP cannot carry; refuse them here instead.
+    if let Some(error) = dead_queues.iter().find_map(|queue| crate::client::short(queue).err()) {
+        client.close().await;
+        return Err(error.into());
+    }
     let result = match command {
         DeadCommand::List { limit, .. } => list(&client.session().connection, &dead_queues, limit).await,
         DeadCommand::Retry { job_id, .. } => retry(&client, &dead_queues, job_id).await,
@@ -199,7 +204,18 @@ impl Row {
             .and_then(seconds)
             .map_or_else(
                 || "-".to_owned(),
-                |at| humantime::format_rfc3339_seconds(at).to_string(),
+                |at| {
+                    // humantime cannot write years past 9999 (and would make
+                    // `to_string` panic): show such a date as raw seconds.
+                    use std::fmt::Write as _;
+                    let mut formatted = String::new();
+                    match write!(formatted, "{}", humantime::format_rfc3339_seconds(at)) {
+                        Ok(()) => formatted,
+                        Err(_) => at
+                            .duration_since(UNIX_EPOCH)
+                            .map_or_else(|_| "-".to_owned(), |d| format!("@{}", d.as_secs())),
+                    }
+                },
             );
         Row {
             id: properties

@@ -80,6 +80,22 @@ pub enum Error {
         /// The longest delay.
         max: std::time::Duration,
     },
+    /// RabbitMQ did not answer, or did not come back, within the client's
+    /// recovery timeout.
+    #[error("RabbitMQ did not answer within {} (the client's recovery timeout)", humantime::format_duration(*.timeout))]
+    Unavailable {
+        /// The recovery timeout.
+        timeout: std::time::Duration,
+    },
+    /// The client was closed.
+    #[error("the client was closed")]
+    ClientClosed,
+    /// A queue name, with its prefix and suffix, is longer than AMQP allows.
+    #[error("queue name `{name}` is {} bytes long; AMQP allows 255 (shorten the queue name or the queue prefix)", .name.len())]
+    NameTooLong {
+        /// The name.
+        name: String,
+    },
     /// `Client::connect` was called outside a tokio runtime.
     #[error("warren needs a tokio runtime: connect from within one (e.g. under #[tokio::main])")]
     NoRuntime,

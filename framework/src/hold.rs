@@ -11,7 +11,7 @@
 //! in one queue, rounded up to 100 ms (under ten seconds) or to the second;
 //! a longer wait is held in steps of 10 min × 2ⁿ, the job coming back early
 //! and being held again for what remains (its due time travels in the
-//! `warren-eta` header): five hops for thirty days.
+//! `warren-eta` header): five hops for thirty days, never more than 13.
 
 use std::time::{Duration, SystemTime};
 
@@ -19,6 +19,10 @@ use lapin::types::{AMQPValue, FieldTable, LongString};
 
 /// The longest delay a job can be enqueued with.
 pub(crate) const MAX_DELAY: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+/// How far past [`MAX_DELAY`] a due time may be (clocks of producers and
+/// workers differ) before a worker refuses it as nonsense.
+pub(crate) const CLOCK_SLACK: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// A job due within this much is run rather than held again, so that clock
 /// jitter does not send it round once more.
@@ -38,7 +42,7 @@ const ONE_HOP: Duration = Duration::from_secs(10 * 60);
 
 /// The longest single hold, 10 min × 2¹¹ (about 14 days): TTL and expiry
 /// stay well inside the 32-bit milliseconds RabbitMQ accepts.
-const LONGEST_HOLD: Duration = Duration::from_secs(10 * 60 * (1 << 11));
+pub(crate) const LONGEST_HOLD: Duration = Duration::from_secs(10 * 60 * (1 << 11));
 
 /// How long a job due in `remaining` is held in one hold queue.
 pub(crate) fn hold_time(remaining: Duration) -> Duration {

@@ -158,6 +158,7 @@ pub(crate) fn retry_policy(properties: &BasicProperties, default: RetryPolicy) -
         retries: retries.unwrap_or(default.retries),
         backoff: backoff.unwrap_or(default.backoff),
     }
+    .bounded()
 }
 
 /// The headers a job keeps when it is republished (retried or

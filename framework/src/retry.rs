@@ -8,6 +8,14 @@ use crate::JobOptions;
 /// The longest wait between two attempts, however many retries a job has.
 const MAX_BACKOFF: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// The shortest wait between two attempts: a zero backoff must not turn a
+/// failing job into a hot loop.
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The most retries a job can have, whatever its attribute or its message
+/// says: a message claiming billions must not retry for ever.
+pub(crate) const MAX_RETRIES: u32 = 1000;
+
 /// A job's retry settings: the attribute's, or an enqueue-time override.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RetryPolicy {
@@ -24,6 +32,15 @@ impl RetryPolicy {
             retries: options.effective_retries(),
             backoff: options.effective_backoff(),
         }
+        .bounded()
+    }
+
+    /// The policy with retries capped at [`MAX_RETRIES`].
+    pub(crate) const fn bounded(mut self) -> Self {
+        if self.retries > MAX_RETRIES {
+            self.retries = MAX_RETRIES;
+        }
+        self
     }
 
     /// Whether the attempt numbered `attempt` (from 1) may be followed by another.
@@ -44,7 +61,7 @@ impl RetryPolicy {
             .map_or(MAX_BACKOFF, |delay| delay.min(MAX_BACKOFF));
         let half = full / 2;
         let jitter_ms = u64::try_from((full - half).as_millis()).unwrap_or(u64::MAX);
-        half + Duration::from_millis(fastrand::u64(0..=jitter_ms))
+        (half + Duration::from_millis(fastrand::u64(0..=jitter_ms))).max(MIN_BACKOFF)
     }
 }
 
@@ -74,6 +91,18 @@ mod tests {
             }
             assert!(delays.windows(2).all(|pair| pair[0] <= pair[1]), "{delays:?}");
         }
+    }
+
+    #[test]
+    fn zero_backoff_and_absurd_retries_are_bounded() {
+        let policy = RetryPolicy {
+            retries: u32::MAX,
+            backoff: Duration::ZERO,
+        }
+        .bounded();
+        assert_eq!(policy.retries, MAX_RETRIES);
+        assert!(!policy.retries_after(u32::MAX));
+        assert_eq!(policy.delay(1), MIN_BACKOFF);
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Connecting to RabbitMQ on a tokio runtime that outlives the caller.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use lapin::{Connection, ConnectionProperties};
@@ -8,56 +10,70 @@ use tokio::runtime::Handle;
 use crate::Error;
 use crate::error::redact;
 
-/// Where and as what a worker process connects: the URL, the connection
-/// name shown by `rabbitmqctl list_connections`, and the I/O runtime.
+/// Where and as what a process connects: the URL (or a cluster's URLs,
+/// comma-separated), the connection name shown by `rabbitmqctl
+/// list_connections`, and the I/O runtime.
 #[derive(Debug, Clone)]
 pub(crate) struct Endpoint {
     pub(crate) url: String,
     pub(crate) name: String,
     pub(crate) io: Handle,
+    /// The URL that answered last: tried first next time, so a dead node
+    /// does not cost a connect timeout on every reconnection.
+    preferred: Arc<AtomicUsize>,
 }
 
 impl Endpoint {
-    /// Opens a connection to the endpoint.
+    pub(crate) fn new(url: impl Into<String>, name: impl Into<String>, io: Handle) -> Self {
+        Endpoint {
+            url: url.into(),
+            name: name.into(),
+            io,
+            preferred: Arc::default(),
+        }
+    }
+
+    /// Opens a connection to the first URL that answers, starting from the
+    /// one that answered last.
     pub(crate) async fn connect(&self) -> Result<Connection, Error> {
-        connect(&self.url, &self.name, self.io.clone()).await
+        let urls: Vec<&str> = split_urls(&self.url).collect();
+        let start = self.preferred.load(Ordering::Relaxed);
+        let mut last_error = None;
+        for offset in 0..urls.len() {
+            let index = (start + offset) % urls.len();
+            match connect_one(urls[index], &self.name, self.io.clone()).await {
+                Ok(connection) => {
+                    self.preferred.store(index, Ordering::Relaxed);
+                    return Ok(connection);
+                }
+                Err(error) => {
+                    if urls.len() > 1 {
+                        tracing::debug!(%error, "node unreachable; trying the next");
+                    }
+                    last_error = Some(error);
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| Error::Connect {
+            url: String::new(),
+            source: lapin::Error::from(std::io::Error::other("no RabbitMQ URL given")),
+        }))
     }
 }
 
 /// How long opening a connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Opens a connection whose I/O runs on `handle`'s runtime, to the first
-/// of `urls` (one URL, or several separated by commas: the nodes of a
-/// cluster) that answers.
-///
-/// lapin drives a connection on the runtime it is given; actix arbiters have
-/// runtimes of their own that die with them, so worker connections are
-/// pinned to a runtime that lives as long as the process.
-pub(crate) async fn connect(urls: &str, name: &str, handle: Handle) -> Result<Connection, Error> {
-    let mut last_error = None;
-    for url in split_urls(urls) {
-        match connect_one(url, name, handle.clone()).await {
-            Ok(connection) => return Ok(connection),
-            Err(error) => {
-                if last_error.is_some() || urls.contains(',') {
-                    tracing::debug!(%error, "node unreachable; trying the next");
-                }
-                last_error = Some(error);
-            }
-        }
-    }
-    Err(last_error.unwrap_or_else(|| Error::Connect {
-        url: String::new(),
-        source: lapin::Error::from(std::io::Error::other("no RabbitMQ URL given")),
-    }))
-}
-
 /// The URLs of a comma-separated list, trimmed, empty entries skipped.
 pub(crate) fn split_urls(urls: &str) -> impl Iterator<Item = &str> {
     urls.split(',').map(str::trim).filter(|url| !url.is_empty())
 }
 
+/// Opens a connection whose I/O runs on `handle`'s runtime.
+///
+/// lapin drives a connection on the runtime it is given; actix arbiters have
+/// runtimes of their own that die with them, so worker connections are
+/// pinned to a runtime that lives as long as the process.
 async fn connect_one(url: &str, name: &str, handle: Handle) -> Result<Connection, Error> {
     let properties = ConnectionProperties::default().with_connection_name(name.into());
     let runtime = async_rs::Runtime::tokio_with_handle(handle);

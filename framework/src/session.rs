@@ -75,23 +75,37 @@ impl Sessions {
         Arc::clone(&self.current.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
+    /// When an operation starting now must have succeeded or failed.
+    pub(crate) fn deadline(&self) -> Instant {
+        Instant::now() + self.recovery_timeout
+    }
+
     /// Runs `operation` on the current session. If it fails because the
-    /// session died, reconnects and runs it again, for up to the recovery
-    /// timeout; any other failure is returned as it is.
-    pub(crate) async fn run<T, F, Fut>(&self, mut operation: F) -> Result<T, Error>
+    /// session died, reconnects and runs it again; gives up at `deadline`
+    /// (the operation, the wait for another task's reconnection and every
+    /// connect attempt all count). Any other failure is returned as it is.
+    pub(crate) async fn run<T, F, Fut>(&self, deadline: Instant, mut operation: F) -> Result<T, Error>
     where
         F: FnMut(Arc<Session>) -> Fut,
         Fut: Future<Output = Result<T, Error>>,
     {
-        let deadline = Instant::now() + self.recovery_timeout;
+        // The session opened for this operation, if it needed one.
+        let mut reopened_for_it = None;
         loop {
             let session = self.current();
-            match operation(Arc::clone(&session)).await {
+            let result = tokio::time::timeout_at(deadline, operation(Arc::clone(&session)))
+                .await
+                .map_err(|_elapsed| self.unavailable())?;
+            match result {
                 Err(error) if !session.alive() && !self.closed.load(Ordering::Relaxed) => {
-                    if Instant::now() >= deadline {
+                    // An operation that kills even a fresh connection is
+                    // refused by the broker itself (a frame or message too
+                    // large): reconnecting again would only loop.
+                    if reopened_for_it == Some(session.generation) {
                         return Err(error);
                     }
                     self.reopen(&session, deadline, &error).await?;
+                    reopened_for_it = Some(self.current().generation);
                 }
                 result => return result,
             }
@@ -100,7 +114,9 @@ impl Sessions {
 
     /// Replaces `dead` with a new session, unless another task already did.
     async fn reopen(&self, dead: &Session, deadline: Instant, cause: &Error) -> Result<(), Error> {
-        let _reopening = self.reopening.lock().await;
+        let _reopening = tokio::time::timeout_at(deadline, self.reopening.lock())
+            .await
+            .map_err(|_elapsed| self.unavailable())?;
         if self.current().generation != dead.generation {
             return Ok(());
         }
@@ -108,7 +124,15 @@ impl Sessions {
         let mut wait = FIRST_WAIT;
         let mut attempt = 1u32;
         loop {
-            match Session::open(&self.endpoint, dead.generation + 1).await {
+            let opened = tokio::time::timeout_at(deadline, Session::open(&self.endpoint, dead.generation + 1))
+                .await
+                .map_err(|_elapsed| self.unavailable())?;
+            match opened {
+                Ok(session) if self.closed.load(Ordering::Relaxed) => {
+                    // Closed while reconnecting: the new connection must not outlive the client.
+                    let _ = session.connection.close(200, "client closed".into()).await;
+                    return Err(Error::ClientClosed);
+                }
                 Ok(session) => {
                     info!(connection = %self.endpoint.name, attempt, "reconnected to RabbitMQ");
                     *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(session);
@@ -122,6 +146,12 @@ impl Sessions {
                     attempt += 1;
                 }
             }
+        }
+    }
+
+    fn unavailable(&self) -> Error {
+        Error::Unavailable {
+            timeout: self.recovery_timeout,
         }
     }
 

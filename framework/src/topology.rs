@@ -51,14 +51,14 @@ impl QueueSpec {
 /// broker close the channel it ran on, so each batch runs on a channel of
 /// its own that nothing else needs.
 pub(crate) async fn declare(connection: &Connection, queues: &[QueueSpec]) -> Result<(), Error> {
+    let names = queues
+        .iter()
+        .map(|queue| crate::client::short(&queue.name))
+        .collect::<Result<Vec<_>, _>>()?;
     let channel = connection.create_channel().await?;
-    for queue in queues {
+    for (queue, name) in queues.iter().zip(names) {
         let declared = channel
-            .queue_declare(
-                queue.name.as_str().into(),
-                QueueDeclareOptions::durable(),
-                queue.arguments.clone(),
-            )
+            .queue_declare(name, QueueDeclareOptions::durable(), queue.arguments.clone())
             .await;
         if let Err(source) = declared {
             return Err(declare_error(&queue.name, source));

@@ -15,8 +15,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::dispatch::{Outcome, Runner};
+use crate::message::DeadReason;
 use crate::topology::QueueSpec;
-use crate::{AckMode, Error, Registry, hold, message, topology};
+use crate::{AckMode, Error, JobId, Registry, hold, message, topology};
 
 /// How often a worker checks that its channel is still open.
 const HEALTH_CHECK: Duration = Duration::from_secs(1);
@@ -126,7 +127,13 @@ async fn consume(
     } else {
         warn!(worker = %runner.worker, %queue, "ack mode `none`: RabbitMQ ignores prefetch without acks and pushes the whole queue to this worker; jobs it holds are lost if it dies");
     }
-    let tag = format!("warren-{}-{queue}", runner.worker);
+    crate::client::short(&queue)?;
+    // A consumer tag is an AMQP short string too; it only has to be unique
+    // on this worker's own channel, so a long one is cut.
+    let mut tag = format!("warren-{}-{queue}", runner.worker);
+    while tag.len() > 255 {
+        tag.pop();
+    }
     let options = BasicConsumeOptions {
         no_ack: !ack.ack_required(),
         ..BasicConsumeOptions::default()
@@ -246,6 +253,26 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
         if let Some(eta) = message::eta(properties)
             && hold::due_in(eta) > hold::EARLY_TOLERANCE
         {
+            if hold::due_in(eta) > hold::MAX_DELAY + hold::CLOCK_SLACK {
+                // No warren producer sets this: waiting for it would park the
+                // job in hold queues for ever.
+                let error = format!(
+                    "its warren-eta header is {} ahead, past the longest delay ({})",
+                    humantime::format_duration(Duration::from_secs(hold::due_in(eta).as_secs())),
+                    humantime::format_duration(hold::MAX_DELAY)
+                );
+                warn!(%error, "job cannot be scheduled; moving it to the dead-letter queue");
+                bury(
+                    &delivery,
+                    &runner,
+                    id,
+                    DeadReason::Undecodable,
+                    &error,
+                    ack.ack_required(),
+                )
+                .await;
+                return;
+            }
             debug!(due_in = ?hold::due_in(eta), "job not due yet; holding it again");
             let held = runner
                 .client
@@ -271,7 +298,7 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
             Outcome::Retry { delay, reason, error } => {
                 warn!(reason = reason.as_str(), %error, retry_in = ?delay, "job failed; retrying it");
                 let eta = SystemTime::now() + delay;
-                let retry = message::retry_properties(properties, id, attempt + 1, &error, eta);
+                let retry = message::retry_properties(properties, id, attempt.saturating_add(1), &error, eta);
                 let held = runner
                     .client
                     .publish_held(&runner.full_queue, &delivery.data, retry, eta);
@@ -279,16 +306,21 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
             }
             Outcome::Dead { reason, error } => {
                 warn!(reason = reason.as_str(), %error, "job failed; moving it to the dead-letter queue");
-                let dead_queue = topology::dead_queue(&runner.full_queue);
-                let dead =
-                    message::dead_letter_properties(properties, id, &runner.full_queue, reason, &error, &runner.worker);
-                let published = runner.client.publish_declared(&dead_queue, &delivery.data, dead);
-                hand_over(&delivery, unacked, published).await;
+                bury(&delivery, &runner, id, reason, &error, unacked).await;
             }
         }
     }
     .instrument(span)
     .await;
+}
+
+/// Moves a delivery's job to the dead-letter queue, with why.
+async fn bury(delivery: &Delivery, runner: &Runner, id: JobId, reason: DeadReason, error: &str, unacked: bool) {
+    let dead_queue = topology::dead_queue(&runner.full_queue);
+    let properties = &delivery.properties;
+    let dead = message::dead_letter_properties(properties, id, &runner.full_queue, reason, error, &runner.worker);
+    let published = runner.client.publish_declared(&dead_queue, &delivery.data, dead);
+    hand_over(delivery, unacked, published).await;
 }
 
 /// Moves a delivery's job elsewhere (`publish`: to a hold queue or the
