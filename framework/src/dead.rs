@@ -16,7 +16,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ErrorKind};
 use tracing::{info, warn};
 
-use crate::{Client, Error, JobId, Registry, message, topology};
+use crate::{Client, Error, JobId, QueueType, Registry, message, topology};
 
 /// Error texts in `dead list` are cut to this many characters.
 const MAX_ERROR_CHARS: usize = 80;
@@ -173,7 +173,7 @@ pub(crate) async fn run(url: &str, prefix: &str, registry: &Registry, command: D
         .collect();
     let result = match command {
         DeadCommand::List { limit, .. } => list(&client.session().connection, &dead_queues, limit).await,
-        DeadCommand::Retry { job_id, .. } => retry(&client, &dead_queues, job_id).await,
+        DeadCommand::Retry { job_id, .. } => retry(&client, registry, &dead_queues, job_id).await,
         DeadCommand::Purge { yes, .. } => purge(&client.session().connection, &dead_queues, yes).await,
     };
     client.close().await;
@@ -268,9 +268,14 @@ async fn peek(connection: &Connection, dead_queue: &str, max: u32) -> Result<Vec
     result.map(|()| rows)
 }
 
-async fn retry(client: &Client, dead_queues: &[String], only: Option<JobId>) -> Result<(), DeadError> {
+async fn retry(
+    client: &Client,
+    registry: &Registry,
+    dead_queues: &[String],
+    only: Option<JobId>,
+) -> Result<(), DeadError> {
     for dead_queue in dead_queues {
-        let retried = retry_from(client, dead_queue, only).await?;
+        let retried = retry_from(client, registry, dead_queue, only).await?;
         match only {
             Some(id) if retried > 0 => {
                 println!("retried job {id} from {dead_queue}");
@@ -291,20 +296,26 @@ async fn retry(client: &Client, dead_queues: &[String], only: Option<JobId>) -> 
 
 /// Moves the dead letters of `dead_queue` (those of job `only`, or all) back
 /// to their job queues; returns how many.
-async fn retry_from(client: &Client, dead_queue: &str, only: Option<JobId>) -> Result<u32, DeadError> {
+async fn retry_from(
+    client: &Client,
+    registry: &Registry,
+    dead_queue: &str,
+    only: Option<JobId>,
+) -> Result<u32, DeadError> {
     let session = client.session();
     let connection = &session.connection;
     let Some(present) = ready(connection, dead_queue).await? else {
         return Ok(0);
     };
     let channel = connection.create_channel().await?;
-    let result = move_back(client, &channel, dead_queue, present, only).await;
+    let result = move_back(client, registry, &channel, dead_queue, present, only).await;
     put_back(channel).await;
     result
 }
 
 async fn move_back(
     client: &Client,
+    registry: &Registry,
     channel: &Channel,
     dead_queue: &str,
     present: u32,
@@ -329,8 +340,9 @@ async fn move_back(
             warn!(job.id = %id, queue = %dead_queue, "the dead letter names its own dead-letter queue as its origin; left in place");
             continue;
         }
+        let queue_type = job_queue_type(client, registry, &queue);
         if let Err(source) = client
-            .publish_declared(&queue, &delivery.data, retry_properties(properties))
+            .publish_declared(&queue, queue_type, &delivery.data, retry_properties(properties))
             .await
         {
             return Err(DeadError::Publish {
@@ -472,6 +484,13 @@ fn origin_queue(dead_queue: &str, properties: &BasicProperties) -> String {
             // The inverse of `topology::dead_queue`.
             dead_queue.strip_suffix(".dead").unwrap_or(dead_queue).to_owned()
         })
+}
+
+/// The kind of the job queue `full` (a full name): as the registered jobs
+/// of that queue declare it.
+fn job_queue_type(client: &Client, registry: &Registry, full: &str) -> QueueType {
+    full.strip_prefix(client.queue_prefix())
+        .map_or(QueueType::Classic, |queue| registry.queue_type(queue))
 }
 
 /// Whether a header records a failure rather than the job: dropped when the

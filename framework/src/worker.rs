@@ -14,7 +14,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::dispatch::{Outcome, Runner};
-use crate::topology::QueueSpec;
 use crate::{AckMode, Error, Registry, hold, message, topology};
 
 /// How often a worker checks that its channel is still open.
@@ -113,8 +112,7 @@ async fn consume(
     mut drain: watch::Receiver<bool>,
 ) -> Result<(), Error> {
     let queue = runner.full_queue.to_string();
-    let queues = [QueueSpec::plain(&queue), QueueSpec::plain(topology::dead_queue(&queue))];
-    topology::declare(&connection, &queues).await?;
+    topology::declare(&connection, &topology::worker_queues(&queue, runner.queue_type)).await?;
     let channel = connection.create_channel().await?;
     let ack = settings.ack;
     if ack.ack_required() {
@@ -248,7 +246,13 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
             debug!(due_in = ?hold::due_in(eta), "job not due yet; holding it again");
             let held = runner
                 .client
-                .publish_held(&runner.full_queue, &delivery.data, properties.clone(), eta)
+                .publish_held(
+                    &runner.full_queue,
+                    runner.queue_type,
+                    &delivery.data,
+                    properties.clone(),
+                    eta,
+                )
                 .await;
             hand_over(&delivery, ack.ack_required(), held).await;
             return;
@@ -274,16 +278,18 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
                 let retry = message::retry_properties(properties, id, attempt + 1, &error, eta);
                 let held = runner
                     .client
-                    .publish_held(&runner.full_queue, &delivery.data, retry, eta)
+                    .publish_held(&runner.full_queue, runner.queue_type, &delivery.data, retry, eta)
                     .await;
                 hand_over(&delivery, unacked, held).await;
             }
             Outcome::Dead { reason, error } => {
                 warn!(reason = reason.as_str(), %error, "job failed; moving it to the dead-letter queue");
-                let dead_queue = topology::dead_queue(&runner.full_queue);
                 let dead =
                     message::dead_letter_properties(properties, id, &runner.full_queue, reason, &error, &runner.worker);
-                let published = runner.client.publish_declared(&dead_queue, &delivery.data, dead).await;
+                let published = runner
+                    .client
+                    .publish_dead_letter(&runner.full_queue, runner.queue_type, &delivery.data, dead)
+                    .await;
                 hand_over(&delivery, unacked, published).await;
             }
         }
