@@ -8,7 +8,7 @@
 //! costs at most a duplicate job, never a lost one.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{ArgGroup, Args, Subcommand};
 use lapin::options::{BasicAckOptions, BasicGetOptions, BasicNackOptions, QueueDeclareOptions, QueuePurgeOptions};
@@ -193,10 +193,15 @@ struct Row {
 }
 
 impl Row {
+    /// The row of a dead letter, written by a worker (`warren-dead-*`
+    /// headers) or by RabbitMQ (`x-death`, e.g. a quorum queue's delivery
+    /// limit).
     fn of(dead_queue: &str, properties: &BasicProperties) -> Self {
         let text = |name| message::header(properties, name).and_then(message::text);
+        let broker = message::broker_death(properties);
         let dead_at = message::header(properties, message::DEAD_AT)
             .and_then(seconds)
+            .or_else(|| broker.as_ref().and_then(|death| death.at))
             .map_or_else(
                 || "-".to_owned(),
                 |at| humantime::format_rfc3339_seconds(at).to_string(),
@@ -208,7 +213,9 @@ impl Row {
                 .map_or_else(|| "-".to_owned(), |id| id.to_string()),
             name: message::job_name(properties).unwrap_or("-").to_owned(),
             queue: origin_queue(dead_queue, properties),
-            reason: text(message::DEAD_REASON).unwrap_or_else(|| "-".to_owned()),
+            reason: text(message::DEAD_REASON)
+                .or_else(|| broker.map(|death| death.reason))
+                .unwrap_or_else(|| "-".to_owned()),
             attempt: message::attempt(properties),
             dead_at,
             error: text(message::DEAD_ERROR).map_or_else(|| "-".to_owned(), |error| one_line(&error)),
@@ -494,10 +501,13 @@ fn job_queue_type(client: &Client, registry: &Registry, full: &str) -> QueueType
 }
 
 /// Whether a header records a failure rather than the job: dropped when the
-/// job is retried, so that it starts afresh.
+/// job is retried, so that it starts afresh. Besides warren's own, that is
+/// RabbitMQ's record of dead-lettering (`x-death` and friends) and a quorum
+/// queue's count of deliveries.
 fn is_failure_bookkeeping(header: &str) -> bool {
     header.starts_with("warren-dead-")
         || [message::FIRST_FAILURE_AT, message::LAST_ERROR, message::ETA].contains(&header)
+        || message::is_broker_bookkeeping(header)
 }
 
 /// The properties of a retried dead letter: its own, persistent, without
@@ -516,7 +526,7 @@ fn retry_properties(dead: &BasicProperties) -> BasicProperties {
 }
 
 /// A timestamp header (seconds since the epoch), however it was typed.
-fn seconds(value: &AMQPValue) -> Option<std::time::SystemTime> {
+fn seconds(value: &AMQPValue) -> Option<SystemTime> {
     let secs = match *value {
         AMQPValue::Timestamp(secs) => secs,
         _ => u64::try_from(message::integer(value)?).ok()?,
@@ -611,6 +621,67 @@ mod tests {
         );
         assert_eq!(row.queue, "prod-emails");
         assert_eq!(row.attempt, 1);
+    }
+
+    /// A job dead-lettered by a quorum queue's delivery limit after it had
+    /// waited in a hold queue, with the headers RabbitMQ 3.10 gives it.
+    fn dead_lettered_by_the_broker() -> BasicProperties {
+        let text = |s: &str| AMQPValue::LongString(LongString::from(s));
+        let death = |queue: &str, reason: &str, time: u64| {
+            let mut death = FieldTable::default();
+            death.insert("count".into(), AMQPValue::LongLongInt(1));
+            death.insert("exchange".into(), text(""));
+            death.insert("queue".into(), text(queue));
+            death.insert("reason".into(), text(reason));
+            death.insert("time".into(), AMQPValue::Timestamp(time));
+            AMQPValue::FieldTable(death)
+        };
+        let mut headers = FieldTable::default();
+        headers.insert(message::ATTEMPT.into(), AMQPValue::LongLongInt(1));
+        headers.insert("tenant".into(), text("acme"));
+        let mut deaths = lapin::types::FieldArray::default();
+        deaths.push(death("prod-payments", "delivery_limit", 1_700_000_000));
+        deaths.push(death("prod-payments.retry.1000", "expired", 1_699_999_990));
+        headers.insert("x-death".into(), AMQPValue::FieldArray(deaths));
+        headers.insert("x-delivery-count".into(), AMQPValue::LongLongInt(0));
+        headers.insert("x-first-death-exchange".into(), text(""));
+        headers.insert("x-first-death-queue".into(), text("prod-payments.retry.1000"));
+        headers.insert("x-first-death-reason".into(), text("expired"));
+        BasicProperties::default()
+            .with_type("charge".into())
+            .with_message_id(JobId::new().to_string().into())
+            .with_delivery_mode(2)
+            .with_headers(headers)
+    }
+
+    #[test]
+    fn a_letter_the_broker_dead_lettered_lists_its_last_reason_and_time() {
+        let row = Row::of("prod-payments.dead", &dead_lettered_by_the_broker());
+        assert_eq!(row.reason, "delivery_limit", "not the hold queue's `expired`");
+        assert_eq!(row.dead_at, "2023-11-14T22:13:20Z");
+        assert_eq!(row.queue, "prod-payments");
+        assert_eq!((row.attempt, row.error.as_str()), (1, "-"));
+
+        let mut headers = FieldTable::default();
+        headers.insert(
+            "x-first-death-reason".into(),
+            AMQPValue::LongString(LongString::from("rejected")),
+        );
+        let without_x_death = BasicProperties::default().with_headers(headers);
+        let row = Row::of("prod-payments.dead", &without_x_death);
+        assert_eq!((row.reason.as_str(), row.dead_at.as_str()), ("rejected", "-"));
+    }
+
+    #[test]
+    fn a_retried_broker_dead_letter_drops_the_brokers_bookkeeping() {
+        let retried = retry_properties(&dead_lettered_by_the_broker());
+        let names: Vec<&str> = retried
+            .headers()
+            .iter()
+            .flat_map(FieldTable::inner)
+            .map(|(name, _)| name.as_str())
+            .collect();
+        assert_eq!(names, ["tenant", "warren-attempt"]);
     }
 
     #[test]
