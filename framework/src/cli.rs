@@ -194,15 +194,16 @@ fn usage(error: impl std::fmt::Display) -> ExitCode {
 
 fn list_jobs(registry: &Registry) -> ExitCode {
     println!(
-        "{:<24} {:<20} {:<6} {:<10} {:<8} {:<8} {:<14} TYPE",
-        "NAME", "QUEUE", "FORMAT", "TIMEOUT", "RETRIES", "BACKOFF", "QUEUE DEFAULT"
+        "{:<24} {:<20} {:<10} {:<6} {:<10} {:<8} {:<8} {:<14} TYPE",
+        "NAME", "QUEUE", "QUEUE TYPE", "FORMAT", "TIMEOUT", "RETRIES", "BACKOFF", "QUEUE DEFAULT"
     );
     for job in registry.jobs() {
         let options = job.options;
         println!(
-            "{:<24} {:<20} {:<6} {:<10} {:<8} {:<8} {:<14} {}",
+            "{:<24} {:<20} {:<10} {:<6} {:<10} {:<8} {:<8} {:<14} {}",
             job.name,
             job.queue,
+            options.queue_type.as_str(),
             options.format.as_str(),
             humantime::format_duration(options.effective_timeout()).to_string(),
             options.effective_retries(),
@@ -240,7 +241,7 @@ async fn enqueue(
         Err(error) => return fail(error),
     };
     let result = client
-        .publish_job(job.name, job.queue, job.options.format, &body, options)
+        .publish_job(job.name, job.queue, &job.options, &body, options)
         .await;
     client.close().await;
     match result {
@@ -305,6 +306,7 @@ fn work(url: &str, prefix: &str, registry: Registry, args: WorkArgs, io: Handle)
                 runners.push(Runner {
                     queue,
                     full_queue: client.queue_name(queue).into(),
+                    queue_type: settings.registry.queue_type(queue),
                     worker: format!("{name}.{}", runners.len() + 1).into(),
                     client: client.clone(),
                 });

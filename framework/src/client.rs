@@ -16,13 +16,14 @@ use tokio::time::Instant as Deadline;
 use crate::runtime::Endpoint;
 use crate::session::{Session, Sessions};
 use crate::topology::QueueSpec;
-use crate::{EnqueueError, EnqueueOptions, Error, Job, JobId, codec, hold, message, topology};
+use crate::{EnqueueError, EnqueueOptions, Error, Job, JobId, JobOptions, QueueType, codec, hold, message, topology};
 
 /// Publishes jobs to RabbitMQ.
 ///
 /// Cheap to clone and safe to share: clones use one connection and one
 /// confirm-mode channel, and concurrent enqueues are pipelined on it, each
-/// waiting only for its own confirm. Each queue is declared (durable) once.
+/// waiting only for its own confirm. Each queue is declared (durable, of the
+/// job's [`QueueType`]) once.
 ///
 /// When the connection dies (a broker restart, a network cut), the client
 /// reconnects and publishes again, for up to the recovery timeout (30 s by
@@ -161,7 +162,7 @@ impl Client {
     pub async fn enqueue_with<J: Job>(&self, job: J, options: EnqueueOptions) -> Result<JobId, EnqueueError<J>> {
         match codec::encode(&job) {
             Ok(body) => self
-                .publish_job(J::NAME, J::QUEUE, J::OPTIONS.format, &body, &options)
+                .publish_job(J::NAME, J::QUEUE, &J::OPTIONS, &body, &options)
                 .await
                 .map_err(|error| EnqueueError::new(job, error)),
             Err(error) => Err(EnqueueError::new(job, error)),
@@ -177,8 +178,9 @@ impl Client {
     ) -> Result<Vec<JobId>, EnqueueError<Vec<J>>> {
         let jobs: Vec<J> = jobs.into_iter().collect();
         let declared = self
-            .declare_once(
-                &QueueSpec::plain(self.queue_name(J::QUEUE)),
+            .declare_job_queue(
+                &self.queue_name(J::QUEUE),
+                J::OPTIONS.queue_type,
                 self.inner.sessions.deadline(),
             )
             .await;
@@ -188,8 +190,7 @@ impl Client {
         let options = EnqueueOptions::new();
         let publishes = jobs.iter().map(|job| async move {
             let body = codec::encode(job)?;
-            self.publish_job(J::NAME, J::QUEUE, J::OPTIONS.format, &body, &options)
-                .await
+            self.publish_job(J::NAME, J::QUEUE, &J::OPTIONS, &body, &options).await
         });
         let results = join_all(publishes).await;
         let mut ids = Vec::with_capacity(jobs.len());
@@ -210,33 +211,34 @@ impl Client {
         }
     }
 
-    /// Publishes an already encoded job (also the `enqueue` command's) and
-    /// waits for the confirm.
+    /// Publishes an already encoded job (also the `enqueue` command's) to
+    /// `queue` (unprefixed), declared as `job` says, and waits for the confirm.
     pub(crate) async fn publish_job(
         &self,
         name: &str,
         queue: &str,
-        format: crate::BodyFormat,
+        job: &JobOptions,
         body: &[u8],
         options: &EnqueueOptions,
     ) -> Result<JobId, Error> {
         let eta = options.eta()?;
         let id = JobId::new();
-        let properties = options.apply(message::job_properties(name, id, format), eta);
+        let properties = options.apply(message::job_properties(name, id, job.format), eta);
         let full = self.queue_name(queue);
         match eta {
-            Some(eta) => self.publish_held(&full, body, properties, eta).await?,
-            None => self.publish_declared(&full, body, properties).await?,
+            Some(eta) => self.publish_held(&full, job.queue_type, body, properties, eta).await?,
+            None => self.publish_declared(&full, job.queue_type, body, properties).await?,
         }
         Ok(id)
     }
 
     /// Publishes a job due at `eta` to the hold queue of `queue` (a full
-    /// name) that returns it to `queue` when it is due, or (nearly) then;
-    /// straight to `queue` if it is due already.
+    /// name, of kind `queue_type`) that returns it to `queue` when it is
+    /// due, or (nearly) then; straight to `queue` if it is due already.
     pub(crate) async fn publish_held(
         &self,
         queue: &str,
+        queue_type: QueueType,
         body: &[u8],
         properties: BasicProperties,
         eta: SystemTime,
@@ -245,7 +247,7 @@ impl Client {
         // The hold queue drops what it returns to a queue that does not
         // exist, so the job queue is declared as well.
         let deadline = self.inner.sessions.deadline();
-        self.declare_once(&QueueSpec::plain(queue), deadline).await?;
+        self.declare_job_queue(queue, queue_type, deadline).await?;
         if remaining.is_zero() {
             return self.publish(queue, body, properties, deadline).await;
         }
@@ -298,17 +300,45 @@ impl Client {
         }
     }
 
-    /// Declares the queue `full` (a full name) unless this client already
-    /// has, then publishes to it and waits for the confirm.
+    /// Declares the job queue `full` (a full name) of kind `queue_type`
+    /// unless this client already has, then publishes to it and waits for
+    /// the confirm.
     pub(crate) async fn publish_declared(
         &self,
         full: &str,
+        queue_type: QueueType,
         body: &[u8],
         properties: BasicProperties,
     ) -> Result<(), Error> {
         let deadline = self.inner.sessions.deadline();
-        self.declare_once(&QueueSpec::plain(full), deadline).await?;
+        self.declare_job_queue(full, queue_type, deadline).await?;
         self.publish(full, body, properties, deadline).await
+    }
+
+    /// Publishes a dead letter to the dead-letter queue of the job queue
+    /// `queue` (a full name) of kind `queue_type`, declaring it first unless
+    /// this client already has, and waits for the confirm.
+    pub(crate) async fn publish_dead_letter(
+        &self,
+        queue: &str,
+        queue_type: QueueType,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), Error> {
+        let deadline = self.inner.sessions.deadline();
+        let dead = QueueSpec::dead(queue, queue_type);
+        self.declare_once(&dead, deadline).await?;
+        self.publish(&dead.name, body, properties, deadline).await
+    }
+
+    /// Declares the job queue `full` (a full name) of kind `queue_type`, and
+    /// what it needs first (see [`topology::publisher_queues`]), unless this
+    /// client already has.
+    async fn declare_job_queue(&self, full: &str, queue_type: QueueType, deadline: Deadline) -> Result<(), Error> {
+        for queue in topology::publisher_queues(full, queue_type) {
+            self.declare_once(&queue, deadline).await?;
+        }
+        Ok(())
     }
 
     /// Declares `queue` unless this client already has (a hold queue: in the
@@ -339,9 +369,13 @@ impl Client {
         .map(|_| ())
     }
 
+    /// Forgets that `full_queue` was declared, after the broker found no
+    /// such queue; and its dead-letter queue, likely deleted with it, which
+    /// a quorum queue needs to exist before it dead-letters anything.
     fn forget_declared(&self, full_queue: &str) {
         let mut declared = self.inner.declared.lock().unwrap_or_else(PoisonError::into_inner);
         declared.remove(full_queue);
+        declared.remove(&topology::dead_queue(full_queue));
     }
 
     /// Closes the connection (waiting at most five seconds for the broker);

@@ -8,7 +8,7 @@
 //! costs at most a duplicate job, never a lost one.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{ArgGroup, Args, Subcommand};
 use lapin::options::{BasicAckOptions, BasicGetOptions, BasicNackOptions, QueueDeclareOptions, QueuePurgeOptions};
@@ -16,7 +16,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ErrorKind};
 use tracing::{info, warn};
 
-use crate::{Client, Error, JobId, Registry, message, topology};
+use crate::{Client, Error, JobId, QueueType, Registry, message, topology};
 
 /// Error texts in `dead list` are cut to this many characters.
 const MAX_ERROR_CHARS: usize = 80;
@@ -178,7 +178,7 @@ pub(crate) async fn run(url: &str, prefix: &str, registry: &Registry, command: D
     }
     let result = match command {
         DeadCommand::List { limit, .. } => list(&client.session().connection, &dead_queues, limit).await,
-        DeadCommand::Retry { job_id, .. } => retry(&client, &dead_queues, job_id).await,
+        DeadCommand::Retry { job_id, .. } => retry(&client, registry, &dead_queues, job_id).await,
         DeadCommand::Purge { yes, .. } => purge(&client.session().connection, &dead_queues, yes).await,
     };
     client.close().await;
@@ -198,10 +198,15 @@ struct Row {
 }
 
 impl Row {
+    /// The row of a dead letter, written by a worker (`warren-dead-*`
+    /// headers) or by RabbitMQ (`x-death`, e.g. a quorum queue's delivery
+    /// limit).
     fn of(dead_queue: &str, properties: &BasicProperties) -> Self {
         let text = |name| message::header(properties, name).and_then(message::text);
+        let broker = message::broker_death(properties);
         let dead_at = message::header(properties, message::DEAD_AT)
             .and_then(seconds)
+            .or_else(|| broker.as_ref().and_then(|death| death.at))
             .map_or_else(
                 || "-".to_owned(),
                 |at| {
@@ -224,7 +229,9 @@ impl Row {
                 .map_or_else(|| "-".to_owned(), |id| id.to_string()),
             name: message::job_name(properties).unwrap_or("-").to_owned(),
             queue: origin_queue(dead_queue, properties),
-            reason: text(message::DEAD_REASON).unwrap_or_else(|| "-".to_owned()),
+            reason: text(message::DEAD_REASON)
+                .or_else(|| broker.map(|death| death.reason))
+                .unwrap_or_else(|| "-".to_owned()),
             attempt: message::attempt(properties),
             dead_at,
             error: text(message::DEAD_ERROR).map_or_else(|| "-".to_owned(), |error| one_line(&error)),
@@ -284,9 +291,14 @@ async fn peek(connection: &Connection, dead_queue: &str, max: u32) -> Result<Vec
     result.map(|()| rows)
 }
 
-async fn retry(client: &Client, dead_queues: &[String], only: Option<JobId>) -> Result<(), DeadError> {
+async fn retry(
+    client: &Client,
+    registry: &Registry,
+    dead_queues: &[String],
+    only: Option<JobId>,
+) -> Result<(), DeadError> {
     for dead_queue in dead_queues {
-        let retried = retry_from(client, dead_queue, only).await?;
+        let retried = retry_from(client, registry, dead_queue, only).await?;
         match only {
             Some(id) if retried > 0 => {
                 println!("retried job {id} from {dead_queue}");
@@ -307,20 +319,26 @@ async fn retry(client: &Client, dead_queues: &[String], only: Option<JobId>) -> 
 
 /// Moves the dead letters of `dead_queue` (those of job `only`, or all) back
 /// to their job queues; returns how many.
-async fn retry_from(client: &Client, dead_queue: &str, only: Option<JobId>) -> Result<u32, DeadError> {
+async fn retry_from(
+    client: &Client,
+    registry: &Registry,
+    dead_queue: &str,
+    only: Option<JobId>,
+) -> Result<u32, DeadError> {
     let session = client.session();
     let connection = &session.connection;
     let Some(present) = ready(connection, dead_queue).await? else {
         return Ok(0);
     };
     let channel = connection.create_channel().await?;
-    let result = move_back(client, &channel, dead_queue, present, only).await;
+    let result = move_back(client, registry, &channel, dead_queue, present, only).await;
     put_back(channel).await;
     result
 }
 
 async fn move_back(
     client: &Client,
+    registry: &Registry,
     channel: &Channel,
     dead_queue: &str,
     present: u32,
@@ -345,8 +363,9 @@ async fn move_back(
             warn!(job.id = %id, queue = %dead_queue, "the dead letter names its own dead-letter queue as its origin; left in place");
             continue;
         }
+        let queue_type = job_queue_type(client, registry, &queue);
         if let Err(source) = client
-            .publish_declared(&queue, &delivery.data, retry_properties(properties))
+            .publish_declared(&queue, queue_type, &delivery.data, retry_properties(properties))
             .await
         {
             return Err(DeadError::Publish {
@@ -490,11 +509,21 @@ fn origin_queue(dead_queue: &str, properties: &BasicProperties) -> String {
         })
 }
 
+/// The kind of the job queue `full` (a full name): as the registered jobs
+/// of that queue declare it.
+fn job_queue_type(client: &Client, registry: &Registry, full: &str) -> QueueType {
+    full.strip_prefix(client.queue_prefix())
+        .map_or(QueueType::Classic, |queue| registry.queue_type(queue))
+}
+
 /// Whether a header records a failure rather than the job: dropped when the
-/// job is retried, so that it starts afresh.
+/// job is retried, so that it starts afresh. Besides warren's own, that is
+/// RabbitMQ's record of dead-lettering (`x-death` and friends) and a quorum
+/// queue's count of deliveries.
 fn is_failure_bookkeeping(header: &str) -> bool {
     header.starts_with("warren-dead-")
         || [message::FIRST_FAILURE_AT, message::LAST_ERROR, message::ETA].contains(&header)
+        || message::is_broker_bookkeeping(header)
 }
 
 /// The properties of a retried dead letter: its own, persistent, without
@@ -513,7 +542,7 @@ fn retry_properties(dead: &BasicProperties) -> BasicProperties {
 }
 
 /// A timestamp header (seconds since the epoch), however it was typed.
-fn seconds(value: &AMQPValue) -> Option<std::time::SystemTime> {
+fn seconds(value: &AMQPValue) -> Option<SystemTime> {
     let secs = match *value {
         AMQPValue::Timestamp(secs) => secs,
         _ => u64::try_from(message::integer(value)?).ok()?,
@@ -608,6 +637,67 @@ mod tests {
         );
         assert_eq!(row.queue, "prod-emails");
         assert_eq!(row.attempt, 1);
+    }
+
+    /// A job dead-lettered by a quorum queue's delivery limit after it had
+    /// waited in a hold queue, with the headers RabbitMQ 3.10 gives it.
+    fn dead_lettered_by_the_broker() -> BasicProperties {
+        let text = |s: &str| AMQPValue::LongString(LongString::from(s));
+        let death = |queue: &str, reason: &str, time: u64| {
+            let mut death = FieldTable::default();
+            death.insert("count".into(), AMQPValue::LongLongInt(1));
+            death.insert("exchange".into(), text(""));
+            death.insert("queue".into(), text(queue));
+            death.insert("reason".into(), text(reason));
+            death.insert("time".into(), AMQPValue::Timestamp(time));
+            AMQPValue::FieldTable(death)
+        };
+        let mut headers = FieldTable::default();
+        headers.insert(message::ATTEMPT.into(), AMQPValue::LongLongInt(1));
+        headers.insert("tenant".into(), text("acme"));
+        let mut deaths = lapin::types::FieldArray::default();
+        deaths.push(death("prod-payments", "delivery_limit", 1_700_000_000));
+        deaths.push(death("prod-payments.retry.1000", "expired", 1_699_999_990));
+        headers.insert("x-death".into(), AMQPValue::FieldArray(deaths));
+        headers.insert("x-delivery-count".into(), AMQPValue::LongLongInt(0));
+        headers.insert("x-first-death-exchange".into(), text(""));
+        headers.insert("x-first-death-queue".into(), text("prod-payments.retry.1000"));
+        headers.insert("x-first-death-reason".into(), text("expired"));
+        BasicProperties::default()
+            .with_type("charge".into())
+            .with_message_id(JobId::new().to_string().into())
+            .with_delivery_mode(2)
+            .with_headers(headers)
+    }
+
+    #[test]
+    fn a_letter_the_broker_dead_lettered_lists_its_last_reason_and_time() {
+        let row = Row::of("prod-payments.dead", &dead_lettered_by_the_broker());
+        assert_eq!(row.reason, "delivery_limit", "not the hold queue's `expired`");
+        assert_eq!(row.dead_at, "2023-11-14T22:13:20Z");
+        assert_eq!(row.queue, "prod-payments");
+        assert_eq!((row.attempt, row.error.as_str()), (1, "-"));
+
+        let mut headers = FieldTable::default();
+        headers.insert(
+            "x-first-death-reason".into(),
+            AMQPValue::LongString(LongString::from("rejected")),
+        );
+        let without_x_death = BasicProperties::default().with_headers(headers);
+        let row = Row::of("prod-payments.dead", &without_x_death);
+        assert_eq!((row.reason.as_str(), row.dead_at.as_str()), ("rejected", "-"));
+    }
+
+    #[test]
+    fn a_retried_broker_dead_letter_drops_the_brokers_bookkeeping() {
+        let retried = retry_properties(&dead_lettered_by_the_broker());
+        let names: Vec<&str> = retried
+            .headers()
+            .iter()
+            .flat_map(FieldTable::inner)
+            .map(|(name, _)| name.as_str())
+            .collect();
+        assert_eq!(names, ["tenant", "warren-attempt"]);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use lapin::BasicProperties;
 
 use crate::message::{self, DeadReason};
 use crate::retry::RetryPolicy;
-use crate::{Client, JobContext, JobId, Registry, hold};
+use crate::{Client, JobContext, JobId, QueueType, Registry, hold};
 
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +52,10 @@ pub(crate) struct Runner {
     pub(crate) queue: &'static str,
     /// The queue's full name on the broker.
     pub(crate) full_queue: Arc<str>,
+    /// The kind of queue it is, as its jobs declare it (see
+    /// [`Registry::queue_type`]): its own declaration, its dead-letter
+    /// queue's and every republish to it use it.
+    pub(crate) queue_type: QueueType,
     /// The worker's id.
     pub(crate) worker: Arc<str>,
     /// For handlers' follow-up jobs.

@@ -12,6 +12,16 @@
 //! a longer wait is held in steps of 10 min × 2ⁿ, the job coming back early
 //! and being held again for what remains (its due time travels in the
 //! `warren-eta` header): five hops for thirty days, never more than 13.
+//!
+//! Hold queues are classic queues, also for a quorum job queue. RabbitMQ
+//! 3.10 quorum queues do take `x-message-ttl` and `x-expires`, but hold
+//! queues come and go with the delays in use, and a quorum queue is a Raft
+//! group on several nodes: heavy to create and delete by the dozen. Its
+//! dead-lettering back to the job queue would be at most once too (like a
+//! classic queue's), unless declared `at-least-once` with `reject-publish`
+//! overflow. What a classic hold queue costs: while its node is down, the
+//! jobs held there wait (durable and persistent, not lost), and a retry
+//! that cannot reach it returns its delivery to the job queue.
 
 use std::time::{Duration, SystemTime};
 

@@ -72,6 +72,55 @@ impl BodyFormat {
     }
 }
 
+/// The kind of RabbitMQ queue a job queue is, set with
+/// `#[job(queue_type = "...")]`. Every job of one queue must name the same
+/// type, and an existing queue keeps the type it was declared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum QueueType {
+    /// A classic queue, declared durable with no arguments, so that any
+    /// AMQP client declaring it `durable: true` agrees.
+    #[default]
+    Classic,
+    /// A quorum queue, replicated over the nodes of a RabbitMQ cluster,
+    /// with a delivery limit ([`QueueType::QUORUM_DELIVERY_LIMIT`]) after
+    /// which RabbitMQ moves a message to the dead-letter queue, which is a
+    /// quorum queue too.
+    Quorum,
+}
+
+impl QueueType {
+    /// How many times a quorum queue takes a message back unacknowledged
+    /// (its `x-delivery-limit`) before RabbitMQ dead-letters it.
+    ///
+    /// warren's own retries publish a new message, so this counts only the
+    /// returns of a delivery: a worker that died holding it (a job that
+    /// kills its process each time, which nothing else stops), a worker
+    /// that shut down or lost its channel with it prefetched, a failed
+    /// hand-over to a hold or dead-letter queue. Five such returns means
+    /// something is wrong with the job rather than with a deploy or a
+    /// failover, and a crash loop ends after six crashes instead of never.
+    ///
+    /// It is part of the queue's declaration: changing it would make
+    /// RabbitMQ refuse the declaration of every existing quorum queue.
+    pub const QUORUM_DELIVERY_LIMIT: u32 = 5;
+
+    /// The name used in `#[job(queue_type = "...")]`, in the `jobs` listing
+    /// and by RabbitMQ (`x-queue-type`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            QueueType::Classic => "classic",
+            QueueType::Quorum => "quorum",
+        }
+    }
+}
+
+impl fmt::Display for QueueType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Per-job options, set with `#[job(...)]`; command-line and environment
 /// settings of the worker take precedence, framework defaults fill the rest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +140,8 @@ pub struct JobOptions {
     /// Whether this job handles messages on its queue that carry no `type`
     /// property (messages from producers that are not warren).
     pub queue_default: bool,
+    /// The kind of queue the job's queue is declared as.
+    pub queue_type: QueueType,
 }
 
 impl JobOptions {
@@ -116,6 +167,7 @@ impl JobOptions {
             backoff: None,
             format: BodyFormat::Json,
             queue_default: false,
+            queue_type: QueueType::Classic,
         }
     }
 
@@ -146,6 +198,12 @@ impl JobOptions {
     /// Makes the job the handler of untyped messages on its queue.
     pub const fn with_queue_default(mut self) -> Self {
         self.queue_default = true;
+        self
+    }
+
+    /// Sets the kind of queue the job's queue is declared as.
+    pub const fn with_queue_type(mut self, queue_type: QueueType) -> Self {
+        self.queue_type = queue_type;
         self
     }
 
@@ -224,6 +282,15 @@ mod tests {
         let b = JobId::new();
         assert_ne!(a, b);
         assert_eq!(a.to_string().parse::<JobId>().unwrap(), a);
+    }
+
+    #[test]
+    fn job_queues_are_classic_unless_a_job_says_quorum() {
+        assert_eq!(JobOptions::new().queue_type, QueueType::Classic);
+        assert_eq!(QueueType::default(), QueueType::Classic);
+        let quorum = JobOptions::new().with_queue_type(QueueType::Quorum);
+        assert_eq!(quorum.queue_type, QueueType::Quorum);
+        assert_eq!(quorum.queue_type.to_string(), "quorum");
     }
 
     #[test]

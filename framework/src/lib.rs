@@ -57,7 +57,7 @@ pub use context::JobContext;
 pub use enqueue::EnqueueOptions;
 pub use error::{EnqueueError, Error};
 pub use handler::{Handler, JobError};
-pub use job::{BodyFormat, DEFAULT_QUEUE, Job, JobId, JobOptions};
+pub use job::{BodyFormat, DEFAULT_QUEUE, Job, JobId, JobOptions, QueueType};
 pub use registry::{Registration, Registry, RegistryError};
 
 /// Derives [`Job`] and registers the type with the worker binary.
@@ -72,7 +72,11 @@ pub use registry::{Registration, Registry, RegistryError};
 ///   (default [`JobOptions::DEFAULT_BACKOFF`]);
 /// - `format = "json" | "text"`: the body format (default JSON);
 /// - `queue_default`: this job handles messages on its queue that carry no
-///   `type` property, as plain AMQP producers send them.
+///   `type` property, as plain AMQP producers send them;
+/// - `queue_type = "classic" | "quorum"`: the kind of queue its queue is
+///   declared as (default classic; quorum for a RabbitMQ cluster, see
+///   [`QueueType`] and the [quorum queues](guide::concepts#quorum-queues)
+///   guide). Every job of one queue must name the same type.
 pub use warren_macros::Job;
 
 /// The traits and types a job module needs: `use warren::prelude::*;`.

@@ -161,19 +161,26 @@ pub(crate) fn retry_policy(properties: &BasicProperties, default: RetryPolicy) -
     .bounded()
 }
 
+/// Whether a header is RabbitMQ's bookkeeping of a message's trips rather
+/// than part of the job: its record of dead-lettering (`x-death` and
+/// friends; from hold queues, or a quorum queue's delivery limit) and a
+/// quorum queue's count of deliveries (`x-delivery-count`).
+pub(crate) fn is_broker_bookkeeping(header: &str) -> bool {
+    header == "x-delivery-count"
+        || ["x-death", "x-first-death-", "x-last-death-"]
+            .iter()
+            .any(|prefix| header.starts_with(prefix))
+}
+
 /// The headers a job keeps when it is republished (retried or
 /// dead-lettered): all but `dropped`, `CC`/`BCC`, which would copy it to
-/// other queues, and RabbitMQ's record of its trips through hold queues
-/// (`x-death` and friends), which would only grow.
+/// other queues, and RabbitMQ's bookkeeping, which would only grow or
+/// describe a message that is not this one.
 fn carried_headers(original: &BasicProperties, dropped: &[&str]) -> FieldTable {
     let mut headers = FieldTable::default();
     for (name, value) in original.headers().iter().flat_map(FieldTable::inner) {
         let name = name.as_str();
-        let keep = !matches!(name, "CC" | "BCC")
-            && !["x-death", "x-first-death-", "x-last-death-"]
-                .iter()
-                .any(|prefix| name.starts_with(prefix))
-            && !dropped.contains(&name);
+        let keep = !matches!(name, "CC" | "BCC") && !is_broker_bookkeeping(name) && !dropped.contains(&name);
         if keep {
             headers.insert(name.into(), value.clone());
         }
@@ -240,6 +247,35 @@ pub(crate) fn header<'a>(properties: &'a BasicProperties, name: &str) -> Option<
     properties.headers().as_ref()?.inner().get(name)
 }
 
+/// When and why RabbitMQ last dead-lettered a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BrokerDeath {
+    /// `delivery_limit`, `rejected`, `expired` or `maxlen`.
+    pub(crate) reason: String,
+    /// When, if RabbitMQ said.
+    pub(crate) at: Option<SystemTime>,
+}
+
+/// RabbitMQ's record of the last time it dead-lettered the message: the
+/// first entry of `x-death`, which it keeps most recent first. Not
+/// `x-first-death-reason`, which stays that of the first time: `expired`,
+/// for a job that once waited in a hold queue. That header is the fallback
+/// for a message without `x-death`.
+pub(crate) fn broker_death(properties: &BasicProperties) -> Option<BrokerDeath> {
+    if let Some(AMQPValue::FieldArray(deaths)) = header(properties, "x-death")
+        && let Some(AMQPValue::FieldTable(last)) = deaths.as_slice().first()
+        && let Some(reason) = last.inner().get("reason").and_then(text)
+    {
+        let at = match last.inner().get("time") {
+            Some(&AMQPValue::Timestamp(secs)) => UNIX_EPOCH.checked_add(Duration::from_secs(secs)),
+            _ => None,
+        };
+        return Some(BrokerDeath { reason, at });
+    }
+    let reason = header(properties, "x-first-death-reason").and_then(text)?;
+    Some(BrokerDeath { reason, at: None })
+}
+
 /// A header's value as text, if it is a string.
 pub(crate) fn text(value: &AMQPValue) -> Option<String> {
     match value {
@@ -303,6 +339,32 @@ mod tests {
             properties.content_type().as_ref().map(ShortString::as_str),
             Some("application/json")
         );
+    }
+
+    #[test]
+    fn republished_jobs_drop_the_brokers_bookkeeping_of_the_old_message() {
+        let id = JobId::new();
+        let mut headers = job_properties("charge", id, BodyFormat::Json)
+            .headers()
+            .clone()
+            .unwrap_or_default();
+        headers.insert("x-delivery-count".into(), AMQPValue::LongLongInt(3));
+        headers.insert("x-first-death-reason".into(), long_string("expired"));
+        headers.insert("x-death".into(), AMQPValue::FieldArray(Default::default()));
+        headers.insert("tenant".into(), long_string("acme"));
+        let delivered = BasicProperties::default().with_headers(headers);
+        let retry = retry_properties(&delivered, id, 2, "declined", SystemTime::now());
+        let dead = dead_letter_properties(&delivered, id, "q", DeadReason::Failed, "declined", "a.1");
+        for republished in [retry, dead] {
+            let names: Vec<&str> = republished
+                .headers()
+                .iter()
+                .flat_map(FieldTable::inner)
+                .map(|(name, _)| name.as_str())
+                .collect();
+            assert!(names.contains(&"tenant"), "{names:?}");
+            assert!(!names.iter().any(|name| name.starts_with("x-")), "{names:?}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::fmt;
 
 use futures_util::future::BoxFuture;
 
-use crate::{Handler, Job, JobContext, JobError, JobOptions, codec};
+use crate::{Handler, Job, JobContext, JobError, JobOptions, QueueType, codec};
 
 /// The future of one attempt, or why the body could not be decoded.
 pub(crate) type Attempt = Result<BoxFuture<'static, Result<(), JobError>>, String>;
@@ -79,6 +79,8 @@ inventory::collect!(Registration);
 pub struct Registry {
     by_name: HashMap<&'static str, Registration>,
     default_by_queue: HashMap<&'static str, Registration>,
+    /// The first job (by name) of each queue, whose type the queue has.
+    type_by_queue: HashMap<&'static str, Registration>,
 }
 
 /// Two registrations that cannot both be served.
@@ -109,6 +111,23 @@ pub enum RegistryError {
         /// The other type.
         second: &'static str,
     },
+    /// Two job types on one queue want it declared as different kinds of
+    /// queue; RabbitMQ would refuse one of the two declarations.
+    #[error(
+        "queue `{queue}` is declared as two kinds of queue: {first_type} by `{first}` and {second_type} by `{second}`; give every job of the queue the same #[job(queue_type = \"...\")]"
+    )]
+    ConflictingQueueType {
+        /// The queue.
+        queue: &'static str,
+        /// One type.
+        first: &'static str,
+        /// The kind of queue it wants.
+        first_type: QueueType,
+        /// The other type.
+        second: &'static str,
+        /// The kind of queue that one wants.
+        second_type: QueueType,
+    },
 }
 
 impl Registry {
@@ -122,6 +141,7 @@ impl Registry {
         let mut registry = Registry {
             by_name: HashMap::new(),
             default_by_queue: HashMap::new(),
+            type_by_queue: HashMap::new(),
         };
         let mut all: Vec<Registration> = registrations.into_iter().collect();
         // inventory's order depends on link order; sort so errors are stable.
@@ -143,6 +163,16 @@ impl Registry {
                     second: registration.type_name,
                 });
             }
+            let first = *registry.type_by_queue.entry(registration.queue).or_insert(registration);
+            if first.options.queue_type != registration.options.queue_type {
+                return Err(RegistryError::ConflictingQueueType {
+                    queue: registration.queue,
+                    first: first.type_name,
+                    first_type: first.options.queue_type,
+                    second: registration.type_name,
+                    second_type: registration.options.queue_type,
+                });
+            }
         }
         Ok(registry)
     }
@@ -155,6 +185,14 @@ impl Registry {
     /// The job that handles untyped messages on `queue` (unprefixed).
     pub fn queue_default(&self, queue: &str) -> Option<&Registration> {
         self.default_by_queue.get(queue)
+    }
+
+    /// The kind of queue `queue` (unprefixed) is declared as: the one its
+    /// jobs name; classic for a queue no job uses.
+    pub fn queue_type(&self, queue: &str) -> QueueType {
+        self.type_by_queue
+            .get(queue)
+            .map_or(QueueType::Classic, |registration| registration.options.queue_type)
     }
 
     /// All jobs, sorted by name.
@@ -170,5 +208,77 @@ impl Registry {
         queues.sort_unstable();
         queues.dedup();
         queues
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+
+    /// A job on `queue` of kind `TYPE`, with its handler; written by hand,
+    /// as the derive names `::warren`, which this crate cannot.
+    macro_rules! job {
+        ($name:ident, $queue:literal, $queue_type:expr) => {
+            #[derive(Serialize, Deserialize)]
+            struct $name;
+
+            impl Job for $name {
+                const NAME: &'static str = stringify!($name);
+                const QUEUE: &'static str = $queue;
+                const OPTIONS: JobOptions = JobOptions::new().with_queue_type($queue_type);
+            }
+
+            impl Handler for $name {
+                async fn perform(self, _ctx: &JobContext) -> Result<(), JobError> {
+                    Ok(())
+                }
+            }
+        };
+    }
+
+    job!(Charge, "payments", QueueType::Quorum);
+    job!(Refund, "payments", QueueType::Quorum);
+    job!(Receipt, "payments", QueueType::Classic);
+    job!(Resize, "images", QueueType::Classic);
+
+    #[test]
+    fn a_queue_has_the_type_its_jobs_name_and_unknown_queues_are_classic() {
+        let registry = Registry::from_registrations([
+            Registration::of::<Charge>("billing::Charge"),
+            Registration::of::<Refund>("billing::Refund"),
+            Registration::of::<Resize>("images::Resize"),
+        ])
+        .expect("no conflict");
+        assert_eq!(registry.queue_type("payments"), QueueType::Quorum);
+        assert_eq!(registry.queue_type("images"), QueueType::Classic);
+        assert_eq!(registry.queue_type("elsewhere"), QueueType::Classic);
+    }
+
+    #[test]
+    fn two_kinds_of_queue_for_one_queue_are_refused_naming_both() {
+        let error = Registry::from_registrations([
+            Registration::of::<Receipt>("billing::Receipt"),
+            Registration::of::<Resize>("images::Resize"),
+            Registration::of::<Charge>("billing::Charge"),
+        ])
+        .expect_err("a conflict");
+        // By name: `Charge` comes first whatever the order of registration.
+        assert_eq!(
+            error,
+            RegistryError::ConflictingQueueType {
+                queue: "payments",
+                first: "billing::Charge",
+                first_type: QueueType::Quorum,
+                second: "billing::Receipt",
+                second_type: QueueType::Classic,
+            }
+        );
+        assert_eq!(
+            error.to_string(),
+            "queue `payments` is declared as two kinds of queue: quorum by `billing::Charge` and classic by \
+             `billing::Receipt`; give every job of the queue the same #[job(queue_type = \"...\")]"
+        );
     }
 }

@@ -1,12 +1,19 @@
 //! The queues warren uses for a job queue, and how they are declared.
+//!
+//! A classic job queue `q` and its dead-letter queue `q.dead` are durable
+//! with no arguments. A quorum job queue is declared with `x-queue-type =
+//! quorum`, a delivery limit and RabbitMQ's dead-lettering to `q.dead` (a
+//! quorum queue too), so that a message whose deliveries keep coming back
+//! unacknowledged cannot loop. Hold queues are classic either way (see
+//! [`hold`]).
 
 use std::time::Duration;
 
 use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Connection, ErrorKind};
 
-use crate::{Error, hold};
+use crate::{Error, QueueType, hold};
 
 /// The dead-letter queue of `queue`: jobs that failed for good.
 pub(crate) fn dead_queue(queue: &str) -> String {
@@ -24,13 +31,39 @@ pub(crate) struct QueueSpec {
 }
 
 impl QueueSpec {
-    /// A job queue or a dead-letter queue: durable with no arguments, so
-    /// that any AMQP client declaring it `durable: true` (as the RabbitMQ
-    /// tutorials do) agrees.
-    pub(crate) fn plain(name: impl Into<String>) -> Self {
+    /// The job queue `name` (a full name) of kind `queue_type`.
+    ///
+    /// Classic: durable with no arguments, so that any AMQP client declaring
+    /// it `durable: true` (as the RabbitMQ tutorials do) agrees. Quorum: with
+    /// the delivery limit and dead-lettering to its dead-letter queue.
+    pub(crate) fn job(name: &str, queue_type: QueueType) -> Self {
+        let mut arguments = FieldTable::default();
+        if queue_type == QueueType::Quorum {
+            arguments.insert("x-queue-type".into(), text(QueueType::Quorum.as_str()));
+            arguments.insert(
+                "x-delivery-limit".into(),
+                AMQPValue::LongLongInt(QueueType::QUORUM_DELIVERY_LIMIT.into()),
+            );
+            arguments.insert("x-dead-letter-exchange".into(), text(""));
+            arguments.insert("x-dead-letter-routing-key".into(), text(&dead_queue(name)));
+        }
         QueueSpec {
-            name: name.into(),
-            arguments: FieldTable::default(),
+            name: name.to_owned(),
+            arguments,
+            expires: false,
+        }
+    }
+
+    /// The dead-letter queue of the job queue `queue` (a full name), of the
+    /// same kind: durable, and for quorum only `x-queue-type`.
+    pub(crate) fn dead(queue: &str, queue_type: QueueType) -> Self {
+        let mut arguments = FieldTable::default();
+        if queue_type == QueueType::Quorum {
+            arguments.insert("x-queue-type".into(), text(QueueType::Quorum.as_str()));
+        }
+        QueueSpec {
+            name: dead_queue(queue),
+            arguments,
             expires: false,
         }
     }
@@ -43,6 +76,27 @@ impl QueueSpec {
             expires: true,
         }
     }
+}
+
+/// What a publisher to the job queue `queue` (a full name) declares: the
+/// queue, and for quorum first its dead-letter queue, since RabbitMQ drops
+/// what it dead-letters to a queue that does not exist. (A classic queue
+/// has no dead-lettering of its own; its workers declare `q.dead`.)
+pub(crate) fn publisher_queues(queue: &str, queue_type: QueueType) -> Vec<QueueSpec> {
+    match queue_type {
+        QueueType::Quorum => vec![QueueSpec::dead(queue, queue_type), QueueSpec::job(queue, queue_type)],
+        QueueType::Classic => vec![QueueSpec::job(queue, queue_type)],
+    }
+}
+
+/// What a worker consuming the job queue `queue` (a full name) declares:
+/// its dead-letter queue and the queue.
+pub(crate) fn worker_queues(queue: &str, queue_type: QueueType) -> [QueueSpec; 2] {
+    [QueueSpec::dead(queue, queue_type), QueueSpec::job(queue, queue_type)]
+}
+
+fn text(text: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(text))
 }
 
 /// Declares `queues`.
@@ -81,5 +135,60 @@ fn declare_error(queue: &str, source: lapin::Error) -> Error {
     Error::Declare {
         queue: queue.to_owned(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arguments(spec: &QueueSpec) -> Vec<(&str, &AMQPValue)> {
+        spec.arguments
+            .inner()
+            .iter()
+            .map(|(name, value)| (name.as_str(), value))
+            .collect()
+    }
+
+    #[test]
+    fn classic_queues_are_declared_with_no_arguments() {
+        let queues = worker_queues("prod-images", QueueType::Classic);
+        assert_eq!(queues[0].name, "prod-images.dead");
+        assert_eq!(queues[1].name, "prod-images");
+        assert!(
+            queues
+                .iter()
+                .all(|queue| queue.arguments.inner().is_empty() && !queue.expires)
+        );
+        let published: Vec<String> = publisher_queues("prod-images", QueueType::Classic)
+            .into_iter()
+            .map(|queue| queue.name)
+            .collect();
+        assert_eq!(published, ["prod-images"], "as before quorum queues");
+    }
+
+    #[test]
+    fn quorum_queues_have_a_delivery_limit_and_dead_letter_to_their_dead_letter_queue() {
+        let [dead, job] = worker_queues("prod-payments", QueueType::Quorum);
+        assert_eq!(
+            arguments(&job),
+            [
+                ("x-dead-letter-exchange", &text("")),
+                ("x-dead-letter-routing-key", &text("prod-payments.dead")),
+                ("x-delivery-limit", &AMQPValue::LongLongInt(5)),
+                ("x-queue-type", &text("quorum")),
+            ]
+        );
+        assert_eq!(dead.name, "prod-payments.dead");
+        assert_eq!(arguments(&dead), [("x-queue-type", &text("quorum"))]);
+        let published: Vec<String> = publisher_queues("prod-payments", QueueType::Quorum)
+            .into_iter()
+            .map(|queue| queue.name)
+            .collect();
+        assert_eq!(
+            published,
+            ["prod-payments.dead", "prod-payments"],
+            "the dead-letter queue exists before anything can be dead-lettered to it"
+        );
     }
 }

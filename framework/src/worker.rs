@@ -16,7 +16,6 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::dispatch::{Outcome, Runner};
 use crate::message::DeadReason;
-use crate::topology::QueueSpec;
 use crate::{AckMode, Error, JobId, Registry, hold, message, topology};
 
 /// How often a worker checks that its channel is still open.
@@ -115,8 +114,7 @@ async fn consume(
     mut drain: watch::Receiver<bool>,
 ) -> Result<(), Error> {
     let queue = runner.full_queue.to_string();
-    let queues = [QueueSpec::plain(&queue), QueueSpec::plain(topology::dead_queue(&queue))];
-    topology::declare(&connection, &queues).await?;
+    topology::declare(&connection, &topology::worker_queues(&queue, runner.queue_type)).await?;
     let channel = connection.create_channel().await?;
     let ack = settings.ack;
     if ack.ack_required() {
@@ -274,9 +272,13 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
                 return;
             }
             debug!(due_in = ?hold::due_in(eta), "job not due yet; holding it again");
-            let held = runner
-                .client
-                .publish_held(&runner.full_queue, &delivery.data, properties.clone(), eta);
+            let held = runner.client.publish_held(
+                &runner.full_queue,
+                runner.queue_type,
+                &delivery.data,
+                properties.clone(),
+                eta,
+            );
             hand_over(&delivery, ack.ack_required(), held).await;
             return;
         }
@@ -299,9 +301,10 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
                 warn!(reason = reason.as_str(), %error, retry_in = ?delay, "job failed; retrying it");
                 let eta = SystemTime::now() + delay;
                 let retry = message::retry_properties(properties, id, attempt.saturating_add(1), &error, eta);
-                let held = runner
-                    .client
-                    .publish_held(&runner.full_queue, &delivery.data, retry, eta);
+                let held =
+                    runner
+                        .client
+                        .publish_held(&runner.full_queue, runner.queue_type, &delivery.data, retry, eta);
                 hand_over(&delivery, unacked, held).await;
             }
             Outcome::Dead { reason, error } => {
@@ -316,10 +319,11 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
 
 /// Moves a delivery's job to the dead-letter queue, with why.
 async fn bury(delivery: &Delivery, runner: &Runner, id: JobId, reason: DeadReason, error: &str, unacked: bool) {
-    let dead_queue = topology::dead_queue(&runner.full_queue);
     let properties = &delivery.properties;
     let dead = message::dead_letter_properties(properties, id, &runner.full_queue, reason, error, &runner.worker);
-    let published = runner.client.publish_declared(&dead_queue, &delivery.data, dead);
+    let published = runner
+        .client
+        .publish_dead_letter(&runner.full_queue, runner.queue_type, &delivery.data, dead);
     hand_over(delivery, unacked, published).await;
 }
 

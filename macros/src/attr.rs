@@ -20,11 +20,12 @@ enum Key {
     Backoff,
     Format,
     QueueDefault,
+    QueueType,
 }
 
 impl Key {
     /// Every key, in the order the unknown-key error lists them.
-    const ALL: [Key; 7] = [
+    const ALL: [Key; 8] = [
         Key::Name,
         Key::Queue,
         Key::Timeout,
@@ -32,6 +33,7 @@ impl Key {
         Key::Backoff,
         Key::Format,
         Key::QueueDefault,
+        Key::QueueType,
     ];
 
     fn as_str(self) -> &'static str {
@@ -43,6 +45,7 @@ impl Key {
             Key::Backoff => "backoff",
             Key::Format => "format",
             Key::QueueDefault => "queue_default",
+            Key::QueueType => "queue_type",
         }
     }
 
@@ -56,6 +59,7 @@ impl Key {
             Key::Backoff => "backoff = \"10s\"",
             Key::Format => "format = \"json\"",
             Key::QueueDefault => "queue_default",
+            Key::QueueType => "queue_type = \"quorum\"",
         }
     }
 }
@@ -71,6 +75,7 @@ pub(crate) struct Attrs {
     pub(crate) backoff: Option<LitStr>,
     pub(crate) format: Option<LitStr>,
     pub(crate) queue_default: bool,
+    pub(crate) queue_type: Option<LitStr>,
 }
 
 impl Attrs {
@@ -152,6 +157,9 @@ impl Parser<'_> {
             }
             (Key::Format, Meta::NameValue(entry)) => {
                 self.attrs.format = self.string(entry.value, "expected \"json\" or \"text\"".into());
+            }
+            (Key::QueueType, Meta::NameValue(entry)) => {
+                self.attrs.queue_type = self.string(entry.value, "expected \"classic\" or \"quorum\"".into());
             }
             (Key::Retries, Meta::NameValue(entry)) => self.attrs.retries = self.integer(entry.value),
         }
@@ -246,7 +254,7 @@ mod tests {
         let (attrs, errors) = parse(&[
             parse_quote!(#[job(name = "a", queue = "q")]),
             parse_quote!(#[serde(rename_all = "camelCase")]),
-            parse_quote!(#[job(retries = 3, queue_default)]),
+            parse_quote!(#[job(retries = 3, queue_default, queue_type = "quorum")]),
         ]);
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(attrs.name.map(|lit| lit.value()).as_deref(), Some("a"));
@@ -256,6 +264,7 @@ mod tests {
             Some("3")
         );
         assert!(attrs.queue_default);
+        assert_eq!(attrs.queue_type.map(|lit| lit.value()).as_deref(), Some("quorum"));
         assert!(attrs.timeout.is_none() && attrs.format.is_none());
     }
 
@@ -264,8 +273,9 @@ mod tests {
         let (attrs, errors) = parse(&[
             parse_quote!(#[job(nmae = "a", retries = "5", timeout = 30)]),
             parse_quote!(#[job(retries = 1, queue_default = true, name, format(json))]),
+            parse_quote!(#[job(queue_type = quorum)]),
         ]);
-        assert_eq!(errors.len(), 7, "{errors:?}");
+        assert_eq!(errors.len(), 8, "{errors:?}");
         assert!(errors[0].starts_with("unknown key `nmae`"), "{}", errors[0]);
         assert!(errors[0].contains("`queue_default`"), "{}", errors[0]);
         assert!(errors[1].starts_with("expected an integer"), "{}", errors[1]);
@@ -274,7 +284,9 @@ mod tests {
         assert!(errors[4].contains("takes no value"), "{}", errors[4]);
         assert!(errors[5].starts_with("`name` needs a value"), "{}", errors[5]);
         assert!(errors[6].starts_with("`format` needs a value"), "{}", errors[6]);
+        assert_eq!(errors[7], "expected \"classic\" or \"quorum\"");
         assert!(attrs.retries.is_none() && attrs.timeout.is_none() && !attrs.queue_default);
+        assert!(attrs.queue_type.is_none());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use syn::ext::IdentExt;
 use crate::attr::Attrs;
 use crate::diagnostics::Diagnostics;
 use crate::fallback;
-use crate::valid::{self, BodyFormat, Job};
+use crate::valid::{self, BodyFormat, Job, QueueType};
 
 /// The whole expansion of `#[derive(Job)]` on `input`.
 pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
@@ -58,6 +58,10 @@ fn impl_job(job: &Job<'_>) -> TokenStream {
         BodyFormat::Text => quote!(.with_format(::warren::BodyFormat::Text)),
     });
     let queue_default = job.queue_default.then(|| quote!(.with_queue_default()));
+    let queue_type = job.queue_type.map(|queue_type| match queue_type {
+        QueueType::Classic => quote!(.with_queue_type(::warren::QueueType::Classic)),
+        QueueType::Quorum => quote!(.with_queue_type(::warren::QueueType::Quorum)),
+    });
 
     // `Registration::of` requires `Handler`; spanned at the type's name, a
     // missing `impl Handler` is reported there rather than at the derive.
@@ -74,7 +78,8 @@ fn impl_job(job: &Job<'_>) -> TokenStream {
                 #retries
                 #backoff
                 #format
-                #queue_default;
+                #queue_default
+                #queue_type;
         }
         ::warren::__private::inventory::submit! {
             #registration(::core::concat!(::core::module_path!(), "::", #type_name))
@@ -116,7 +121,7 @@ mod tests {
     fn every_key_becomes_a_constant_or_an_option() {
         let expanded = expand(parse_quote!(
             #[job(name = "resize", queue = "images", retries = 5, backoff = "2s", timeout = "30s")]
-            #[job(format = "text", queue_default)]
+            #[job(format = "text", queue_default, queue_type = "quorum")]
             enum ResizeImage {
                 Small,
             }
@@ -127,7 +132,8 @@ mod tests {
                 .with_retries(5)
                 .with_backoff(::core::time::Duration::from_millis(2000))
                 .with_format(::warren::BodyFormat::Text)
-                .with_queue_default();
+                .with_queue_default()
+                .with_queue_type(::warren::QueueType::Quorum);
         };
         assert!(expanded.contains(&options.to_string()), "{expanded}");
         assert!(

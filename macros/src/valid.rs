@@ -28,6 +28,14 @@ pub(crate) struct Job<'a> {
     pub(crate) backoff_millis: Option<u64>,
     pub(crate) format: Option<BodyFormat>,
     pub(crate) queue_default: bool,
+    pub(crate) queue_type: Option<QueueType>,
+}
+
+/// `warren::QueueType`, as named in `#[job(queue_type = "...")]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QueueType {
+    Classic,
+    Quorum,
 }
 
 /// `warren::BodyFormat`, as named in `#[job(format = "...")]`.
@@ -119,6 +127,14 @@ pub(crate) fn validate<'a>(input: &'a DeriveInput, attrs: Attrs, diagnostics: &m
         }
     });
 
+    let queue_type = attrs.queue_type.and_then(|lit| match parse_queue_type(&lit.value()) {
+        Ok(queue_type) => Some(queue_type),
+        Err(problem) => {
+            diagnostics.push(syn::Error::new_spanned(lit, problem));
+            None
+        }
+    });
+
     Job {
         ident: &input.ident,
         where_clause: input.generics.where_clause.as_ref(),
@@ -129,6 +145,24 @@ pub(crate) fn validate<'a>(input: &'a DeriveInput, attrs: Attrs, diagnostics: &m
         backoff_millis,
         format,
         queue_default: attrs.queue_default,
+        queue_type,
+    }
+}
+
+/// Reads `queue_type = "..."`: the queue types warren declares job queues as.
+pub(crate) fn parse_queue_type(text: &str) -> Result<QueueType, String> {
+    match text {
+        "classic" => Ok(QueueType::Classic),
+        "quorum" => Ok(QueueType::Quorum),
+        // RabbitMQ's third type, named here so the error says why not.
+        "stream" => Err(
+            "a job queue cannot be a stream: a stream keeps every message for every \
+                         reader instead of handing each job to one worker; expected \"classic\" or \"quorum\""
+                .into(),
+        ),
+        other => Err(format!(
+            "unknown queue type \"{other}\": expected \"classic\" or \"quorum\""
+        )),
     }
 }
 
@@ -265,6 +299,18 @@ mod tests {
         // Only the `amq.` prefix is reserved, not the letters.
         assert_eq!(check_queue("amqp-images"), Ok(()));
         assert!(check_queue("images!").unwrap_err().contains("'!'"));
+    }
+
+    #[test]
+    fn queue_types() {
+        assert_eq!(parse_queue_type("classic"), Ok(QueueType::Classic));
+        assert_eq!(parse_queue_type("quorum"), Ok(QueueType::Quorum));
+        assert_eq!(
+            parse_queue_type("Quorum"),
+            Err("unknown queue type \"Quorum\": expected \"classic\" or \"quorum\"".into())
+        );
+        assert!(parse_queue_type("stream").unwrap_err().contains("cannot be a stream"));
+        assert!(parse_queue_type("").unwrap_err().starts_with("unknown queue type \"\""));
     }
 
     #[test]

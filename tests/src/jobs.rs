@@ -218,3 +218,23 @@ impl Handler for SlowFail {
         Err(JobError::msg("still failing"))
     }
 }
+
+/// Prints `quorum seq=<n> worker=<id> attempt=<a>`. On a quorum queue of its
+/// own, so that the classic `work` queue of the other tests stays as it is.
+#[derive(Debug, Clone, Serialize, Deserialize, Job)]
+#[job(queue = "quorum-work", queue_type = "quorum")]
+pub struct QuorumRecord {
+    pub seq: u32,
+}
+
+impl Handler for QuorumRecord {
+    async fn perform(self, ctx: &JobContext) -> Result<(), JobError> {
+        println!(
+            "quorum seq={} worker={} attempt={}",
+            self.seq,
+            ctx.worker_id(),
+            ctx.attempt()
+        );
+        Ok(())
+    }
+}

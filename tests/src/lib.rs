@@ -448,6 +448,60 @@ pub fn list_queue(full: &str) -> Option<QueueInfo> {
         })
 }
 
+/// How a queue was declared, as `rabbitmqctl list_queues name type durable
+/// arguments` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueDeclaration {
+    /// `classic` or `quorum`.
+    pub kind: String,
+    /// Whether the queue survives a broker restart.
+    pub durable: bool,
+    /// The `x-` arguments, their values as rabbitmqctl prints them without
+    /// quotes (the empty string, which it prints as `[]`, as "").
+    pub arguments: std::collections::BTreeMap<String, String>,
+}
+
+/// How `full` was declared, if it exists.
+pub fn queue_declaration(full: &str) -> Option<QueueDeclaration> {
+    let listing = rabbitmqctl(&[
+        "list_queues",
+        "--quiet",
+        "--no-table-headers",
+        "name",
+        "type",
+        "durable",
+        "arguments",
+    ]);
+    let fields = listing
+        .lines()
+        .map(|line| line.split('\t').collect::<Vec<_>>())
+        .find(|fields| fields.len() == 4 && fields[0] == full)?;
+    Some(QueueDeclaration {
+        kind: fields[1].to_owned(),
+        durable: fields[2] == "true",
+        arguments: parse_arguments(fields[3]),
+    })
+}
+
+/// Reads rabbitmqctl's `[{"x-queue-type","quorum"},{"x-delivery-limit",5}]`.
+/// Enough for warren's arguments, whose values hold no `,` or `}`.
+fn parse_arguments(text: &str) -> std::collections::BTreeMap<String, String> {
+    let unquote = |text: &str| match text {
+        "[]" => String::new(),
+        text => text.trim_matches('"').to_owned(),
+    };
+    let inner = text.trim().trim_start_matches('[').trim_end_matches(']');
+    inner
+        .split("},{")
+        .map(|pair| pair.trim_matches(|c| c == '{' || c == '}'))
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once(',').unwrap_or((pair, ""));
+            (unquote(name), unquote(value))
+        })
+        .collect()
+}
+
 /// Polls `condition` until it holds, failing the test with `what` after `within`.
 pub async fn eventually(within: Duration, what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
@@ -604,4 +658,27 @@ pub fn done_seqs(lines: &[String]) -> std::collections::BTreeSet<u32> {
         .filter(|line| line.starts_with("done seq="))
         .filter_map(|line| field(line, "seq")?.parse().ok())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_arguments_read_as_rabbitmqctl_prints_them() {
+        let arguments = parse_arguments(
+            r#"[{"x-queue-type","quorum"},{"x-delivery-limit",5},{"x-dead-letter-exchange",[]},{"x-dead-letter-routing-key","q.dead"}]"#,
+        );
+        let pairs: Vec<(&str, &str)> = arguments.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            pairs,
+            [
+                ("x-dead-letter-exchange", ""),
+                ("x-dead-letter-routing-key", "q.dead"),
+                ("x-delivery-limit", "5"),
+                ("x-queue-type", "quorum"),
+            ]
+        );
+        assert!(parse_arguments("[]").is_empty());
+    }
 }

@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use warren::prelude::*;
-use warren::{BodyFormat, JobOptions};
+use warren::{BodyFormat, JobOptions, QueueType};
 
 #[derive(Debug, Serialize, Deserialize, Job)]
 #[job(name = "images.resize:v2", queue = "images-high_priority", retries = 5)]
-#[job(timeout = "1h 30m 250ms", format = "json", queue_default)]
+#[job(timeout = "1h 30m 250ms", format = "json", queue_default, queue_type = "quorum")]
 struct ResizeImage {
     path: String,
 }
@@ -25,6 +25,7 @@ fn main() {
         .with_timeout(Duration::from_millis(5_400_250))
         .with_retries(5)
         .with_format(BodyFormat::Json)
-        .with_queue_default();
+        .with_queue_default()
+        .with_queue_type(QueueType::Quorum);
     assert_eq!(ResizeImage::OPTIONS, expected);
 }

@@ -19,4 +19,5 @@ fn main() {
     assert_eq!(ResizeImage::QUEUE, warren::DEFAULT_QUEUE);
     assert_eq!(ResizeImage::QUEUE, "default");
     assert_eq!(ResizeImage::OPTIONS, warren::JobOptions::new());
+    assert_eq!(ResizeImage::OPTIONS.queue_type, warren::QueueType::Classic);
 }
