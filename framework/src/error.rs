@@ -87,6 +87,13 @@ pub enum Error {
         /// The recovery timeout.
         timeout: std::time::Duration,
     },
+    /// The broker did not answer an operation in time; the connection is
+    /// taken as cut.
+    #[error("RabbitMQ did not answer within {}", humantime::format_duration(*.waited))]
+    NoAnswer {
+        /// How long warren waited.
+        waited: std::time::Duration,
+    },
     /// The client was closed.
     #[error("the client was closed")]
     ClientClosed,

@@ -33,6 +33,13 @@ impl Endpoint {
         }
     }
 
+    /// Makes the next URL of the list the first to try: the one in use failed.
+    pub(crate) fn fail_over(&self) {
+        let count = split_urls(&self.url).count().max(1);
+        let next = (self.preferred.load(Ordering::Relaxed) + 1) % count;
+        self.preferred.store(next, Ordering::Relaxed);
+    }
+
     /// Opens a connection to the first URL that answers, starting from the
     /// one that answered last.
     pub(crate) async fn connect(&self) -> Result<Connection, Error> {

@@ -19,6 +19,9 @@ use crate::runtime::Endpoint;
 const FIRST_WAIT: Duration = Duration::from_millis(100);
 const MAX_WAIT: Duration = Duration::from_secs(5);
 
+/// The shortest wait for an answer before a connection is taken as dead.
+const MIN_ANSWER_WAIT: Duration = Duration::from_secs(1);
+
 /// One connection and its confirm-mode channel.
 #[derive(Debug)]
 pub(crate) struct Session {
@@ -93,22 +96,30 @@ impl Sessions {
         let mut reopened_for_it = None;
         loop {
             let session = self.current();
-            let result = tokio::time::timeout_at(deadline, operation(Arc::clone(&session)))
-                .await
-                .map_err(|_elapsed| self.unavailable())?;
-            match result {
-                Err(error) if !session.alive() && !self.closed.load(Ordering::Relaxed) => {
+            // A connection cut silently (no reset) would hold the operation
+            // until heartbeats notice, minutes later: an operation that gets
+            // no answer within a third of the recovery timeout is taken as
+            // a dead connection, and tried again on a new one.
+            let answer_within = (self.recovery_timeout / 3).max(MIN_ANSWER_WAIT);
+            let answer_by = deadline.min(Instant::now() + answer_within);
+            let cause = match tokio::time::timeout_at(answer_by, operation(Arc::clone(&session))).await {
+                Ok(Err(error)) if !session.alive() && !self.closed.load(Ordering::Relaxed) => {
                     // An operation that kills even a fresh connection is
                     // refused by the broker itself (a frame or message too
                     // large): reconnecting again would only loop.
                     if reopened_for_it == Some(session.generation) {
                         return Err(error);
                     }
-                    self.reopen(&session, deadline, &error).await?;
-                    reopened_for_it = Some(self.current().generation);
+                    error
                 }
-                result => return result,
-            }
+                Ok(result) => return result,
+                Err(_elapsed) if Instant::now() >= deadline || self.closed.load(Ordering::Relaxed) => {
+                    return Err(self.unavailable());
+                }
+                Err(_elapsed) => Error::NoAnswer { waited: answer_within },
+            };
+            self.reopen(&session, deadline, &cause).await?;
+            reopened_for_it = Some(self.current().generation);
         }
     }
 
@@ -121,6 +132,14 @@ impl Sessions {
             return Ok(());
         }
         warn!(error = %cause, connection = %self.endpoint.name, "lost the connection to RabbitMQ; reconnecting");
+        // The node that failed is tried last.
+        self.endpoint.fail_over();
+        let old = Arc::clone(&self.current());
+        self.endpoint.io.spawn(async move {
+            // Already closed, or silent: either way it is given up.
+            let close = old.connection.close(200, "reconnecting".into());
+            let _ = tokio::time::timeout(Duration::from_secs(5), close).await;
+        });
         let mut wait = FIRST_WAIT;
         let mut attempt = 1u32;
         loop {

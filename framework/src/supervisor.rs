@@ -126,6 +126,10 @@ impl Supervisor {
         if self.reconnecting && attempt == 0 {
             return;
         }
+        if attempt == 0 {
+            // The node that was lost is tried last (with several URLs).
+            self.endpoint.fail_over();
+        }
         self.reconnecting = true;
         let endpoint = self.endpoint.clone();
         let connect = async move { endpoint.connect().await };

@@ -682,3 +682,97 @@ mod tests {
         assert!(parse_arguments("[]").is_empty());
     }
 }
+
+/// A TCP proxy in front of the broker that a test can cut silently: it
+/// stops passing bytes (and accepting new connections) but keeps every
+/// socket open, as a network partition does, with no reset to notice.
+#[derive(Debug)]
+pub struct Proxy {
+    port: u16,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    /// Starts the proxy on a free local port, forwarding to the broker.
+    pub async fn start() -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let upstream = broker_address();
+        let accept = tokio::spawn({
+            let cut = Arc::clone(&cut);
+            async move {
+                while let Ok((client, _)) = listener.accept().await {
+                    if cut.load(Ordering::Relaxed) {
+                        // Accepted and never answered: a silent node.
+                        std::mem::forget(client);
+                        continue;
+                    }
+                    let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        continue;
+                    };
+                    let (client_read, client_write) = client.into_split();
+                    let (server_read, server_write) = server.into_split();
+                    tokio::spawn(pipe(client_read, server_write, Arc::clone(&cut)));
+                    tokio::spawn(pipe(server_read, client_write, Arc::clone(&cut)));
+                }
+            }
+        });
+        Proxy { port, cut, accept }
+    }
+
+    /// The broker's URL through this proxy, with `vhost`.
+    pub fn url(&self, vhost: &str) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/{vhost}", self.port)
+    }
+
+    /// Cuts the network silently: nothing passes any more, nothing closes.
+    pub fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+/// Copies bytes until the proxy is cut; then swallows them, keeping the
+/// socket open.
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0; 64 * 1024];
+    loop {
+        let read = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => read,
+        };
+        if cut.load(std::sync::atomic::Ordering::Relaxed) {
+            // Keep the write half alive (no FIN) for as long as the reader lives.
+            continue;
+        }
+        if to.write_all(&buffer[..read]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// `host:port` of the broker in `AMQP_URL`.
+fn broker_address() -> String {
+    let url = amqp_url();
+    let authority = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
+    let authority = authority.split('/').next().unwrap_or(authority);
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    if host_port.contains(':') {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:5672")
+    }
+}

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use jobs::Record;
 use warren::Client;
-use warren_tests::{TestVhost, WorkerProcess, done_seqs, eventually};
+use warren_tests::{Proxy, TestVhost, WorkerProcess, done_seqs, eventually};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_test-worker");
 const JOBS: u32 = 600;
@@ -125,4 +125,79 @@ async fn with_several_urls_the_worker_and_the_client_use_the_first_node_that_ans
         "both URLs are logged, passwords hidden: {starting}"
     );
     client.close().await;
+}
+
+/// Enqueues seq `first..first + count` at once, each timed.
+async fn enqueue_concurrently(client: &Client, first: u32, count: u32) -> Vec<(Result<(), String>, Duration)> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for seq in first..first + count {
+        let client = client.clone();
+        tasks.spawn(async move {
+            let started = Instant::now();
+            let result = client.enqueue(Record { seq, sleep_ms: 0 }).await;
+            (result.map(|_| ()).map_err(|error| error.to_string()), started.elapsed())
+        });
+    }
+    let mut results = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        results.push(result.expect("enqueue task"));
+    }
+    results
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_silent_network_cut_enqueues_fail_within_the_recovery_timeout() {
+    let vhost = TestVhost::new();
+    let proxy = Proxy::start().await;
+    let client = Client::builder(proxy.url(vhost.name()))
+        .recovery_timeout(Duration::from_secs(3))
+        .connect()
+        .await
+        .expect("connect through the proxy");
+    client
+        .enqueue(Record { seq: 1, sleep_ms: 0 })
+        .await
+        .expect("enqueue before the cut");
+
+    proxy.cut();
+    let results = enqueue_concurrently(&client, 2, 4).await;
+    for (result, took) in &results {
+        let error = result.as_ref().expect_err("no broker to confirm it");
+        assert!(error.contains("did not answer"), "{error}");
+        // Each enqueue has its own 3 s, not one after the other.
+        assert!(*took < Duration::from_secs(6), "failed after {took:?}: {error}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_silent_network_cut_the_client_fails_over_to_the_next_node() {
+    let vhost = TestVhost::new();
+    let proxy = Proxy::start().await;
+    // The proxy is the first node; the broker itself, the second.
+    let urls = format!("{},{}", proxy.url(vhost.name()), vhost.url());
+    let client = Client::builder(&urls)
+        .recovery_timeout(Duration::from_secs(15))
+        .connect()
+        .await
+        .expect("connect");
+    client
+        .enqueue(Record { seq: 1, sleep_ms: 0 })
+        .await
+        .expect("enqueue before the cut");
+
+    proxy.cut();
+    let results = enqueue_concurrently(&client, 2, 4).await;
+    for (result, took) in &results {
+        assert!(result.is_ok(), "{result:?} after {took:?}");
+        assert!(*took < Duration::from_secs(15), "took {took:?}");
+    }
+    let worker = WorkerProcess::spawn(
+        Command::new(WORKER)
+            .args(["work", "--queues", "work", "--workers", "1"])
+            .env("AMQP_URL", vhost.url()),
+    );
+    eventually(Duration::from_secs(20), "all five jobs ran", || {
+        (1..=5).all(|seq| done_seqs(&worker.stdout()).contains(&seq))
+    })
+    .await;
 }
