@@ -47,6 +47,7 @@ mod retry;
 mod runtime;
 mod session;
 mod shutdown;
+mod state;
 mod supervisor;
 mod topology;
 mod worker;
@@ -59,6 +60,7 @@ pub use error::{EnqueueError, Error};
 pub use handler::{Handler, JobError};
 pub use job::{BodyFormat, DEFAULT_QUEUE, Job, JobId, JobOptions};
 pub use registry::{Registration, Registry, RegistryError};
+pub use state::{MissingState, State};
 
 /// Derives [`Job`] and registers the type with the worker binary.
 ///
@@ -77,7 +79,7 @@ pub use warren_macros::Job;
 
 /// The traits and types a job module needs: `use warren::prelude::*;`.
 pub mod prelude {
-    pub use crate::{Client, Handler, Job, JobContext, JobError, JobId};
+    pub use crate::{Client, Handler, Job, JobContext, JobError, JobId, State};
     pub use serde::{Deserialize, Serialize};
 }
 
@@ -87,11 +89,34 @@ pub mod prelude {
 /// ```no_run
 /// warren::main!();
 /// ```
+///
+/// With `setup = path::to::setup`, `work` first runs
+/// `async fn setup() -> Result<State, E>` (any `E: Display`) once, and
+/// handlers reach what it built with [`JobContext::state`]. If it fails,
+/// the worker exits with code 1 and the error, before consuming anything.
+///
+/// ```no_run
+/// use warren::State;
+///
+/// struct Config { smtp_host: String }
+///
+/// async fn setup() -> Result<State, std::env::VarError> {
+///     let smtp_host = std::env::var("SMTP_HOST")?;
+///     Ok(State::new().with(Config { smtp_host }))
+/// }
+///
+/// warren::main!(setup = setup);
+/// ```
 #[macro_export]
 macro_rules! main {
     () => {
         fn main() -> ::std::process::ExitCode {
             $crate::__private::run_main()
+        }
+    };
+    (setup = $setup:expr $(,)?) => {
+        fn main() -> ::std::process::ExitCode {
+            $crate::__private::run_main_with_setup($setup)
         }
     };
 }
@@ -110,7 +135,7 @@ pub mod guide {
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::cli::run_main;
+    pub use crate::cli::{run_main, run_main_with_setup};
     pub use crate::registry::Registration;
     pub use inventory;
 }
