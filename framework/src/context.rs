@@ -7,7 +7,8 @@ use crate::{Client, JobId, MissingState, State};
 /// Passed to [`Handler::perform`](crate::Handler::perform): which job and
 /// attempt this is, the worker's shared [`State`], and a client for
 /// enqueueing follow-up jobs.
-
+///
+/// Tests make one with [`testing::TestContext`](crate::testing::TestContext).
 #[derive(Debug, Clone)]
 pub struct JobContext {
     id: JobId,

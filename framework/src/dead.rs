@@ -172,9 +172,9 @@ pub(crate) async fn run(url: &str, prefix: &str, registry: &Registry, command: D
         .map(|queue| topology::dead_queue(&client.queue_name(queue)))
         .collect();
     let result = match command {
-        DeadCommand::List { limit, .. } => list(&client.session().connection, &dead_queues, limit).await,
+        DeadCommand::List { limit, .. } => list(&client.session()?.connection, &dead_queues, limit).await,
         DeadCommand::Retry { job_id, .. } => retry(&client, &dead_queues, job_id).await,
-        DeadCommand::Purge { yes, .. } => purge(&client.session().connection, &dead_queues, yes).await,
+        DeadCommand::Purge { yes, .. } => purge(&client.session()?.connection, &dead_queues, yes).await,
     };
     client.close().await;
     result
@@ -292,7 +292,7 @@ async fn retry(client: &Client, dead_queues: &[String], only: Option<JobId>) -> 
 /// Moves the dead letters of `dead_queue` (those of job `only`, or all) back
 /// to their job queues; returns how many.
 async fn retry_from(client: &Client, dead_queue: &str, only: Option<JobId>) -> Result<u32, DeadError> {
-    let session = client.session();
+    let session = client.session()?;
     let connection = &session.connection;
     let Some(present) = ready(connection, dead_queue).await? else {
         return Ok(0);

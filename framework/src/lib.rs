@@ -29,6 +29,10 @@
 //! `my-worker work --workers 4 --prefetch 10 --ack late`. The [`guide`]
 //! explains the rest.
 
+// Lets the derive's `::warren::…` paths resolve in this crate's own unit tests.
+#[cfg(test)]
+extern crate self as warren;
+
 mod ack;
 mod cli;
 mod client;
@@ -49,6 +53,7 @@ mod session;
 mod shutdown;
 mod state;
 mod supervisor;
+pub mod testing;
 mod topology;
 mod worker;
 

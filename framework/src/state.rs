@@ -11,6 +11,7 @@ use std::sync::Arc;
 /// The worker builds it once, in the setup hook given to
 /// [`main!`](crate::main) (`warren::main!(setup = my_app::setup)`), and
 /// handlers reach a value with [`JobContext::state`](crate::JobContext::state).
+/// Tests give theirs to [`testing::InMemoryBroker::with_state`](crate::testing::InMemoryBroker::with_state).
 /// Cloning is cheap: the values are shared, not copied.
 ///
 /// ```
