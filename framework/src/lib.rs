@@ -132,6 +132,8 @@ pub mod guide {
     pub mod getting_started {}
     #[doc = include_str!("../../docs/concepts.md")]
     pub mod concepts {}
+    #[doc = include_str!("../../docs/testing.md")]
+    pub mod testing {}
     #[doc = include_str!("../../docs/reliability.md")]
     pub mod reliability {}
     #[doc = include_str!("../../docs/architecture.md")]
