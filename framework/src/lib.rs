@@ -25,8 +25,10 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The worker binary is one line, `warren::main!();`, run as
-//! `my-worker work --workers 4 --prefetch 10 --ack late`. The [`guide`]
+//! The worker binary is one line, `warren::main!();` (or
+//! `warren::main!(setup = my_app::setup);` to build shared [`State`] for the
+//! handlers), run as `my-worker work --workers 4 --prefetch 10 --ack late`.
+//! Handlers are tested without a broker with [`testing`]. The [`guide`]
 //! explains the rest.
 
 // Lets the derive's `::warren::…` paths resolve in this crate's own unit tests.

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use tracing::debug;
+
 use crate::dispatch::{Outcome, Runner};
 use crate::testing::InMemoryBroker;
 use crate::{Job, JobId, Registry, RegistryError, codec, message};
@@ -230,6 +232,7 @@ impl InMemoryBroker {
                         reason: reason.as_str(),
                         error: error.clone(),
                     };
+                    debug!(job.id = %id, job.name = %run.name, queue = %run.queue, attempt, reason = reason.as_str(), %error, "job failed for good");
                     if fail_on_dead {
                         return Err(DrainError::JobFailed {
                             name: run.name,
@@ -242,6 +245,7 @@ impl InMemoryBroker {
                     }
                 }
             }
+            debug!(job.id = %run.id, job.name = %run.name, queue = %run.queue, attempt, outcome = ?run.outcome, "drained one attempt");
             drained.runs.push(run);
         }
     }
