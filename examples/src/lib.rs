@@ -11,6 +11,11 @@
 //! ```
 //!
 //! `scripts/demo` runs two workers and shows round-robin and fair dispatch.
+//!
+//! [`signup`] shows the jobs of an application (a follow-up job, shared
+//! state, retries) and how their handlers are tested without a broker.
+
+pub mod signup;
 
 use std::time::Duration;
 
@@ -43,9 +48,26 @@ impl Handler for Task {
 mod tests {
     use super::*;
 
+    use warren::testing::InMemoryBroker;
+
     #[test]
     fn a_task_works_one_second_per_dot() {
         assert_eq!(Task("Hello World!".into()).work_time(), Duration::ZERO);
         assert_eq!(Task("Third message...".into()).work_time(), Duration::from_secs(3));
+    }
+
+    // Paused time: the handler's three seconds of "work" pass at once.
+    #[tokio::test(start_paused = true)]
+    async fn a_task_sent_as_plain_text_runs_to_completion() {
+        let broker = InMemoryBroker::new();
+        broker.client().enqueue(Task("Third message...".into())).await.unwrap();
+        assert_eq!(
+            broker.enqueued_jobs()[0].body,
+            b"Third message...",
+            "plain text on the wire"
+        );
+
+        let drained = broker.drain().await.unwrap();
+        assert_eq!(drained.done::<Task>(), 1);
     }
 }

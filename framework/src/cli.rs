@@ -19,7 +19,7 @@ use crate::runtime::Endpoint;
 use crate::shutdown::Signals;
 use crate::supervisor::{Exit, Supervisor, backoff};
 use crate::worker::WorkerSettings;
-use crate::{AckMode, Client, EnqueueOptions, Error, Registry};
+use crate::{AckMode, Client, EnqueueOptions, Error, Registry, State};
 
 /// Exit code of a run that failed: broker unreachable for a command, bad
 /// job, conflicting registrations.
@@ -104,8 +104,32 @@ struct WorkArgs {
     name: Option<String>,
 }
 
+/// The setup hook of `main!(setup = ...)`, run on the I/O runtime; its error as text.
+type Setup<'a> = Box<dyn FnOnce(&tokio::runtime::Runtime) -> Result<State, String> + 'a>;
+
 /// Parses the command line and runs the command. The body of `main!()`.
 pub fn run_main() -> ExitCode {
+    run(None)
+}
+
+/// Like [`run_main`], with a setup hook that `work` runs once before it
+/// consumes, giving handlers the [`State`] it returns. The body of
+/// `main!(setup = ...)`.
+pub fn run_main_with_setup<F, Fut, E>(setup: F) -> ExitCode
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<State, E>>,
+    E: std::fmt::Display,
+{
+    // On the I/O runtime, which outlives every arbiter: what the state
+    // spawns there (a pool's reaper, a client's connections) lives as long
+    // as the worker.
+    run(Some(Box::new(move |io: &tokio::runtime::Runtime| {
+        io.block_on(setup()).map_err(|error| error.to_string())
+    })))
+}
+
+fn run(setup: Option<Setup<'_>>) -> ExitCode {
     let cli = Cli::parse();
     // `dead` probes for dead-letter queues that may not exist; the broker
     // answers by closing the probe's channel, which lapin logs as an error.
@@ -160,7 +184,26 @@ pub fn run_main() -> ExitCode {
                 Err(error) => fail(error),
             }
         }
-        Command::Work(args) => work(&cli.amqp_url, &cli.queue_prefix, registry, args, io.handle().clone()),
+        Command::Work(args) => {
+            let state = match setup {
+                Some(setup) => {
+                    info!("running the setup hook");
+                    setup(&io)
+                }
+                None => Ok(State::new()),
+            };
+            match state {
+                Ok(state) => work(
+                    &cli.amqp_url,
+                    &cli.queue_prefix,
+                    registry,
+                    args,
+                    io.handle().clone(),
+                    state,
+                ),
+                Err(error) => fail(format!("the setup hook failed: {error}")),
+            }
+        }
     };
     io.shutdown_timeout(Duration::from_secs(1));
     code
@@ -253,7 +296,7 @@ async fn enqueue(
     }
 }
 
-fn work(url: &str, prefix: &str, registry: Registry, args: WorkArgs, io: Handle) -> ExitCode {
+fn work(url: &str, prefix: &str, registry: Registry, args: WorkArgs, io: Handle, state: State) -> ExitCode {
     let queues: Vec<&'static str> = if args.queues.is_empty() {
         registry.queues()
     } else {
@@ -304,11 +347,12 @@ fn work(url: &str, prefix: &str, registry: Registry, args: WorkArgs, io: Handle)
         for queue in &queues {
             for _ in 0..workers {
                 runners.push(Runner {
-                    queue,
+                    queue: (*queue).into(),
                     full_queue: client.queue_name(queue).into(),
                     queue_type: settings.registry.queue_type(queue),
                     worker: format!("{name}.{}", runners.len() + 1).into(),
                     client: client.clone(),
+                    state: state.clone(),
                 });
             }
         }

@@ -15,6 +15,7 @@ use tokio::time::Instant as Deadline;
 
 use crate::runtime::Endpoint;
 use crate::session::{Session, Sessions};
+use crate::testing::Memory;
 use crate::topology::QueueSpec;
 use crate::{EnqueueError, EnqueueOptions, Error, Job, JobId, JobOptions, QueueType, codec, hold, message, topology};
 
@@ -29,14 +30,30 @@ use crate::{EnqueueError, EnqueueOptions, Error, Job, JobId, JobOptions, QueueTy
 /// reconnects and publishes again, for up to the recovery timeout (30 s by
 /// default): an enqueue is at least once, and a job published twice keeps
 /// its id, so a duplicate can be told apart.
+///
+/// In tests, [`testing::InMemoryBroker::client`](crate::testing::InMemoryBroker::client)
+/// gives a client with the same API that records jobs instead of publishing them.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    sessions: Sessions,
+    backend: Backend,
     queue_prefix: String,
+}
+
+/// Where a client's messages go.
+enum Backend {
+    /// RabbitMQ.
+    Amqp(Amqp),
+    /// A [`testing::InMemoryBroker`](crate::testing::InMemoryBroker)'s store.
+    Memory(Arc<Memory>),
+}
+
+/// A RabbitMQ client's connection and what it declared.
+struct Amqp {
+    sessions: Sessions,
     /// Queues this client declared.
     declared: Mutex<HashMap<String, Arc<OnceCell<Declared>>>>,
 }
@@ -94,9 +111,11 @@ impl ClientBuilder {
         let sessions = Sessions::open(endpoint, self.recovery_timeout).await?;
         Ok(Client {
             inner: Arc::new(Inner {
-                sessions,
+                backend: Backend::Amqp(Amqp {
+                    sessions,
+                    declared: Mutex::new(HashMap::new()),
+                }),
                 queue_prefix: self.queue_prefix,
-                declared: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -121,6 +140,25 @@ impl Client {
         }
     }
 
+    /// When an operation starting now must be done: the recovery timeout
+    /// from now (an in-memory client never waits).
+    fn deadline(&self) -> Deadline {
+        match &self.inner.backend {
+            Backend::Amqp(amqp) => amqp.sessions.deadline(),
+            Backend::Memory(_) => Deadline::now(),
+        }
+    }
+
+    /// A client whose enqueues are recorded in `memory`, for tests.
+    pub(crate) fn in_memory(memory: Arc<Memory>) -> Client {
+        Client {
+            inner: Arc::new(Inner {
+                backend: Backend::Memory(memory),
+                queue_prefix: String::new(),
+            }),
+        }
+    }
+
     /// The prefix prepended to queue names.
     pub fn queue_prefix(&self) -> &str {
         &self.inner.queue_prefix
@@ -133,8 +171,25 @@ impl Client {
 
     /// The client's current session, for commands that open channels of
     /// their own on its connection.
-    pub(crate) fn session(&self) -> Arc<Session> {
-        self.inner.sessions.current()
+    pub(crate) fn session(&self) -> Result<Arc<Session>, Error> {
+        match &self.inner.backend {
+            Backend::Amqp(amqp) => Ok(amqp.sessions.current()),
+            Backend::Memory(_) => Err(Error::InMemory),
+        }
+    }
+
+    /// Encodes a job for its message; for an in-memory client, also checks
+    /// that it decodes again, so that a job that cannot make the trip fails
+    /// in tests where it is enqueued rather than in a worker in production.
+    fn encode<J: Job>(&self, job: &J) -> Result<Vec<u8>, Error> {
+        let body = codec::encode(job)?;
+        if let Backend::Memory(_) = self.inner.backend {
+            codec::decode::<J>(&body).map_err(|reason| Error::Encode {
+                job: J::NAME,
+                reason: format!("it does not decode from its own encoding: {reason}"),
+            })?;
+        }
+        Ok(body)
     }
 
     /// Enqueues a job; returns its id once RabbitMQ has confirmed that it
@@ -160,7 +215,7 @@ impl Client {
     /// Enqueues a job with per-enqueue [`EnqueueOptions`]: a delay, retries
     /// and backoff other than the job's own.
     pub async fn enqueue_with<J: Job>(&self, job: J, options: EnqueueOptions) -> Result<JobId, EnqueueError<J>> {
-        match codec::encode(&job) {
+        match self.encode(&job) {
             Ok(body) => self
                 .publish_job(J::NAME, J::QUEUE, &J::OPTIONS, &body, &options)
                 .await
@@ -178,18 +233,14 @@ impl Client {
     ) -> Result<Vec<JobId>, EnqueueError<Vec<J>>> {
         let jobs: Vec<J> = jobs.into_iter().collect();
         let declared = self
-            .declare_job_queue(
-                &self.queue_name(J::QUEUE),
-                J::OPTIONS.queue_type,
-                self.inner.sessions.deadline(),
-            )
+            .declare_job_queue(&self.queue_name(J::QUEUE), J::OPTIONS.queue_type, self.deadline())
             .await;
         if let Err(error) = declared {
             return Err(EnqueueError::new(jobs, error));
         }
         let options = EnqueueOptions::new();
         let publishes = jobs.iter().map(|job| async move {
-            let body = codec::encode(job)?;
+            let body = self.encode(job)?;
             self.publish_job(J::NAME, J::QUEUE, &J::OPTIONS, &body, &options).await
         });
         let results = join_all(publishes).await;
@@ -221,10 +272,17 @@ impl Client {
         body: &[u8],
         options: &EnqueueOptions,
     ) -> Result<JobId, Error> {
-        let eta = options.eta()?;
+        let now = SystemTime::now();
+        let eta = options.eta_from(now)?;
         let id = JobId::new();
         let properties = options.apply(message::job_properties(name, id, job.format), eta);
         let full = self.queue_name(queue);
+        if let Backend::Memory(memory) = &self.inner.backend {
+            // The delay exactly as asked, for tests that assert on it.
+            let due_in = eta.map_or(Duration::ZERO, |eta| eta.duration_since(now).unwrap_or_default());
+            memory.publish(&full, body, properties, due_in);
+            return Ok(id);
+        }
         match eta {
             Some(eta) => self.publish_held(&full, job.queue_type, body, properties, eta).await?,
             None => self.publish_declared(&full, job.queue_type, body, properties).await?,
@@ -244,9 +302,13 @@ impl Client {
         eta: SystemTime,
     ) -> Result<(), Error> {
         let remaining = hold::due_in(eta);
+        if let Backend::Memory(memory) = &self.inner.backend {
+            memory.publish(queue, body, properties, remaining);
+            return Ok(());
+        }
         // The hold queue drops what it returns to a queue that does not
         // exist, so the job queue is declared as well.
-        let deadline = self.inner.sessions.deadline();
+        let deadline = self.deadline();
         self.declare_job_queue(queue, queue_type, deadline).await?;
         if remaining.is_zero() {
             return self.publish(queue, body, properties, deadline).await;
@@ -272,9 +334,14 @@ impl Client {
             mandatory: true,
             ..BasicPublishOptions::default()
         };
-        let confirmation = self
-            .inner
-            .sessions
+        let sessions = match &self.inner.backend {
+            Backend::Amqp(amqp) => &amqp.sessions,
+            Backend::Memory(memory) => {
+                memory.publish(queue, body, properties, Duration::ZERO);
+                return Ok(());
+            }
+        };
+        let confirmation = sessions
             .run(deadline, |session| {
                 let (properties, routing_key) = (properties.clone(), routing_key.clone());
                 async move {
@@ -310,7 +377,7 @@ impl Client {
         body: &[u8],
         properties: BasicProperties,
     ) -> Result<(), Error> {
-        let deadline = self.inner.sessions.deadline();
+        let deadline = self.deadline();
         self.declare_job_queue(full, queue_type, deadline).await?;
         self.publish(full, body, properties, deadline).await
     }
@@ -325,7 +392,7 @@ impl Client {
         body: &[u8],
         properties: BasicProperties,
     ) -> Result<(), Error> {
-        let deadline = self.inner.sessions.deadline();
+        let deadline = self.deadline();
         let dead = QueueSpec::dead(queue, queue_type);
         self.declare_once(&dead, deadline).await?;
         self.publish(&dead.name, body, properties, deadline).await
@@ -347,9 +414,13 @@ impl Client {
     /// After a reconnection every queue is declared again: the broker may
     /// have lost it (a new node, a reset).
     async fn declare_once(&self, queue: &QueueSpec, deadline: Deadline) -> Result<(), Error> {
-        let generation = self.inner.sessions.current().generation;
+        let Backend::Amqp(amqp) = &self.inner.backend else {
+            // The in-memory broker has every queue.
+            return Ok(());
+        };
+        let generation = amqp.sessions.current().generation;
         let cell = {
-            let mut declared = self.inner.declared.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut declared = amqp.declared.lock().unwrap_or_else(PoisonError::into_inner);
             let cell = declared.entry(queue.name.clone()).or_default();
             let stale = |&(declared_in, at): &(u64, Instant)| {
                 declared_in != generation || (queue.expires && at.elapsed() > hold::REDECLARE_AFTER)
@@ -360,7 +431,7 @@ impl Client {
             Arc::clone(cell)
         };
         cell.get_or_try_init(|| {
-            self.inner.sessions.run(deadline, |session| async move {
+            amqp.sessions.run(deadline, |session| async move {
                 topology::declare(&session.connection, std::slice::from_ref(queue)).await?;
                 Ok((session.generation, Instant::now()))
             })
@@ -373,15 +444,19 @@ impl Client {
     /// such queue; and its dead-letter queue, likely deleted with it, which
     /// a quorum queue needs to exist before it dead-letters anything.
     fn forget_declared(&self, full_queue: &str) {
-        let mut declared = self.inner.declared.lock().unwrap_or_else(PoisonError::into_inner);
-        declared.remove(full_queue);
-        declared.remove(&topology::dead_queue(full_queue));
+        if let Backend::Amqp(amqp) = &self.inner.backend {
+            let mut declared = amqp.declared.lock().unwrap_or_else(PoisonError::into_inner);
+            declared.remove(full_queue);
+            declared.remove(&topology::dead_queue(full_queue));
+        }
     }
 
     /// Closes the connection (waiting at most five seconds for the broker);
-    /// enqueues after this fail.
+    /// enqueues after this fail. An in-memory client has nothing to close.
     pub async fn close(&self) {
-        self.inner.sessions.close().await;
+        if let Backend::Amqp(amqp) = &self.inner.backend {
+            amqp.sessions.close().await;
+        }
     }
 }
 
@@ -393,12 +468,12 @@ pub(crate) fn short(name: &str) -> Result<ShortString, Error> {
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client")
-            .field("queue_prefix", &self.inner.queue_prefix)
-            .field(
-                "connected",
-                &self.inner.sessions.current().connection.status().connected(),
-            )
-            .finish_non_exhaustive()
+        let mut debug = f.debug_struct("Client");
+        debug.field("queue_prefix", &self.inner.queue_prefix);
+        match &self.inner.backend {
+            Backend::Amqp(amqp) => debug.field("connected", &amqp.sessions.current().connection.status().connected()),
+            Backend::Memory(_) => debug.field("backend", &"in-memory"),
+        };
+        debug.finish_non_exhaustive()
     }
 }

@@ -2,10 +2,13 @@
 
 use std::sync::Arc;
 
-use crate::{Client, JobId};
+use crate::{Client, JobId, MissingState, State};
 
 /// Passed to [`Handler::perform`](crate::Handler::perform): which job and
-/// attempt this is, and a client for enqueueing follow-up jobs.
+/// attempt this is, the worker's shared [`State`], and a client for
+/// enqueueing follow-up jobs.
+///
+/// Tests make one with [`testing::TestContext`](crate::testing::TestContext).
 #[derive(Debug, Clone)]
 pub struct JobContext {
     id: JobId,
@@ -15,9 +18,14 @@ pub struct JobContext {
     redelivered: bool,
     worker: Arc<str>,
     client: Client,
+    state: State,
 }
 
 impl JobContext {
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one per field, called from two places (dispatch and testing)"
+    )]
     pub(crate) fn new(
         id: JobId,
         name: &'static str,
@@ -26,6 +34,7 @@ impl JobContext {
         redelivered: bool,
         worker: Arc<str>,
         client: Client,
+        state: State,
     ) -> Self {
         JobContext {
             id,
@@ -35,6 +44,7 @@ impl JobContext {
             redelivered,
             worker,
             client,
+            state,
         }
     }
 
@@ -73,5 +83,31 @@ impl JobContext {
     /// A client for enqueueing follow-up jobs.
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// The worker's shared value of type `T` (a database pool, a
+    /// configuration), from the [`State`] its setup hook built.
+    ///
+    /// A worker without one fails the attempt with an error naming `T`:
+    ///
+    /// ```
+    /// # use warren::prelude::*;
+    /// struct Db;
+    /// # #[derive(Debug, Serialize, Deserialize, Job)] struct Archive;
+    /// impl Handler for Archive {
+    ///     async fn perform(self, ctx: &JobContext) -> Result<(), JobError> {
+    ///         let db: &Db = ctx.state()?;
+    ///         # let _ = db;
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    pub fn state<T: Send + Sync + 'static>(&self) -> Result<&T, MissingState> {
+        self.state.require()
+    }
+
+    /// All of the worker's shared state.
+    pub fn shared_state(&self) -> &State {
+        &self.state
     }
 }

@@ -177,9 +177,9 @@ pub(crate) async fn run(url: &str, prefix: &str, registry: &Registry, command: D
         return Err(error.into());
     }
     let result = match command {
-        DeadCommand::List { limit, .. } => list(&client.session().connection, &dead_queues, limit).await,
+        DeadCommand::List { limit, .. } => list(&client.session()?.connection, &dead_queues, limit).await,
         DeadCommand::Retry { job_id, .. } => retry(&client, registry, &dead_queues, job_id).await,
-        DeadCommand::Purge { yes, .. } => purge(&client.session().connection, &dead_queues, yes).await,
+        DeadCommand::Purge { yes, .. } => purge(&client.session()?.connection, &dead_queues, yes).await,
     };
     client.close().await;
     result
@@ -325,7 +325,7 @@ async fn retry_from(
     dead_queue: &str,
     only: Option<JobId>,
 ) -> Result<u32, DeadError> {
-    let session = client.session();
+    let session = client.session()?;
     let connection = &session.connection;
     let Some(present) = ready(connection, dead_queue).await? else {
         return Ok(0);

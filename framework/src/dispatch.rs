@@ -11,7 +11,7 @@ use lapin::BasicProperties;
 
 use crate::message::{self, DeadReason};
 use crate::retry::RetryPolicy;
-use crate::{Client, JobContext, JobId, QueueType, Registry, hold};
+use crate::{Client, JobContext, JobId, QueueType, Registry, State, hold};
 
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +49,7 @@ impl Outcome {
 #[derive(Debug, Clone)]
 pub(crate) struct Runner {
     /// The queue's name without the prefix, as jobs declare it.
-    pub(crate) queue: &'static str,
+    pub(crate) queue: Arc<str>,
     /// The queue's full name on the broker.
     pub(crate) full_queue: Arc<str>,
     /// The kind of queue it is, as its jobs declare it (see
@@ -60,6 +60,8 @@ pub(crate) struct Runner {
     pub(crate) worker: Arc<str>,
     /// For handlers' follow-up jobs.
     pub(crate) client: Client,
+    /// What the setup hook built, for handlers.
+    pub(crate) state: State,
 }
 
 impl Runner {
@@ -83,7 +85,7 @@ impl Runner {
                     );
                 }
             },
-            None => match registry.queue_default(self.queue) {
+            None => match registry.queue_default(&self.queue) {
                 Some(registration) => registration,
                 None => {
                     return Outcome::dead(
@@ -105,6 +107,7 @@ impl Runner {
             redelivered,
             Arc::clone(&self.worker),
             self.client.clone(),
+            self.state.clone(),
         );
         // A hand-written Deserialize may panic; that is the job's fault, not the worker's.
         let started = std::panic::catch_unwind(AssertUnwindSafe(|| registration.start(body, ctx)));

@@ -68,10 +68,9 @@ impl EnqueueOptions {
         self
     }
 
-    /// When the job is due; `None` for now. Fails for delays past
+    /// When the job is due, counting from `now`; `None` for now. Fails for delays past
     /// [`hold::MAX_DELAY`].
-    pub(crate) fn eta(&self) -> Result<Option<SystemTime>, Error> {
-        let now = SystemTime::now();
+    pub(crate) fn eta_from(&self, now: SystemTime) -> Result<Option<SystemTime>, Error> {
         let delay = match self.when {
             When::Now => return Ok(None),
             When::In(delay) => delay,
@@ -114,18 +113,29 @@ mod tests {
     #[test]
     fn delays_past_thirty_days_are_refused() {
         let too_long = EnqueueOptions::new().delay(hold::MAX_DELAY + Duration::from_secs(1));
-        assert!(matches!(too_long.eta(), Err(Error::DelayTooLong { .. })));
-        assert!(EnqueueOptions::new().delay(hold::MAX_DELAY).eta().is_ok());
+        assert!(matches!(
+            too_long.eta_from(SystemTime::now()),
+            Err(Error::DelayTooLong { .. })
+        ));
+        assert!(
+            EnqueueOptions::new()
+                .delay(hold::MAX_DELAY)
+                .eta_from(SystemTime::now())
+                .is_ok()
+        );
     }
 
     #[test]
     fn a_time_in_the_past_or_no_delay_runs_now() {
         let past = SystemTime::now() - Duration::from_secs(60);
-        assert_eq!(EnqueueOptions::new().at(past).eta().unwrap(), None);
-        assert_eq!(EnqueueOptions::new().eta().unwrap(), None);
+        assert_eq!(
+            EnqueueOptions::new().at(past).eta_from(SystemTime::now()).unwrap(),
+            None
+        );
+        assert_eq!(EnqueueOptions::new().eta_from(SystemTime::now()).unwrap(), None);
         let soon = EnqueueOptions::new()
             .delay(Duration::from_secs(3))
-            .eta()
+            .eta_from(SystemTime::now())
             .unwrap()
             .unwrap();
         assert!(hold::due_in(soon) > Duration::from_secs(2));

@@ -106,6 +106,9 @@ pub enum Error {
     /// `Client::connect` was called outside a tokio runtime.
     #[error("warren needs a tokio runtime: connect from within one (e.g. under #[tokio::main])")]
     NoRuntime,
+    /// An operation that needs RabbitMQ was asked of an in-memory client.
+    #[error("this client is in-memory (warren::testing) and has no connection to RabbitMQ")]
+    InMemory,
     /// An AMQP operation failed (usually: the connection or channel is gone).
     #[error("RabbitMQ error: {0}")]
     Amqp(#[from] lapin::Error),

@@ -25,9 +25,15 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The worker binary is one line, `warren::main!();`, run as
-//! `my-worker work --workers 4 --prefetch 10 --ack late`. The [`guide`]
+//! The worker binary is one line, `warren::main!();` (or
+//! `warren::main!(setup = my_app::setup);` to build shared [`State`] for the
+//! handlers), run as `my-worker work --workers 4 --prefetch 10 --ack late`.
+//! Handlers are tested without a broker with [`testing`]. The [`guide`]
 //! explains the rest.
+
+// Lets the derive's `::warren::…` paths resolve in this crate's own unit tests.
+#[cfg(test)]
+extern crate self as warren;
 
 mod ack;
 mod cli;
@@ -47,7 +53,9 @@ mod retry;
 mod runtime;
 mod session;
 mod shutdown;
+mod state;
 mod supervisor;
+pub mod testing;
 mod topology;
 mod worker;
 
@@ -59,6 +67,7 @@ pub use error::{EnqueueError, Error};
 pub use handler::{Handler, JobError};
 pub use job::{BodyFormat, DEFAULT_QUEUE, Job, JobId, JobOptions, QueueType};
 pub use registry::{Registration, Registry, RegistryError};
+pub use state::{MissingState, State};
 
 /// Derives [`Job`] and registers the type with the worker binary.
 ///
@@ -81,7 +90,7 @@ pub use warren_macros::Job;
 
 /// The traits and types a job module needs: `use warren::prelude::*;`.
 pub mod prelude {
-    pub use crate::{Client, Handler, Job, JobContext, JobError, JobId};
+    pub use crate::{Client, Handler, Job, JobContext, JobError, JobId, State};
     pub use serde::{Deserialize, Serialize};
 }
 
@@ -91,11 +100,34 @@ pub mod prelude {
 /// ```no_run
 /// warren::main!();
 /// ```
+///
+/// With `setup = path::to::setup`, `work` first runs
+/// `async fn setup() -> Result<State, E>` (any `E: Display`) once, and
+/// handlers reach what it built with [`JobContext::state`]. If it fails,
+/// the worker exits with code 1 and the error, before consuming anything.
+///
+/// ```no_run
+/// use warren::State;
+///
+/// struct Config { smtp_host: String }
+///
+/// async fn setup() -> Result<State, std::env::VarError> {
+///     let smtp_host = std::env::var("SMTP_HOST")?;
+///     Ok(State::new().with(Config { smtp_host }))
+/// }
+///
+/// warren::main!(setup = setup);
+/// ```
 #[macro_export]
 macro_rules! main {
     () => {
         fn main() -> ::std::process::ExitCode {
             $crate::__private::run_main()
+        }
+    };
+    (setup = $setup:expr $(,)?) => {
+        fn main() -> ::std::process::ExitCode {
+            $crate::__private::run_main_with_setup($setup)
         }
     };
 }
@@ -106,6 +138,8 @@ pub mod guide {
     pub mod getting_started {}
     #[doc = include_str!("../../docs/concepts.md")]
     pub mod concepts {}
+    #[doc = include_str!("../../docs/testing.md")]
+    pub mod testing {}
     #[doc = include_str!("../../docs/reliability.md")]
     pub mod reliability {}
     #[doc = include_str!("../../docs/architecture.md")]
@@ -114,7 +148,7 @@ pub mod guide {
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::cli::run_main;
+    pub use crate::cli::{run_main, run_main_with_setup};
     pub use crate::registry::Registration;
     pub use inventory;
 }

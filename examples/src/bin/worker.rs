@@ -1,4 +1,6 @@
-//! The work-queue worker: warren's generated worker binary, running [`Task`]s.
+//! The examples' worker: warren's generated worker binary, running the
+//! tutorial's [`Task`]s and the sign-up jobs, whose mailer its setup hook
+//! builds.
 //!
 //! ```text
 //! cargo run -p warren-examples --bin worker -- work --workers 1 --prefetch 1
@@ -7,12 +9,6 @@
 //!
 //! [`Task`]: warren_examples::Task
 
-// The jobs live in the library; naming one links it, and with it the job
-// registrations (a crate nothing refers to is not linked at all).
-#[allow(
-    unused_imports,
-    reason = "referenced only so that the library and its jobs are linked"
-)]
-use warren_examples::Task as _;
-
-warren::main!();
+// Naming the library's setup hook also links the library, and with it the
+// job registrations (a crate nothing refers to is not linked at all).
+warren::main!(setup = warren_examples::signup::setup);
