@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use lapin::options::ConfirmSelectOptions;
-use lapin::{Channel, Connection};
+use lapin::{Channel, Connection, ErrorKind};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
@@ -21,6 +21,20 @@ const MAX_WAIT: Duration = Duration::from_secs(5);
 
 /// The shortest wait for an answer before a connection is taken as dead.
 const MIN_ANSWER_WAIT: Duration = Duration::from_secs(1);
+
+/// Whether the broker closed the channel or connection because of what was
+/// sent (a protocol error), rather than because it went away (I/O errors,
+/// `CONNECTION_FORCED` from an operator or a shutdown).
+fn refused_by_broker(error: &Error) -> bool {
+    /// AMQP's reply code for a connection closed by an operator or a broker shutdown.
+    const CONNECTION_FORCED: u16 = 320;
+    match error {
+        Error::Amqp(error) => {
+            matches!(error.kind(), ErrorKind::ProtocolError(amqp) if amqp.get_id() != CONNECTION_FORCED)
+        }
+        _ => false,
+    }
+}
 
 /// One connection and its confirm-mode channel.
 #[derive(Debug)]
@@ -104,10 +118,11 @@ impl Sessions {
             let answer_by = deadline.min(Instant::now() + answer_within);
             let cause = match tokio::time::timeout_at(answer_by, operation(Arc::clone(&session))).await {
                 Ok(Err(error)) if !session.alive() && !self.closed.load(Ordering::Relaxed) => {
-                    // An operation that kills even a fresh connection is
-                    // refused by the broker itself (a frame or message too
-                    // large): reconnecting again would only loop.
-                    if reopened_for_it == Some(session.generation) {
+                    // The broker refusing the operation itself (a frame or
+                    // message too large) closes even a fresh connection:
+                    // reconnecting again would only loop. A reset or a
+                    // forced close is the network or a restart: retried.
+                    if reopened_for_it == Some(session.generation) && refused_by_broker(&error) {
                         return Err(error);
                     }
                     error
