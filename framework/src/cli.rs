@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::io::IsTerminal;
+use std::panic::AssertUnwindSafe;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,7 +106,7 @@ struct WorkArgs {
 }
 
 /// The setup hook of `main!(setup = ...)`, run on the I/O runtime; its error as text.
-type Setup<'a> = Box<dyn FnOnce(&tokio::runtime::Runtime) -> Result<State, String> + 'a>;
+type Setup<'a> = Box<dyn FnOnce(&Handle) -> Result<State, String> + 'a>;
 
 /// Parses the command line and runs the command. The body of `main!()`.
 pub fn run_main() -> ExitCode {
@@ -124,7 +125,7 @@ where
     // On the I/O runtime, which outlives every arbiter: what the state
     // spawns there (a pool's reaper, a client's connections) lives as long
     // as the worker.
-    run(Some(Box::new(move |io: &tokio::runtime::Runtime| {
+    run(Some(Box::new(move |io: &Handle| {
         io.block_on(setup()).map_err(|error| error.to_string())
     })))
 }
@@ -184,26 +185,14 @@ fn run(setup: Option<Setup<'_>>) -> ExitCode {
                 Err(error) => fail(error),
             }
         }
-        Command::Work(args) => {
-            let state = match setup {
-                Some(setup) => {
-                    info!("running the setup hook");
-                    setup(&io)
-                }
-                None => Ok(State::new()),
-            };
-            match state {
-                Ok(state) => work(
-                    &cli.amqp_url,
-                    &cli.queue_prefix,
-                    registry,
-                    args,
-                    io.handle().clone(),
-                    state,
-                ),
-                Err(error) => fail(format!("the setup hook failed: {error}")),
-            }
-        }
+        Command::Work(args) => work(
+            &cli.amqp_url,
+            &cli.queue_prefix,
+            registry,
+            args,
+            io.handle().clone(),
+            setup,
+        ),
     };
     io.shutdown_timeout(Duration::from_secs(1));
     code
@@ -296,7 +285,7 @@ async fn enqueue(
     }
 }
 
-fn work(url: &str, prefix: &str, registry: Registry, args: WorkArgs, io: Handle, state: State) -> ExitCode {
+fn work(url: &str, prefix: &str, registry: Registry, args: WorkArgs, io: Handle, setup: Option<Setup<'_>>) -> ExitCode {
     let queues: Vec<&'static str> = if args.queues.is_empty() {
         registry.queues()
     } else {
@@ -320,6 +309,20 @@ fn work(url: &str, prefix: &str, registry: Registry, args: WorkArgs, io: Handle,
             );
         }
     }
+    // After the checks above: a hook may connect to databases, which is
+    // wasted on a worker that cannot start.
+    let state = match setup {
+        Some(setup) => {
+            info!("running the setup hook");
+            match std::panic::catch_unwind(AssertUnwindSafe(|| setup(&io))) {
+                Ok(Ok(state)) => state,
+                Ok(Err(error)) => return fail(format!("the setup hook failed: {error}")),
+                Err(panic) => return fail(format!("the setup hook {}", crate::dispatch::panic_message(&*panic))),
+            }
+        }
+        None => State::new(),
+    };
+    info!(state = ?state, "handlers' state");
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let workers = args.workers.map_or(cores, usize::from);
     let name = args.name.unwrap_or_else(|| std::process::id().to_string());

@@ -61,9 +61,17 @@ impl State {
 
     /// The value of type `T`, or an error that names `T` and says how to provide it.
     pub fn require<T: Send + Sync + 'static>(&self) -> Result<&T, MissingState> {
-        self.get().ok_or(MissingState {
+        self.get().ok_or_else(|| MissingState {
             type_name: type_name::<T>(),
+            held: self.type_names(),
         })
+    }
+
+    /// The types held, sorted.
+    fn type_names(&self) -> Vec<&'static str> {
+        let mut types: Vec<_> = self.values.values().map(|entry| entry.type_name).collect();
+        types.sort_unstable();
+        types
     }
 
     /// How many values there are.
@@ -80,9 +88,7 @@ impl State {
 impl fmt::Debug for State {
     /// The types held, sorted (the values need not be `Debug`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut types: Vec<_> = self.values.values().map(|entry| entry.type_name).collect();
-        types.sort_unstable();
-        f.debug_struct("State").field("types", &types).finish()
+        f.debug_struct("State").field("types", &self.type_names()).finish()
     }
 }
 
@@ -92,17 +98,35 @@ impl fmt::Debug for State {
 /// (and is retried) with a message naming the type.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "no state of type `{type_name}`: return it from the worker's setup hook (`warren::main!(setup = ...)` with `State::new().with(value)`), or in tests give it to `InMemoryBroker::with_state` or `TestContext::state`"
+    "no state of type `{type_name}` (the state holds {}): values are found by their exact type, so store exactly this type (e.g. `Arc<dyn Trait>`, not `Arc<Impl>`) from the worker's setup hook (`warren::main!(setup = ...)` with `State::new().with(value)`), or in tests give it to `InMemoryBroker::with_state` or `TestContext::state`",
+    held_list(.held)
 )]
 #[non_exhaustive]
 pub struct MissingState {
     type_name: &'static str,
+    held: Vec<&'static str>,
+}
+
+fn held_list(held: &[&str]) -> String {
+    if held.is_empty() {
+        "nothing".to_owned()
+    } else {
+        held.iter()
+            .map(|name| format!("`{name}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 impl MissingState {
     /// The Rust type that was asked for.
     pub fn type_name(&self) -> &'static str {
         self.type_name
+    }
+
+    /// The Rust types the state does hold, sorted.
+    pub fn held(&self) -> &[&'static str] {
+        &self.held
     }
 }
 
@@ -128,5 +152,16 @@ mod tests {
         let text = error.to_string();
         assert!(text.contains("::Database`"), "{text}");
         assert!(text.contains("setup"), "{text}");
+        assert!(text.contains("the state holds nothing"), "{text}");
+
+        let state = State::new().with(Arc::new(1u8));
+        let Err(held) = state.require::<Arc<dyn Any + Send + Sync>>() else {
+            panic!("an Arc<u8> is not an Arc<dyn Any>");
+        };
+        assert_eq!(held.held(), ["alloc::sync::Arc<u8>"]);
+        assert!(
+            held.to_string().contains("the state holds `alloc::sync::Arc<u8>`"),
+            "{held}"
+        );
     }
 }

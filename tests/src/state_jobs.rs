@@ -13,10 +13,14 @@ pub struct Greeting(pub String);
 pub struct Database;
 
 /// Builds the worker's state; fails with `database unreachable at <url>`
-/// when `STATE_WORKER_DATABASE_DOWN` is set to that url.
+/// when `STATE_WORKER_DATABASE_DOWN` is set to that url, and panics when
+/// `STATE_WORKER_PANIC` is set.
 pub async fn setup() -> Result<State, String> {
     if let Ok(url) = std::env::var("STATE_WORKER_DATABASE_DOWN") {
         return Err(format!("database unreachable at {url}"));
+    }
+    if std::env::var("STATE_WORKER_PANIC").is_ok() {
+        panic!("config file missing");
     }
     let greeting = std::env::var("GREETING").unwrap_or_else(|_| "hello".to_owned());
     Ok(State::new().with(Greeting(greeting)))

@@ -42,25 +42,47 @@ async fn handlers_get_the_state_the_setup_hook_built() {
     assert!(error.starts_with("no state of type `"), "{error}");
     assert!(error.contains("state_jobs::Database`"), "names the type: {error}");
     assert!(error.contains("setup"), "says how to provide it: {error}");
+    assert!(error.contains("state_jobs::Greeting`"), "lists what the state holds: {error}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_setup_hook_exits_1_with_its_message_before_consuming() {
-    let broker = TestBroker::new().await;
+async fn setup_failure(broker: &TestBroker, env: (&str, &str)) -> (Option<i32>, String) {
     let output = Command::new(WORKER)
         .args(["work", "--queues", "state"])
         .env("AMQP_URL", amqp_url())
         .env("WARREN_QUEUE_PREFIX", broker.prefix())
-        .env("STATE_WORKER_DATABASE_DOWN", "postgres://db:5432")
+        .env(env.0, env.1)
         .output()
         .expect("run the worker");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_or_panicking_setup_hook_exits_1_with_its_message_and_runs_nothing() {
+    let broker = TestBroker::new().await;
+    // Waiting in the queue: a worker that consumed before its hook ran would take it.
+    broker.client().enqueue(Greet { seq: 3 }).await.expect("enqueue");
+
+    let (code, stderr) = setup_failure(&broker, ("STATE_WORKER_DATABASE_DOWN", "postgres://db:5432")).await;
+    assert_eq!(code, Some(1), "stderr: {stderr}");
     assert!(
         stderr.contains("error: the setup hook failed: database unreachable at postgres://db:5432"),
         "{stderr}"
     );
-    assert_eq!(broker.consumers(&broker.queue("state")).await, 0);
+    let (code, stderr) = setup_failure(&broker, ("STATE_WORKER_PANIC", "1")).await;
+    assert_eq!(code, Some(1), "a panic is a failure like any other: {stderr}");
+    assert!(
+        stderr.contains("error: the setup hook panicked: config file missing"),
+        "{stderr}"
+    );
+
+    assert_eq!(
+        broker.ready(&broker.queue("state")).await,
+        1,
+        "the job is still waiting"
+    );
 }
 
 #[test]

@@ -129,7 +129,7 @@ pub enum DrainError {
     },
     /// The drain ran its maximum of attempts with jobs still waiting.
     #[error(
-        "drain stopped after {limit} attempts with {pending} job(s) still enqueued: do jobs keep enqueueing each other? The last ones run: {}",
+        "drain stopped after {limit} attempts with {pending} job(s) still enqueued: do jobs keep enqueueing each other? (`InMemoryBroker::with_max_steps` raises the limit.) The last ones run: {}",
         last.join(", ")
     )]
     TooManySteps {
