@@ -98,7 +98,7 @@ impl fmt::Debug for State {
 /// (and is retried) with a message naming the type.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "no state of type `{type_name}` (the state holds {}): values are found by their exact type, so store exactly this type (e.g. `Arc<dyn Trait>`, not `Arc<Impl>`) from the worker's setup hook (`warren::main!(setup = ...)` with `State::new().with(value)`), or in tests give it to `InMemoryBroker::with_state` or `TestContext::state`",
+    "no state of type `{type_name}` (the state holds {}): values are found by their exact type, so store exactly this type (e.g. `Arc<dyn Trait>`, not `Arc<Impl>`) from the worker's setup hook (`warren::main!(setup = ...)` with `State::new().with(value)`), or in tests give it to `InMemoryBroker::with_state` or `TestContext::with_state`",
     held_list(.held)
 )]
 #[non_exhaustive]

@@ -50,7 +50,9 @@ pub struct TestContext {
 impl TestContext {
     /// A context for a job named `test_job` on the default queue, first
     /// attempt, a fresh id, no state, and the client of a new
-    /// [`InMemoryBroker`] (see [`TestContext::client`] to keep hold of it).
+    /// [`InMemoryBroker`] that nothing else can see: to look at the jobs a
+    /// handler enqueues, take the context from
+    /// [`InMemoryBroker::context`] instead, or pass `.client(broker.client())`.
     pub fn new() -> Self {
         TestContext::with_client(InMemoryBroker::new().client(), State::new())
     }
@@ -94,7 +96,7 @@ impl TestContext {
     }
 
     /// The state the handler reaches with [`JobContext::state`].
-    pub fn state(mut self, state: State) -> Self {
+    pub fn with_state(mut self, state: State) -> Self {
         self.state = state;
         self
     }

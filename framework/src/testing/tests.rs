@@ -421,7 +421,7 @@ async fn a_test_context_gives_the_handler_its_id_attempt_state_and_the_broker() 
     );
 
     let outbox = State::new().with(Outbox::default());
-    let ctx = TestContext::new().job::<Welcome>().state(outbox).build();
+    let ctx = TestContext::new().job::<Welcome>().with_state(outbox).build();
     Welcome {
         email: "ada@example.com".into(),
     }
