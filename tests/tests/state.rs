@@ -42,7 +42,10 @@ async fn handlers_get_the_state_the_setup_hook_built() {
     assert!(error.starts_with("no state of type `"), "{error}");
     assert!(error.contains("state_jobs::Database`"), "names the type: {error}");
     assert!(error.contains("setup"), "says how to provide it: {error}");
-    assert!(error.contains("state_jobs::Greeting`"), "lists what the state holds: {error}");
+    assert!(
+        error.contains("state_jobs::Greeting`"),
+        "lists what the state holds: {error}"
+    );
 }
 
 async fn setup_failure(broker: &TestBroker, env: (&str, &str)) -> (Option<i32>, String) {
