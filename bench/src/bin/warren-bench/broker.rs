@@ -91,23 +91,20 @@ impl Broker {
     }
 }
 
-/// Properties of a job message as warren's `Client` sets them, so that
-/// pre-filled queues are the same for both workers.
-pub(crate) fn warren_properties(name: &str, seq: u64) -> BasicProperties {
+/// Properties of a job message as warren's `Client` sets them (see
+/// warren's `message` module): persistent, JSON, the job's name, a job id,
+/// a timestamp and the attempt header. Both producers send the same
+/// message, and pre-filled queues are the same for both workers.
+pub(crate) fn warren_properties(name: &str) -> BasicProperties {
     let mut headers = FieldTable::default();
     headers.insert("warren-attempt".into(), AMQPValue::LongLongInt(1));
-    persistent_properties(name)
-        .with_message_id(format!("bench-{seq}").into())
-        .with_timestamp(warren_bench::now_us() / 1_000_000)
-        .with_headers(headers)
-}
-
-/// What a hand-written producer sets: persistent, JSON, the job's name.
-pub(crate) fn persistent_properties(name: &str) -> BasicProperties {
     BasicProperties::default()
         .with_delivery_mode(2)
-        .with_content_type("application/json".into())
         .with_type(name.into())
+        .with_message_id(warren::JobId::new().to_string().into())
+        .with_content_type("application/json".into())
+        .with_timestamp(warren_bench::now_us() / 1_000_000)
+        .with_headers(headers)
 }
 
 /// Runs `publish(seq)` for `jobs` jobs, each future publishing and awaiting

@@ -22,9 +22,7 @@ use serde::Serialize;
 use warren::Client;
 use warren_bench::{CPU_QUEUE, NOOP_QUEUE, Noop, Report, Spin, now_us};
 
-use crate::broker::{
-    BoxError, Broker, Side, WorkerProcess, WorkerSpec, drive, persistent_properties, warren_properties,
-};
+use crate::broker::{BoxError, Broker, Side, WorkerProcess, WorkerSpec, drive, warren_properties};
 
 #[derive(Debug, Parser)]
 #[command(about = "warren against raw lapin with the same guarantees, in one run")]
@@ -52,10 +50,10 @@ struct Args {
     #[arg(long)]
     workers: Option<usize>,
     /// Jobs of the `cpu` phase.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 500)]
     cpu_jobs: u64,
     /// Hashing rounds per `cpu` job.
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 250_000)]
     cpu_rounds: u32,
     /// Offered load of the e2e latency measurement in jobs/s [default: half the raw drain rate at prefetch 100].
     #[arg(long)]
@@ -225,10 +223,10 @@ impl Bench {
         let window = self.args.window;
         match side {
             Side::Raw => {
-                let properties = persistent_properties("bench_noop");
                 drive(jobs, window, rate, |seq| {
                     let body = serde_json::to_vec(&Noop::new(seq));
-                    let properties = properties.clone();
+                    // The same message warren sends: only the code around it differs.
+                    let properties = warren_properties("bench_noop");
                     async move { self.broker.publish(NOOP_QUEUE, &body?, properties).await }
                 })
                 .await
@@ -255,14 +253,10 @@ impl Bench {
                     rounds,
                 };
                 let body = serde_json::to_vec(&job)?;
-                self.broker
-                    .publish(queue, &body, warren_properties("bench_spin", seq))
-                    .await
+                self.broker.publish(queue, &body, warren_properties("bench_spin")).await
             } else {
                 let body = serde_json::to_vec(&Noop::new(seq))?;
-                self.broker
-                    .publish(queue, &body, warren_properties("bench_noop", seq))
-                    .await
+                self.broker.publish(queue, &body, warren_properties("bench_noop")).await
             }
         })
         .await?;
