@@ -168,9 +168,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
     if phases.contains(&Phase::Rss) {
         bench.idle_rss().await?;
     }
-    bench.broker.reset(NOOP_QUEUE).await?;
-    bench.broker.reset(CPU_QUEUE).await?;
-    bench.client.close().await;
+    // The figures are written before the clean-up, which a broker restart may fail.
     if let Some(path) = &bench.args.json {
         let output = Output {
             machine: &machine,
@@ -181,6 +179,9 @@ async fn run(args: Args) -> Result<(), BoxError> {
         };
         std::fs::write(path, serde_json::to_string_pretty(&output)?)?;
     }
+    bench.broker.reset(NOOP_QUEUE).await?;
+    bench.broker.reset(CPU_QUEUE).await?;
+    bench.client.close().await;
     Ok(())
 }
 
