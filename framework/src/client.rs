@@ -402,10 +402,30 @@ impl Client {
     /// what it needs first (see [`topology::publisher_queues`]), unless this
     /// client already has.
     async fn declare_job_queue(&self, full: &str, queue_type: QueueType, deadline: Deadline) -> Result<(), Error> {
+        // Every enqueue passes here: once the job queue, declared last, is
+        // declared in this session, so is everything before it, and the
+        // specs need not be built again.
+        if self.declared_in_this_session(full) {
+            return Ok(());
+        }
         for queue in topology::publisher_queues(full, queue_type) {
             self.declare_once(&queue, deadline).await?;
         }
         Ok(())
+    }
+
+    /// Whether this client declared `queue` (a job or dead-letter queue: they
+    /// never expire) on its current session. An in-memory client has every queue.
+    fn declared_in_this_session(&self, queue: &str) -> bool {
+        let Backend::Amqp(amqp) = &self.inner.backend else {
+            return true;
+        };
+        let generation = amqp.sessions.current().generation;
+        let declared = amqp.declared.lock().unwrap_or_else(PoisonError::into_inner);
+        declared
+            .get(queue)
+            .and_then(|cell| cell.get())
+            .is_some_and(|&(declared_in, _)| declared_in == generation)
     }
 
     /// Declares `queue` unless this client already has (a hold queue: in the

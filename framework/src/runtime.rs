@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use lapin::uri::AMQPUri;
 use lapin::{Connection, ConnectionProperties};
 use tokio::runtime::Handle;
 
@@ -71,6 +72,15 @@ impl Endpoint {
 /// How long opening a connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The largest frame warren asks for, unless the URL sets `frame_max`.
+///
+/// lapin keeps a send and a receive buffer of 32 frames per connection and
+/// zeroes them when the connection opens: at RabbitMQ's default frame size
+/// (128 KiB) that is 8 MiB per connection, and a worker process has two,
+/// most of an idle worker's memory. 32 KiB frames make it 2 MiB; a message
+/// larger than a frame travels in several, at 8 bytes of framing each.
+const FRAME_MAX: u32 = 32 * 1024;
+
 /// The URLs of a comma-separated list, trimmed, empty entries skipped.
 pub(crate) fn split_urls(urls: &str) -> impl Iterator<Item = &str> {
     urls.split(',').map(str::trim).filter(|url| !url.is_empty())
@@ -82,9 +92,14 @@ pub(crate) fn split_urls(urls: &str) -> impl Iterator<Item = &str> {
 /// runtimes of their own that die with them, so worker connections are
 /// pinned to a runtime that lives as long as the process.
 async fn connect_one(url: &str, name: &str, handle: Handle) -> Result<Connection, Error> {
+    let mut uri: AMQPUri = url.parse().map_err(|reason: String| Error::Connect {
+        url: redact(url),
+        source: lapin::Error::from(std::io::Error::other(reason)),
+    })?;
+    uri.query.frame_max.get_or_insert(FRAME_MAX);
     let properties = ConnectionProperties::default().with_connection_name(name.into());
     let runtime = async_rs::Runtime::tokio_with_handle(handle);
-    let connect = Connection::connect_with_runtime(url, properties, runtime);
+    let connect = Connection::connect_uri_with_runtime(uri, properties, runtime);
     // lapin has no handshake timeout: a peer that accepts and never speaks
     // would hang the caller.
     match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {

@@ -230,6 +230,11 @@ async fn consume(
 }
 
 /// Runs one delivery and settles it by the ack mode.
+///
+/// Every delivery's future is moved into a task of its own, so its size is
+/// a per-job cost: the paths that publish (a retry, a dead letter, a job
+/// not due yet) are boxed, and only jobs that take them pay for it. They
+/// hold lapin's publish and declare futures and made this one 8.5 KB.
 async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings>, _permit: OwnedSemaphorePermit) {
     let properties = &delivery.properties;
     // Computed once: a foreign message without a message_id gets a fresh id,
@@ -260,14 +265,14 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
                     humantime::format_duration(hold::MAX_DELAY)
                 );
                 warn!(%error, "job cannot be scheduled; moving it to the dead-letter queue");
-                bury(
+                Box::pin(bury(
                     &delivery,
                     &runner,
                     id,
                     DeadReason::Undecodable,
                     &error,
                     ack.ack_required(),
-                )
+                ))
                 .await;
                 return;
             }
@@ -279,7 +284,7 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
                 properties.clone(),
                 eta,
             );
-            hand_over(&delivery, ack.ack_required(), held).await;
+            Box::pin(hand_over(&delivery, ack.ack_required(), held)).await;
             return;
         }
         if ack == AckMode::Early && !acknowledge(&delivery).await {
@@ -305,11 +310,11 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
                     runner
                         .client
                         .publish_held(&runner.full_queue, runner.queue_type, &delivery.data, retry, eta);
-                hand_over(&delivery, unacked, held).await;
+                Box::pin(hand_over(&delivery, unacked, held)).await;
             }
             Outcome::Dead { reason, error } => {
                 warn!(reason = reason.as_str(), %error, "job failed; moving it to the dead-letter queue");
-                bury(&delivery, &runner, id, reason, &error, unacked).await;
+                Box::pin(bury(&delivery, &runner, id, reason, &error, unacked)).await;
             }
         }
     }

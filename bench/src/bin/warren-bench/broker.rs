@@ -1,0 +1,274 @@
+//! The bench's own view of the broker: the raw lapin producer, queue
+//! chores (declare, purge, count consumers), and the worker processes.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions, QueuePurgeOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+use warren_bench::{DONE_PREFIX, EXPECT_ENV, Report};
+
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The bench's connection: a confirm-mode channel for the raw producer and
+/// a plain one for queue chores.
+#[derive(Debug)]
+pub(crate) struct Broker {
+    _connection: Connection,
+    publisher: Channel,
+    chores: Channel,
+}
+
+impl Broker {
+    pub(crate) async fn connect(url: &str) -> Result<Self, BoxError> {
+        let connection = Connection::connect(url, ConnectionProperties::default()).await?;
+        let publisher = connection.create_channel().await?;
+        publisher.confirm_select(ConfirmSelectOptions::default()).await?;
+        let chores = connection.create_channel().await?;
+        Ok(Broker {
+            _connection: connection,
+            publisher,
+            chores,
+        })
+    }
+
+    /// Declares `queue` as warren does (durable, classic, no arguments) and empties it.
+    pub(crate) async fn reset(&self, queue: &str) -> Result<(), BoxError> {
+        self.chores
+            .queue_declare(queue.into(), QueueDeclareOptions::durable(), FieldTable::default())
+            .await?;
+        self.chores
+            .queue_purge(queue.into(), QueuePurgeOptions::default())
+            .await?;
+        Ok(())
+    }
+
+    /// How many consumers `queue` has, by a passive declaration.
+    pub(crate) async fn consumers(&self, queue: &str) -> Result<u32, BoxError> {
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        let queue = self
+            .chores
+            .queue_declare(queue.into(), passive, FieldTable::default())
+            .await?;
+        Ok(queue.consumer_count())
+    }
+
+    /// Waits until `queue` has `count` consumers: the workers are ready.
+    pub(crate) async fn await_consumers(&self, queue: &str, count: u32, timeout: Duration) -> Result<(), BoxError> {
+        let deadline = Instant::now() + timeout;
+        while self.consumers(queue).await? < count {
+            if Instant::now() > deadline {
+                return Err(format!("{queue} did not get {count} consumers within {timeout:?}").into());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// Publishes one persistent, mandatory message and waits for its confirm.
+    pub(crate) async fn publish(&self, queue: &str, body: &[u8], properties: BasicProperties) -> Result<(), BoxError> {
+        let options = BasicPublishOptions {
+            mandatory: true,
+            ..BasicPublishOptions::default()
+        };
+        let confirm = self
+            .publisher
+            .basic_publish("".into(), queue.into(), options, body, properties)
+            .await?;
+        match confirm.await? {
+            Confirmation::Ack(None) => Ok(()),
+            other => Err(format!("publish to {queue} not confirmed: {other:?}").into()),
+        }
+    }
+}
+
+/// Properties of a job message as warren's `Client` sets them (see
+/// warren's `message` module): persistent, JSON, the job's name, a job id,
+/// a timestamp and the attempt header. Both producers send the same
+/// message, and pre-filled queues are the same for both workers.
+pub(crate) fn warren_properties(name: &str) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    headers.insert("warren-attempt".into(), AMQPValue::LongLongInt(1));
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_type(name.into())
+        .with_message_id(warren::JobId::new().to_string().into())
+        .with_content_type("application/json".into())
+        .with_timestamp(warren_bench::now_us() / 1_000_000)
+        .with_headers(headers)
+}
+
+/// Runs `publish(seq)` for `jobs` jobs, each future publishing and awaiting
+/// its confirm, at most `window` unconfirmed at once; at `rate` jobs per
+/// second if given (each job created when it is due), else as fast as
+/// confirms allow. Returns how long until the last confirm.
+pub(crate) async fn drive<F, Fut>(
+    jobs: u64,
+    window: usize,
+    rate: Option<f64>,
+    mut publish: F,
+) -> Result<Duration, BoxError>
+where
+    F: FnMut(u64) -> Fut,
+    Fut: Future<Output = Result<(), BoxError>>,
+{
+    let start = Instant::now();
+    let mut in_flight = FuturesUnordered::new();
+    let mut next = 0u64;
+    while next < jobs || !in_flight.is_empty() {
+        // Jobs in flight are cheap to hold; the window bounds them.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let due = rate.map_or(jobs, |rate| {
+            ((start.elapsed().as_secs_f64() * rate) as u64 + 1).min(jobs)
+        });
+        while next < due && in_flight.len() < window {
+            in_flight.push(publish(next));
+            next += 1;
+        }
+        let idle = next >= due || in_flight.len() >= window;
+        if in_flight.is_empty() {
+            tokio::time::sleep(Duration::from_micros(200)).await;
+            continue;
+        }
+        if rate.is_some() && next < jobs && idle {
+            // Paced: wake for the next due job even if no confirm comes.
+            tokio::select! {
+                confirmed = in_flight.next() => if let Some(result) = confirmed { result? },
+                () = tokio::time::sleep(Duration::from_micros(500)) => {}
+            }
+        } else if let Some(result) = in_flight.next().await {
+            result?;
+        }
+    }
+    Ok(start.elapsed())
+}
+
+/// A worker process, its stdout read for the probe's report.
+#[derive(Debug)]
+pub(crate) struct WorkerProcess {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+/// Which worker to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Raw,
+    Warren,
+}
+
+impl Side {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Side::Raw => "raw",
+            Side::Warren => "warren",
+        }
+    }
+}
+
+/// How to start a worker process.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkerSpec<'a> {
+    pub(crate) url: &'a str,
+    pub(crate) queue: &'a str,
+    pub(crate) prefetch: u16,
+    pub(crate) workers: usize,
+    pub(crate) expect: u64,
+    /// `RUST_LOG` of the warren worker.
+    pub(crate) log: &'a str,
+}
+
+impl WorkerProcess {
+    pub(crate) fn spawn(side: Side, spec: &WorkerSpec<'_>) -> Result<Self, BoxError> {
+        let mut command = match side {
+            Side::Raw => {
+                let mut command = Command::new(sibling("raw-worker")?);
+                command
+                    .arg(spec.url)
+                    .arg(spec.queue)
+                    .arg(spec.prefetch.to_string())
+                    .arg(spec.workers.to_string());
+                command
+            }
+            Side::Warren => {
+                let mut command = Command::new(sibling("bench-worker")?);
+                command
+                    .args(["work", "--ack", "late", "--queues", spec.queue, "--amqp-url", spec.url])
+                    .args(["--prefetch", &spec.prefetch.to_string()])
+                    .args(["--workers", &spec.workers.to_string()])
+                    .env("RUST_LOG", spec.log);
+                command
+            }
+        };
+        let mut child = command
+            .env(EXPECT_ENV, spec.expect.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or("the worker has no stdout")?;
+        Ok(WorkerProcess {
+            child,
+            lines: BufReader::new(stdout).lines(),
+        })
+    }
+
+    /// Waits for the probe's report.
+    pub(crate) async fn report(&mut self, timeout: Duration) -> Result<Report, BoxError> {
+        let read = async {
+            while let Some(line) = self.lines.next_line().await? {
+                if let Some(report) = line.starts_with(DONE_PREFIX).then(|| Report::parse(&line)).flatten() {
+                    return Ok(report);
+                }
+            }
+            Err::<Report, BoxError>("the worker exited before it ran every job".into())
+        };
+        tokio::time::timeout(timeout, read)
+            .await
+            .map_err(|_| format!("the worker did not run every job within {timeout:?}"))?
+    }
+
+    /// The process's resident set size in MiB (`VmRSS`).
+    pub(crate) fn rss_mib(&self) -> Result<f64, BoxError> {
+        let pid = self.child.id().ok_or("the worker has exited")?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let kib: f64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .ok_or("no VmRSS in /proc/<pid>/status")?;
+        Ok(kib / 1024.0)
+    }
+
+    /// Kills the process: what it had not acked returns to the queue, which is purged next.
+    pub(crate) async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// A binary built next to this one.
+fn sibling(name: &str) -> Result<PathBuf, BoxError> {
+    let path = std::env::current_exe()?
+        .parent()
+        .ok_or("the bench binary has no directory")?
+        .join(name);
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} is missing; build the bench's binaries first: cargo build --release -p warren-bench --bins",
+            path.display()
+        )
+        .into())
+    }
+}
