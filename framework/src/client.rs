@@ -45,8 +45,8 @@ struct Inner {
 
 /// Where a client's messages go.
 enum Backend {
-    /// RabbitMQ.
-    Amqp(Amqp),
+    /// RabbitMQ (boxed: it is far larger than the other variant).
+    Amqp(Box<Amqp>),
     /// A [`testing::InMemoryBroker`](crate::testing::InMemoryBroker)'s store.
     Memory(Arc<Memory>),
 }
@@ -107,14 +107,14 @@ impl ClientBuilder {
             Some(handle) => handle,
             None => Handle::try_current().map_err(|_| Error::NoRuntime)?,
         };
-        let endpoint = Endpoint::new(self.url, self.connection_name, handle);
+        let endpoint = Endpoint::publisher(self.url, self.connection_name, handle);
         let sessions = Sessions::open(endpoint, self.recovery_timeout).await?;
         Ok(Client {
             inner: Arc::new(Inner {
-                backend: Backend::Amqp(Amqp {
+                backend: Backend::Amqp(Box::new(Amqp {
                     sessions,
                     declared: Mutex::new(HashMap::new()),
-                }),
+                })),
                 queue_prefix: self.queue_prefix,
             }),
         })

@@ -220,3 +220,34 @@ async fn workers_of_one_process_run_on_different_threads() {
         "both blocking jobs ran at once: {lines:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_with_40_kb_of_headers_from_another_producer_runs() {
+    // A message's properties travel in one frame: a worker that asked for
+    // smaller frames than the producer's would lose its connection on every
+    // delivery of it.
+    let broker = TestBroker::new().await;
+    let queue = broker.queue("work");
+    let worker = broker.worker(WORKER, &["work", "--queues", "work", "--workers", "1"]);
+    broker.wait_for_consumers(&queue, 1).await;
+    let mut headers = lapin::types::FieldTable::default();
+    headers.insert(
+        "baggage".into(),
+        lapin::types::AMQPValue::LongString("x".repeat(40_000).into()),
+    );
+    let properties = lapin::BasicProperties::default()
+        .with_type("record".into())
+        .with_delivery_mode(2)
+        .with_headers(headers);
+    broker
+        .publish_raw(&queue, br#"{"seq": 40, "sleep_ms": 0}"#, properties)
+        .await;
+    worker
+        .wait_for_stdout(1, Duration::from_secs(10), |line| line.starts_with("done seq=40 "))
+        .await;
+    assert!(
+        !worker.stderr().iter().any(|line| line.contains("FRAME")),
+        "{:#?}",
+        worker.stderr()
+    );
+}
