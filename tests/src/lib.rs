@@ -196,6 +196,23 @@ pub fn python(script: &str, queue: &str) -> Command {
     command
 }
 
+/// Runs the worker binary `bin` with `args` under queue prefix `prefix`,
+/// stdin not a terminal, and waits for it to exit.
+pub fn run_worker_command(bin: &str, prefix: &str, args: &[&str]) -> std::process::Output {
+    Command::new(bin)
+        .args(args)
+        .env("AMQP_URL", amqp_url())
+        .env("WARREN_QUEUE_PREFIX", prefix)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the worker binary")
+}
+
+/// What a process printed, as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
 /// Runs `rabbitmqctl` and returns its standard output.
 pub fn rabbitmqctl(args: &[&str]) -> String {
     let output = Command::new("rabbitmqctl")

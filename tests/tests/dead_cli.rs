@@ -5,30 +5,20 @@
 //! The dead letters are published directly, as a worker writes them, so
 //! these tests do not depend on how jobs come to fail.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lapin::options::QueueDeclareOptions;
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use warren::JobId;
-use warren_tests::{TestBroker, amqp_url, field, list_queue};
+use warren_tests::{TestBroker, amqp_url, field, list_queue, run_worker_command, text};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_test-worker");
 
 /// Runs the worker binary under the test's prefix, stdin not a terminal.
 fn run(prefix: &str, args: &[&str]) -> Output {
-    Command::new(WORKER)
-        .args(args)
-        .env("AMQP_URL", amqp_url())
-        .env("WARREN_QUEUE_PREFIX", prefix)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the worker binary")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    run_worker_command(WORKER, prefix, args)
 }
 
 fn now_secs() -> u64 {

@@ -9,7 +9,7 @@
 mod jobs;
 
 use std::collections::BTreeMap;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -18,7 +18,7 @@ use lapin::options::{BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
 use warren::{JobId, QueueType};
-use warren_tests::{TestBroker, amqp_url, field, list_consumers, queue_declaration};
+use warren_tests::{TestBroker, amqp_url, field, list_consumers, queue_declaration, run_worker_command, text};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_test-worker");
 const CONFLICT: &str = env!("CARGO_BIN_EXE_queue-type-conflict");
@@ -27,17 +27,7 @@ const LIMIT: u32 = QueueType::QUORUM_DELIVERY_LIMIT;
 
 /// Runs the worker binary under the test's prefix, stdin not a terminal.
 fn run(prefix: &str, args: &[&str]) -> Output {
-    Command::new(WORKER)
-        .args(args)
-        .env("AMQP_URL", amqp_url())
-        .env("WARREN_QUEUE_PREFIX", prefix)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the worker binary")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    run_worker_command(WORKER, prefix, args)
 }
 
 fn arguments(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
