@@ -225,13 +225,24 @@ fn usage(error: impl std::fmt::Display) -> ExitCode {
 }
 
 fn list_jobs(registry: &Registry) -> ExitCode {
-    println!(
+    match write_jobs(registry, &mut std::io::stdout().lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        // A reader that stopped early (`jobs | head`) has what it wanted.
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(error) => fail(format!("could not write the job list: {error}")),
+    }
+}
+
+fn write_jobs(registry: &Registry, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    writeln!(
+        out,
         "{:<24} {:<20} {:<10} {:<6} {:<10} {:<8} {:<8} {:<14} TYPE",
         "NAME", "QUEUE", "QUEUE TYPE", "FORMAT", "TIMEOUT", "RETRIES", "BACKOFF", "QUEUE DEFAULT"
-    );
+    )?;
     for job in registry.jobs() {
         let options = job.options;
-        println!(
+        writeln!(
+            out,
             "{:<24} {:<20} {:<10} {:<6} {:<10} {:<8} {:<8} {:<14} {}",
             job.name,
             job.queue,
@@ -242,9 +253,9 @@ fn list_jobs(registry: &Registry) -> ExitCode {
             humantime::format_duration(options.effective_backoff()).to_string(),
             if options.queue_default { "yes" } else { "no" },
             job.type_name,
-        );
+        )?;
     }
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 async fn enqueue(

@@ -215,3 +215,19 @@ async fn json_logs_carry_the_job_id_name_queue_and_attempt_as_fields() {
     assert_eq!(span["queue"], queue.as_str(), "{line}");
     assert_eq!(span["attempt"], 1, "{line}");
 }
+
+#[test]
+fn jobs_piped_into_a_reader_that_stops_early_exits_quietly() {
+    // As `worker jobs | head -1` does: the reader is gone before the list is written.
+    let mut child = Command::new(WORKER)
+        .arg("jobs")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("wait");
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
