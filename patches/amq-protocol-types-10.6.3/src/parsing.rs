@@ -2,7 +2,7 @@ use crate::{flags::*, types::*, value::*};
 use nom::{
     self, Parser,
     bytes::streaming::take,
-    combinator::{all_consuming, complete, flat_map, map, map_opt, map_parser, map_res},
+    combinator::{all_consuming, complete, flat_map, map, map_opt, map_parser},
     error::{ContextError, ErrorKind, ParseError, context},
     multi::fold_many0,
     number::streaming::{
@@ -10,8 +10,42 @@ use nom::{
     },
     sequence::pair,
 };
-use std::{error, fmt};
+use std::{cell::Cell, error, fmt};
 use traits::*;
+
+/// How deep field arrays and tables may nest before the parser stops
+/// descending: a value nested deeper is kept whole as its raw bytes
+/// ([`AMQPValue::ByteArray`], its encoding is length-prefixed like theirs).
+///
+/// The parser recurses once per level; without a bound, a peer can send a
+/// header nested tens of thousands of levels deep in one frame and overflow
+/// the stack of the thread that parses it, which aborts the process.
+pub const MAX_NESTING: usize = 64;
+
+thread_local! {
+    /// Field arrays and tables being parsed on this thread, outermost first.
+    static NESTING: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Counts one level of nesting for as long as it lives.
+struct Nested;
+
+impl Nested {
+    fn enter() -> Self {
+        NESTING.with(|depth| depth.set(depth.get() + 1));
+        Nested
+    }
+
+    fn too_deep() -> bool {
+        NESTING.with(Cell::get) >= MAX_NESTING
+    }
+}
+
+impl Drop for Nested {
+    fn drop(&mut self) {
+        NESTING.with(|depth| depth.set(depth.get().saturating_sub(1)));
+    }
+}
 
 /// Error context for `ParserErrors`
 #[derive(Clone, Debug, Eq, PartialEq)]
@@ -121,6 +155,9 @@ pub fn parse_raw_value<I: ParsableInput>(
         AMQPType::DecimalValue => map(parse_decimal_value, AMQPValue::DecimalValue).parse(i),
         AMQPType::ShortString => map(parse_short_string, AMQPValue::ShortString).parse(i),
         AMQPType::LongString => map(parse_long_string, AMQPValue::LongString).parse(i),
+        AMQPType::FieldArray | AMQPType::FieldTable if Nested::too_deep() => {
+            map(parse_byte_array, AMQPValue::ByteArray).parse(i)
+        }
         AMQPType::FieldArray => map(parse_field_array, AMQPValue::FieldArray).parse(i),
         AMQPType::Timestamp => map(parse_timestamp, AMQPValue::Timestamp).parse(i),
         AMQPType::FieldTable => map(parse_field_table, AMQPValue::FieldTable).parse(i),
@@ -215,16 +252,21 @@ pub fn parse_decimal_value<I: ParsableInput>(i: I) -> ParserResult<I, DecimalVal
     .parse(i)
 }
 
-fn make_str<I: Input<Item = u8>>(i: I) -> Result<String, std::string::FromUtf8Error> {
+/// Text from bytes a peer sent as UTF-8, with anything that is not valid
+/// UTF-8 replaced by U+FFFD: one bad byte in a property must not make the
+/// whole frame unreadable (and close the connection).
+fn make_str<I: Input<Item = u8>>(i: I) -> String {
     String::from_utf8(i.iter_elements().collect())
+        .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned())
 }
 
-/// Parse a [ShortString](../type.ShortString.html)
+/// Parse a [ShortString](../type.ShortString.html); bytes that are not
+/// valid UTF-8 are replaced by U+FFFD.
 pub fn parse_short_string<I: ParsableInput>(i: I) -> ParserResult<I, ShortString> {
     context(
         "parse_short_string",
         map(
-            map_res(flat_map(parse_short_short_uint, take), make_str),
+            map(flat_map(parse_short_short_uint, take), make_str),
             ShortString::from,
         ),
     )
@@ -244,6 +286,7 @@ pub fn parse_long_string<I: ParsableInput>(i: I) -> ParserResult<I, LongString> 
 
 /// Parse a [FieldArray](../type.FieldArray.html)
 pub fn parse_field_array<I: ParsableInput>(i: I) -> ParserResult<I, FieldArray> {
+    let _nested = Nested::enter();
     context(
         "parse_field_array",
         map_parser(
@@ -268,6 +311,7 @@ pub fn parse_timestamp<I: ParsableInput>(i: I) -> ParserResult<I, Timestamp> {
 
 /// Parse a [FieldTable](../type.FieldTable.html)
 pub fn parse_field_table<I: ParsableInput>(i: I) -> ParserResult<I, FieldTable> {
+    let _nested = Nested::enter();
     context(
         "parse_field_table",
         map_parser(
@@ -589,5 +633,47 @@ mod test {
             parse_flags(&[0b11011101, 0b00000010][..], &names),
             Ok((EMPTY, flags))
         );
+    }
+
+    /// A field array nested `depth` levels deep around an empty one,
+    /// encoded without recursion.
+    fn nested_array(depth: usize) -> Vec<u8> {
+        let mut value = vec![b'A', 0, 0, 0, 0];
+        for _ in 0..depth {
+            let len = (value.len() as u32).to_be_bytes();
+            value = [&[b'A'][..], &len[..], &value[..]].concat();
+        }
+        value
+    }
+
+    #[test]
+    fn deep_nesting_stops_at_the_bound_instead_of_overflowing_the_stack() {
+        // 130 KiB: more levels than RabbitMQ's largest frame can hold, on a
+        // thread with a small stack, as lapin's I/O thread has.
+        let encoded = nested_array(26_000);
+        let parsed = std::thread::Builder::new()
+            .stack_size(1024 * 1024)
+            .spawn(move || parse_value(&encoded[..]).map(|(rest, value)| (rest.len(), value)))
+            .unwrap()
+            .join()
+            .expect("parsing must not overflow the stack");
+        let (rest, mut value) = parsed.unwrap();
+        assert_eq!(rest, 0);
+        let mut depth = 0;
+        while let AMQPValue::FieldArray(array) = value {
+            value = array.as_slice()[0].clone();
+            depth += 1;
+        }
+        assert_eq!(depth, MAX_NESTING);
+        assert!(matches!(value, AMQPValue::ByteArray(_)), "{value:?}");
+        NESTING.with(|nesting| assert_eq!(nesting.get(), 0));
+    }
+
+    #[test]
+    fn invalid_utf8_in_short_strings_is_read_not_refused() {
+        let bytes = [4, b'r', 0xff, 0xfe, b'd'];
+        let (rest, text) = parse_short_string(&bytes[..]).unwrap();
+        assert!(rest.is_empty());
+        assert_eq!(text.as_str(), "r\u{fffd}\u{fffd}d");
     }
 }
