@@ -345,6 +345,10 @@ impl Client {
             .run(deadline, |session| {
                 let (properties, routing_key) = (properties.clone(), routing_key.clone());
                 async move {
+                    // A job consumed with the broker's frame size may carry
+                    // headers too large for this connection's frames.
+                    let frame_max = session.connection.configuration().frame_max();
+                    let properties = message::fit_frame(&properties, frame_max).unwrap_or(properties);
                     let confirm = session
                         .channel
                         .basic_publish("".into(), routing_key, options, body, properties)

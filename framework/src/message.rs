@@ -38,9 +38,40 @@ pub(crate) const DEAD_QUEUE: &str = "warren-dead-queue";
 /// Header of a dead letter: the worker that gave up on it.
 pub(crate) const DEAD_WORKER: &str = "warren-dead-worker";
 
+/// Header of a job republished without some of its headers: which were
+/// dropped, and how large they were, to fit the publisher's frame.
+pub(crate) const TRIMMED: &str = "warren-trimmed";
+
+/// The headers warren reads or writes: kept when a republished job must be
+/// trimmed to fit a frame.
+const OWN_HEADERS: [&str; 11] = [
+    ATTEMPT,
+    RETRIES,
+    BACKOFF,
+    ETA,
+    FIRST_FAILURE_AT,
+    LAST_ERROR,
+    DEAD_REASON,
+    DEAD_ERROR,
+    DEAD_AT,
+    DEAD_QUEUE,
+    DEAD_WORKER,
+];
+
 /// Error texts are cut to this many bytes, so one huge error cannot make a
 /// dead letter unpublishable.
 const MAX_ERROR_LEN: usize = 4096;
+
+/// How deep a message's headers may nest (arrays and tables in arrays and
+/// tables) for warren to take it as a job. Deeper is a hostile or broken
+/// producer; the AMQP parser itself stops descending a little further down
+/// (`amq_protocol_types::parsing::MAX_NESTING`, patched in `patches/`).
+pub(crate) const MAX_HEADER_DEPTH: usize = 32;
+
+/// Room left in a frame for everything in a message's properties but the
+/// headers: 14 short strings of at most 255 bytes, the fixed fields, the
+/// content header's own fields and the frame's framing.
+const PROPERTIES_BESIDE_HEADERS: usize = 4096;
 
 /// RabbitMQ's delivery mode for messages written to disk.
 pub(crate) const PERSISTENT: u8 = 2;
@@ -138,10 +169,118 @@ pub(crate) fn with_eta(properties: BasicProperties, eta: SystemTime) -> BasicPro
     properties.with_headers(headers)
 }
 
-/// When the job is due, if it was delayed or is a retry.
+/// When the job is due, if it was delayed or is a retry: milliseconds since
+/// the epoch as warren writes it, or an AMQP timestamp (seconds), as other
+/// clients send a date (pika's `datetime`).
 pub(crate) fn eta(properties: &BasicProperties) -> Option<SystemTime> {
-    let millis = header(properties, ETA).and_then(integer)?;
-    UNIX_EPOCH.checked_add(Duration::from_millis(u64::try_from(millis).ok()?))
+    let since_epoch = match header(properties, ETA)? {
+        AMQPValue::Timestamp(secs) => Duration::from_secs(*secs),
+        value => Duration::from_millis(u64::try_from(integer(value)?).ok()?),
+    };
+    UNIX_EPOCH.checked_add(since_epoch)
+}
+
+/// Why a delivered message cannot be taken as a job whatever its body says,
+/// if it cannot: its `type` was not valid UTF-8 (the parser replaced the bad
+/// bytes by U+FFFD), or its headers nest deeper than [`MAX_HEADER_DEPTH`].
+pub(crate) fn malformed(properties: &BasicProperties) -> Option<String> {
+    if job_name(properties).is_some_and(|name| name.contains(char::REPLACEMENT_CHARACTER)) {
+        return Some("its `type` property is not valid UTF-8".to_owned());
+    }
+    let headers = properties.headers().as_ref()?;
+    if headers.inner().values().any(|value| nested_deeper_than(value, MAX_HEADER_DEPTH - 1)) {
+        return Some(format!("its headers nest deeper than {MAX_HEADER_DEPTH} levels"));
+    }
+    None
+}
+
+/// Whether arrays and tables nest more than `levels` deep inside `value`.
+/// Recursive, but never deeper than `levels`.
+fn nested_deeper_than(value: &AMQPValue, levels: usize) -> bool {
+    let mut inner: Box<dyn Iterator<Item = &AMQPValue>> = match value {
+        AMQPValue::FieldArray(array) => Box::new(array.as_slice().iter()),
+        AMQPValue::FieldTable(table) => Box::new(table.inner().values()),
+        _ => return false,
+    };
+    match levels.checked_sub(1) {
+        None => inner.any(|value| matches!(value, AMQPValue::FieldArray(_) | AMQPValue::FieldTable(_))),
+        Some(below) => inner.any(|value| nested_deeper_than(value, below)),
+    }
+}
+
+/// `properties` made to fit one frame of `frame_max` bytes, as a message's
+/// properties must: when its headers are too large, other producers'
+/// headers are dropped, the largest first, until they fit, and
+/// [`TRIMMED`] says which were dropped and their size. warren's own
+/// headers are kept. `None` when nothing needs dropping.
+///
+/// A worker receives what any producer sent, up to the broker's frame size,
+/// but publishes with smaller frames (see `runtime::PUBLISHER_FRAME_MAX`):
+/// without this, a retry or dead letter of such a message could never be
+/// published, and the broker closes the connection on it.
+pub(crate) fn fit_frame(properties: &BasicProperties, frame_max: u32) -> Option<BasicProperties> {
+    let headers = properties.headers().as_ref()?;
+    let budget = usize::try_from(frame_max)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(PROPERTIES_BESIDE_HEADERS);
+    let mut size = table_size(headers);
+    if size <= budget {
+        return None;
+    }
+    let mut droppable: Vec<(&str, usize)> = headers
+        .inner()
+        .iter()
+        .map(|(name, value)| (name.as_str(), name.as_str().len() + 1 + value_size(value)))
+        .filter(|(name, _)| !OWN_HEADERS.contains(name))
+        .collect();
+    droppable.sort_by_key(|&(_, entry)| std::cmp::Reverse(entry));
+    let mut dropped = Vec::new();
+    for (name, entry) in droppable {
+        if size <= budget {
+            break;
+        }
+        size -= entry;
+        dropped.push((name, entry));
+    }
+    let mut kept = FieldTable::default();
+    for (name, value) in headers.inner() {
+        if !dropped.iter().any(|&(gone, _)| gone == name.as_str()) {
+            kept.insert(name.clone(), value.clone());
+        }
+    }
+    let listed: Vec<String> = dropped
+        .iter()
+        .map(|(name, entry)| format!("`{name}` ({entry} bytes)"))
+        .collect();
+    let note = format!("dropped header {} to fit a {frame_max}-byte frame", listed.join(", "));
+    kept.insert(TRIMMED.into(), long_string(&note));
+    Some(properties.clone().with_headers(kept))
+}
+
+/// The encoded size of a field table, as AMQP puts it on the wire.
+fn table_size(table: &FieldTable) -> usize {
+    4 + table
+        .inner()
+        .iter()
+        .map(|(name, value)| 1 + name.as_str().len() + value_size(value))
+        .sum::<usize>()
+}
+
+/// The encoded size of a field value, its type byte included.
+fn value_size(value: &AMQPValue) -> usize {
+    1 + match value {
+        AMQPValue::Boolean(_) | AMQPValue::ShortShortInt(_) | AMQPValue::ShortShortUInt(_) => 1,
+        AMQPValue::ShortInt(_) | AMQPValue::ShortUInt(_) => 2,
+        AMQPValue::LongInt(_) | AMQPValue::LongUInt(_) | AMQPValue::Float(_) => 4,
+        AMQPValue::LongLongInt(_) | AMQPValue::Double(_) | AMQPValue::Timestamp(_) => 8,
+        AMQPValue::DecimalValue(_) => 5,
+        AMQPValue::ShortString(text) => 1 + text.as_str().len(),
+        AMQPValue::LongString(text) => 4 + text.as_bytes().len(),
+        AMQPValue::ByteArray(bytes) => 4 + bytes.as_slice().len(),
+        AMQPValue::FieldArray(array) => 4 + array.as_slice().iter().map(value_size).sum::<usize>(),
+        AMQPValue::FieldTable(table) => table_size(table),
+        AMQPValue::Void => 0,
+    }
 }
 
 /// The job's retry policy: `default` (from its attributes) with the
@@ -447,5 +586,84 @@ mod tests {
         let error = header(&dead, DEAD_ERROR).and_then(text).unwrap();
         assert!(error.len() <= MAX_ERROR_LEN && error.chars().all(|c| c == 'é'));
         assert_eq!(attempt(&dead), 1);
+    }
+
+    fn nested(depth: usize) -> AMQPValue {
+        let mut value = AMQPValue::LongLongInt(1);
+        for level in 0..depth {
+            value = if level % 2 == 0 {
+                AMQPValue::FieldArray(vec![value].into())
+            } else {
+                let mut table = FieldTable::default();
+                table.insert("inner".into(), value);
+                AMQPValue::FieldTable(table)
+            };
+        }
+        value
+    }
+
+    fn with_header(name: &str, value: AMQPValue) -> BasicProperties {
+        let mut headers = FieldTable::default();
+        headers.insert(name.into(), value);
+        job_properties("record", JobId::new(), BodyFormat::Json).with_headers(headers)
+    }
+
+    #[test]
+    fn headers_nested_past_the_bound_make_a_message_malformed() {
+        assert_eq!(malformed(&with_header("deep", nested(MAX_HEADER_DEPTH))), None);
+        let reason = malformed(&with_header("deep", nested(MAX_HEADER_DEPTH + 1))).unwrap();
+        assert!(reason.contains("nest deeper than 32"), "{reason}");
+        assert!(malformed(&with_header("deep", nested(64))).is_some());
+        assert_eq!(malformed(&job_properties("record", JobId::new(), BodyFormat::Json)), None);
+    }
+
+    #[test]
+    fn a_type_that_was_not_utf8_makes_a_message_malformed() {
+        let properties = BasicProperties::default().with_type("rec\u{fffd}\u{fffd}ord".into());
+        assert_eq!(malformed(&properties).as_deref(), Some("its `type` property is not valid UTF-8"));
+    }
+
+    #[test]
+    fn an_eta_sent_as_an_amqp_timestamp_is_read_in_seconds() {
+        let properties = with_header(ETA, AMQPValue::Timestamp(2_000_000_000));
+        assert_eq!(eta(&properties), UNIX_EPOCH.checked_add(Duration::from_secs(2_000_000_000)));
+        let millis = with_header(ETA, AMQPValue::LongLongInt(2_000_000_000_000));
+        assert_eq!(eta(&millis), eta(&properties));
+        assert_eq!(eta(&with_header(ETA, long_string("tomorrow"))), None);
+    }
+
+    #[test]
+    fn properties_too_large_for_a_frame_drop_foreign_headers_largest_first() {
+        let id = JobId::new();
+        let mut headers = FieldTable::default();
+        headers.insert("small".into(), long_string("kept"));
+        headers.insert("big".into(), long_string(&"x".repeat(40_000)));
+        headers.insert("bigger".into(), AMQPValue::ByteArray(vec![0; 50_000].into()));
+        headers.insert(ATTEMPT.into(), AMQPValue::LongLongInt(2));
+        let original = job_properties("record", id, BodyFormat::Json).with_headers(headers);
+        let dead = dead_letter_properties(&original, id, "q", DeadReason::Failed, "boom", "a.1");
+        assert!(fit_frame(&dead, 131_072).is_none(), "fits the broker's frame as it is");
+
+        let trimmed = fit_frame(&dead, 32 * 1024).unwrap();
+        let table = trimmed.headers().clone().unwrap();
+        assert!(table_size(&table) + PROPERTIES_BESIDE_HEADERS <= 32 * 1024);
+        assert!(header(&trimmed, "big").is_none() && header(&trimmed, "bigger").is_none());
+        assert_eq!(header(&trimmed, "small").and_then(text).as_deref(), Some("kept"));
+        assert_eq!(attempt(&trimmed), 2);
+        assert_eq!(header(&trimmed, DEAD_REASON).and_then(text).as_deref(), Some("failed"));
+        let note = header(&trimmed, TRIMMED).and_then(text).unwrap();
+        assert!(note.contains("`bigger` (50012 bytes)") && note.contains("`big` (40009 bytes)"), "{note}");
+        assert_eq!(job_id(&trimmed), id);
+    }
+
+    #[test]
+    fn the_size_of_headers_is_their_size_on_the_wire() {
+        // Encoded by hand: 4 (table length) + 1 + 1 ("a") + 1 ('l') + 8.
+        let mut table = FieldTable::default();
+        table.insert("a".into(), AMQPValue::LongLongInt(7));
+        assert_eq!(table_size(&table), 15);
+        table.insert("b".into(), nested(2));
+        // 1 + 1 ("b") + F(1 + 4 + [1 + 5 + "inner"] + A(1 + 4 + l(1 + 8)))
+        assert_eq!(table_size(&table), 15 + 2 + 1 + 4 + 6 + 1 + 4 + 9);
     }
 }
