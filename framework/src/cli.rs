@@ -348,14 +348,25 @@ fn work(url: &str, prefix: &str, registry: Registry, args: WorkArgs, io: Handle,
         let signals = Signals::install();
         let endpoint = Endpoint::new(url, format!("warren worker {name}"), io.clone());
         let Some(connection) = until_connected(|| endpoint.connect(), signals.clone()).await else {
-            return Exit::Drained;
+            return Ok(Exit::Drained);
         };
+        // Each worker consumes on a channel of its own: past the broker's
+        // limit, the ones over it would fail and restart for ever.
+        let channels = workers.saturating_mul(queues.len());
+        let channel_max = usize::from(connection.configuration().channel_max());
+        if channel_max > 0 && channels >= channel_max {
+            let _ = connection.close(200, "too many workers".into()).await;
+            return Err(format!(
+                "{workers} workers for each of {} queues need {channels} channels and one to declare queues on, and RabbitMQ allows {channel_max} per connection (its `channel_max`); lower --workers, split the queues over processes, or raise `channel_max` on the broker",
+                queues.len(),
+            ));
+        }
         let publisher = Client::builder(url)
             .queue_prefix(prefix)
             .connection_name(format!("warren worker {name} (publisher)"))
             .runtime(io.clone());
         let Some(client) = until_connected(|| publisher.clone().connect(), signals.clone()).await else {
-            return Exit::Drained;
+            return Ok(Exit::Drained);
         };
         let mut runners = Vec::new();
         for queue in &queues {
@@ -374,15 +385,20 @@ fn work(url: &str, prefix: &str, registry: Registry, args: WorkArgs, io: Handle,
         let (sender, receiver) = oneshot::channel();
         actix::Actor::start(Supervisor::new(endpoint, Arc::new(connection), settings, runners, signals, sender));
         let exit = receiver.await.unwrap_or(Exit::Forced);
-        client.close().await;
-        exit
+        if exit == Exit::Drained {
+            client.close().await;
+        }
+        // Forced: the process exits now; the broker notices the closed
+        // sockets, and a stalled network must not hold the exit.
+        Ok(exit)
     });
     match exit {
-        Exit::Drained => {
+        Err(refusal) => usage(refusal),
+        Ok(Exit::Drained) => {
             info!("worker stopped");
             ExitCode::SUCCESS
         }
-        Exit::Forced => ExitCode::from(EXIT_FORCED),
+        Ok(Exit::Forced) => ExitCode::from(EXIT_FORCED),
     }
 }
 

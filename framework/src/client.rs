@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -14,7 +15,7 @@ use tokio::sync::OnceCell;
 use tokio::time::Instant as Deadline;
 
 use crate::runtime::Endpoint;
-use crate::session::{Session, Sessions};
+use crate::session::{self, Session, Sessions};
 use crate::testing::Memory;
 use crate::topology::QueueSpec;
 use crate::{EnqueueError, EnqueueOptions, Error, Job, JobId, JobOptions, QueueType, codec, hold, message, topology};
@@ -274,7 +275,7 @@ impl Client {
     ) -> Result<JobId, Error> {
         let now = SystemTime::now();
         let eta = options.eta_from(now)?;
-        let id = JobId::new();
+        let id = options.id();
         let properties = options.apply(message::job_properties(name, id, job.format), eta);
         let full = self.queue_name(queue);
         if let Backend::Memory(memory) = &self.inner.backend {
@@ -341,10 +342,16 @@ impl Client {
                 return Ok(());
             }
         };
+        // Once lapin has the message, it may reach the broker whatever
+        // happens to this call: a failure after that point leaves the
+        // outcome unknown, and the caller must be told so.
+        let handed_over = AtomicBool::new(false);
         let confirmation = sessions
             .run(deadline, |session| {
                 let (properties, routing_key) = (properties.clone(), routing_key.clone());
+                let handed_over = &handed_over;
                 async move {
+                    handed_over.store(true, Ordering::Relaxed);
                     // A job consumed with the broker's frame size may carry
                     // headers too large for this connection's frames.
                     let frame_max = session.connection.configuration().frame_max();
@@ -356,7 +363,18 @@ impl Client {
                     Ok(confirm.await?)
                 }
             })
-            .await?;
+            .await;
+        let confirmation = match confirmation {
+            Ok(confirmation) => confirmation,
+            // The broker closing the channel on the message refused it.
+            Err(error) if handed_over.load(Ordering::Relaxed) && !session::refused_by_broker(&error) => {
+                return Err(Error::OutcomeUnknown {
+                    job_id: message::job_id(&properties),
+                    cause: Box::new(error),
+                });
+            }
+            Err(error) => return Err(error),
+        };
         match confirmation {
             Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
             Confirmation::Ack(Some(_returned)) => {

@@ -76,7 +76,10 @@ impl Runner {
         redelivered: bool,
     ) -> Outcome {
         if let Some(reason) = message::malformed(properties) {
-            return Outcome::dead(DeadReason::Undecodable, format!("the message cannot be a job: {reason}"));
+            return Outcome::dead(
+                DeadReason::Undecodable,
+                format!("the message cannot be a job: {reason}"),
+            );
         }
         let registration = match message::job_name(properties) {
             Some(name) => match registry.get(name) {

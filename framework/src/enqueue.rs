@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use lapin::BasicProperties;
 use lapin::types::AMQPValue;
 
-use crate::{Error, hold, message};
+use crate::{Error, JobId, hold, message};
 
 /// Options of one enqueue, for [`Client::enqueue_with`](crate::Client::enqueue_with):
 /// a delay, and retry settings that override the job's `#[job(...)]`.
@@ -25,6 +25,7 @@ pub struct EnqueueOptions {
     when: When,
     retries: Option<u32>,
     backoff: Option<Duration>,
+    job_id: Option<JobId>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -66,6 +67,21 @@ impl EnqueueOptions {
     pub fn backoff(mut self, backoff: Duration) -> Self {
         self.backoff = Some(backoff);
         self
+    }
+
+    /// Publish the job under this id rather than a new one: to enqueue again
+    /// a job whose enqueue ended with its outcome unknown
+    /// ([`EnqueueError::is_outcome_unknown`](crate::EnqueueError::is_outcome_unknown)),
+    /// so that if both copies were stored, the duplicate carries the same id
+    /// and a handler that records the ids it ran can tell.
+    pub fn job_id(mut self, id: JobId) -> Self {
+        self.job_id = Some(id);
+        self
+    }
+
+    /// The id to publish the job under: the one given, or a new one.
+    pub(crate) fn id(&self) -> JobId {
+        self.job_id.unwrap_or_default()
     }
 
     /// When the job is due, counting from `now`; `None` for now. Fails for delays past

@@ -31,6 +31,15 @@ pub enum Error {
         /// The broker's reply text.
         reason: String,
     },
+    /// The broker refused to declare a queue for another reason, such as a
+    /// limit on queues.
+    #[error("RabbitMQ refused to declare queue `{queue}`: {reason}")]
+    DeclareRefused {
+        /// The queue.
+        queue: String,
+        /// The broker's reply text.
+        reason: String,
+    },
     /// Declaring a queue failed for another reason.
     #[error("could not declare queue `{queue}`: {source}")]
     Declare {
@@ -94,6 +103,18 @@ pub enum Error {
         /// How long warren waited.
         waited: std::time::Duration,
     },
+    /// The message was handed to the connection, but no confirm came back
+    /// before it died or the recovery timeout ran out: RabbitMQ may or may
+    /// not have stored it.
+    #[error(
+        "RabbitMQ may or may not have stored job {job_id}: it was sent, but no confirm came ({cause}); enqueue it again with the same id (EnqueueOptions::job_id) so that a copy stored twice can be told apart"
+    )]
+    OutcomeUnknown {
+        /// The job's id, to publish it again under.
+        job_id: crate::JobId,
+        /// What ended the wait for the confirm.
+        cause: Box<Error>,
+    },
     /// The client was closed.
     #[error("the client was closed")]
     ClientClosed,
@@ -141,6 +162,23 @@ impl<J> EnqueueError<J> {
         &self.error
     }
 
+    /// Whether the job may have been enqueued after all: it was sent, but its
+    /// confirm never came. Enqueue it again with the same id
+    /// ([`EnqueueOptions::job_id`](crate::EnqueueOptions::job_id) and
+    /// [`job_id`](Self::job_id)) rather than a new one.
+    pub fn is_outcome_unknown(&self) -> bool {
+        matches!(self.error, Error::OutcomeUnknown { .. })
+    }
+
+    /// The id the job was sent under, when its outcome is unknown; `None`
+    /// when it was certainly not enqueued.
+    pub fn job_id(&self) -> Option<crate::JobId> {
+        match self.error {
+            Error::OutcomeUnknown { job_id, .. } => Some(job_id),
+            _ => None,
+        }
+    }
+
     /// Splits into the job and the error.
     pub fn into_parts(self) -> (J, Error) {
         (self.job, self.error)
@@ -158,7 +196,11 @@ impl<J> fmt::Debug for EnqueueError<J> {
 
 impl<J> fmt::Display for EnqueueError<J> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "job not enqueued: {}", self.error)
+        if self.is_outcome_unknown() {
+            write!(f, "job perhaps not enqueued: {}", self.error)
+        } else {
+            write!(f, "job not enqueued: {}", self.error)
+        }
     }
 }
 
@@ -213,5 +255,29 @@ mod tests {
             "job not enqueued: RabbitMQ refused the message for queue `q` (nack)"
         );
         assert_eq!(error.into_job(), "the job");
+    }
+
+    #[test]
+    fn an_enqueue_whose_confirm_never_came_says_so_and_names_the_job() {
+        let id = crate::JobId::new();
+        let lost_confirm = Error::OutcomeUnknown {
+            job_id: id,
+            cause: Box::new(Error::Unavailable {
+                timeout: std::time::Duration::from_secs(30),
+            }),
+        };
+        let error = EnqueueError::new("the job", lost_confirm);
+        assert!(error.is_outcome_unknown());
+        assert_eq!(error.job_id(), Some(id));
+        let text = error.to_string();
+        assert!(
+            text.starts_with("job perhaps not enqueued: RabbitMQ may or may not have stored job"),
+            "{text}"
+        );
+        assert!(text.contains(&id.to_string()) && text.contains("30s"), "{text}");
+
+        let refused = EnqueueError::new("the job", Error::Nacked { queue: "q".into() });
+        assert!(!refused.is_outcome_unknown());
+        assert_eq!(refused.job_id(), None);
     }
 }

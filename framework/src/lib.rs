@@ -36,6 +36,7 @@
 extern crate self as warren;
 
 mod ack;
+mod backoff;
 mod cli;
 mod client;
 mod codec;

@@ -188,7 +188,11 @@ pub(crate) fn malformed(properties: &BasicProperties) -> Option<String> {
         return Some("its `type` property is not valid UTF-8".to_owned());
     }
     let headers = properties.headers().as_ref()?;
-    if headers.inner().values().any(|value| nested_deeper_than(value, MAX_HEADER_DEPTH - 1)) {
+    if headers
+        .inner()
+        .values()
+        .any(|value| nested_deeper_than(value, MAX_HEADER_DEPTH - 1))
+    {
         return Some(format!("its headers nest deeper than {MAX_HEADER_DEPTH} levels"));
     }
     None
@@ -614,19 +618,28 @@ mod tests {
         let reason = malformed(&with_header("deep", nested(MAX_HEADER_DEPTH + 1))).unwrap();
         assert!(reason.contains("nest deeper than 32"), "{reason}");
         assert!(malformed(&with_header("deep", nested(64))).is_some());
-        assert_eq!(malformed(&job_properties("record", JobId::new(), BodyFormat::Json)), None);
+        assert_eq!(
+            malformed(&job_properties("record", JobId::new(), BodyFormat::Json)),
+            None
+        );
     }
 
     #[test]
     fn a_type_that_was_not_utf8_makes_a_message_malformed() {
         let properties = BasicProperties::default().with_type("rec\u{fffd}\u{fffd}ord".into());
-        assert_eq!(malformed(&properties).as_deref(), Some("its `type` property is not valid UTF-8"));
+        assert_eq!(
+            malformed(&properties).as_deref(),
+            Some("its `type` property is not valid UTF-8")
+        );
     }
 
     #[test]
     fn an_eta_sent_as_an_amqp_timestamp_is_read_in_seconds() {
         let properties = with_header(ETA, AMQPValue::Timestamp(2_000_000_000));
-        assert_eq!(eta(&properties), UNIX_EPOCH.checked_add(Duration::from_secs(2_000_000_000)));
+        assert_eq!(
+            eta(&properties),
+            UNIX_EPOCH.checked_add(Duration::from_secs(2_000_000_000))
+        );
         let millis = with_header(ETA, AMQPValue::LongLongInt(2_000_000_000_000));
         assert_eq!(eta(&millis), eta(&properties));
         assert_eq!(eta(&with_header(ETA, long_string("tomorrow"))), None);
@@ -652,7 +665,10 @@ mod tests {
         assert_eq!(attempt(&trimmed), 2);
         assert_eq!(header(&trimmed, DEAD_REASON).and_then(text).as_deref(), Some("failed"));
         let note = header(&trimmed, TRIMMED).and_then(text).unwrap();
-        assert!(note.contains("`bigger` (50012 bytes)") && note.contains("`big` (40009 bytes)"), "{note}");
+        assert!(
+            note.contains("`bigger` (50012 bytes)") && note.contains("`big` (40009 bytes)"),
+            "{note}"
+        );
         assert_eq!(job_id(&trimmed), id);
     }
 

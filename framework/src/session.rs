@@ -25,7 +25,7 @@ const MIN_ANSWER_WAIT: Duration = Duration::from_secs(1);
 /// Whether the broker closed the channel or connection because of what was
 /// sent (a protocol error), rather than because it went away (I/O errors,
 /// `CONNECTION_FORCED` from an operator or a shutdown).
-fn refused_by_broker(error: &Error) -> bool {
+pub(crate) fn refused_by_broker(error: &Error) -> bool {
     /// AMQP's reply code for a connection closed by an operator or a broker shutdown.
     const CONNECTION_FORCED: u16 = 320;
     match error {

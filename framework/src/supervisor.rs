@@ -185,6 +185,14 @@ impl Supervisor {
         for arbiter in &self.arbiters {
             arbiter.stop();
         }
+        if exit == Exit::Forced {
+            // At once, whatever the connection does: a stalled broker must
+            // not hold a second signal up. Unacked jobs return to RabbitMQ
+            // when the process's sockets close.
+            let _ = sender.send(exit);
+            ctx.stop();
+            return;
+        }
         let connection = Arc::clone(&self.connection);
         ctx.spawn(
             async move {

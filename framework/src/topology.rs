@@ -123,13 +123,22 @@ pub(crate) async fn declare(connection: &Connection, queues: &[QueueSpec]) -> Re
     Ok(())
 }
 
+/// The error for a failed declaration, in the broker's words: RabbitMQ
+/// answers `PRECONDITION_FAILED` both for arguments that differ from the
+/// existing queue's and for a limit (a vhost's `max-queues`), which need
+/// different fixes.
 fn declare_error(queue: &str, source: lapin::Error) -> Error {
-    if let ErrorKind::ProtocolError(amqp) = source.kind()
-        && amqp.get_id() == 406
-    {
-        return Error::QueueMismatch {
+    if let ErrorKind::ProtocolError(amqp) = source.kind() {
+        let reason = amqp.get_message().to_string();
+        if reason.contains("inequivalent arg") {
+            return Error::QueueMismatch {
+                queue: queue.to_owned(),
+                reason,
+            };
+        }
+        return Error::DeclareRefused {
             queue: queue.to_owned(),
-            reason: amqp.get_message().to_string(),
+            reason,
         };
     }
     Error::Declare {

@@ -9,11 +9,12 @@ use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Message,
 use futures_util::{FutureExt, StreamExt};
 use lapin::Connection;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
+use crate::backoff::Backoff;
 use crate::dispatch::{Outcome, Runner};
 use crate::message::DeadReason;
 use crate::{AckMode, Error, JobId, Registry, hold, message, topology};
@@ -21,9 +22,11 @@ use crate::{AckMode, Error, JobId, Registry, hold, message, topology};
 /// How often a worker checks that its channel is still open.
 const HEALTH_CHECK: Duration = Duration::from_secs(1);
 
-/// How long a failed job whose dead letter could not be published is held
-/// before it is returned to the queue.
-const REQUEUE_DELAY: Duration = Duration::from_secs(5);
+/// The first wait before a job's next step (its retry, its dead letter, its
+/// next hop) that could not be published is published again; the waits
+/// grow to [`NEXT_STEP_MAX_WAIT`].
+const NEXT_STEP_FIRST_WAIT: Duration = Duration::from_secs(1);
+const NEXT_STEP_MAX_WAIT: Duration = Duration::from_secs(60);
 
 /// What every worker of a process shares.
 #[derive(Debug)]
@@ -195,15 +198,15 @@ async fn consume(
     let deadline = tokio::time::Instant::now() + settings.shutdown_timeout;
     if !ack.ack_required() {
         // Without acks the jobs already pushed to us exist nowhere else: run them.
+        let mut lost = Vec::new();
         while let Ok(Some(Ok(delivery))) = tokio::time::timeout_at(deadline, consumer.next()).await {
             let Ok(Ok(permit)) = tokio::time::timeout_at(deadline, Arc::clone(&slots).acquire_owned()).await else {
+                // Taken from the consumer, and no slot came free in time.
+                lost.push(message::job_id(&delivery.properties).to_string());
                 break;
             };
             tokio::task::spawn_local(settle(delivery, runner.clone(), Arc::clone(&settings), permit));
         }
-    }
-    if !ack.ack_required() {
-        let mut lost = Vec::new();
         while let Some(Some(Ok(delivery))) = consumer.next().now_or_never() {
             lost.push(message::job_id(&delivery.properties).to_string());
         }
@@ -277,13 +280,15 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
                 return;
             }
             debug!(due_in = ?hold::due_in(eta), "job not due yet; holding it again");
-            let held = runner.client.publish_held(
-                &runner.full_queue,
-                runner.queue_type,
-                &delivery.data,
-                properties.clone(),
-                eta,
-            );
+            let held = || {
+                runner.client.publish_held(
+                    &runner.full_queue,
+                    runner.queue_type,
+                    &delivery.data,
+                    properties.clone(),
+                    eta,
+                )
+            };
             Box::pin(hand_over(&delivery, ack.ack_required(), held)).await;
             return;
         }
@@ -305,11 +310,16 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
             Outcome::Retry { delay, reason, error } => {
                 warn!(reason = reason.as_str(), %error, retry_in = ?delay, "job failed; retrying it");
                 let eta = SystemTime::now() + delay;
-                let retry = message::retry_properties(properties, id, attempt.saturating_add(1), &error, eta);
-                let held =
-                    runner
-                        .client
-                        .publish_held(&runner.full_queue, runner.queue_type, &delivery.data, retry, eta);
+                let retry = &message::retry_properties(properties, id, attempt.saturating_add(1), &error, eta);
+                let held = || {
+                    runner.client.publish_held(
+                        &runner.full_queue,
+                        runner.queue_type,
+                        &delivery.data,
+                        retry.clone(),
+                        eta,
+                    )
+                };
                 Box::pin(hand_over(&delivery, unacked, held)).await;
             }
             Outcome::Dead { reason, error } => {
@@ -325,46 +335,55 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
 /// Moves a delivery's job to the dead-letter queue, with why.
 async fn bury(delivery: &Delivery, runner: &Runner, id: JobId, reason: DeadReason, error: &str, unacked: bool) {
     let properties = &delivery.properties;
-    let dead = message::dead_letter_properties(properties, id, &runner.full_queue, reason, error, &runner.worker);
-    let published = runner
-        .client
-        .publish_dead_letter(&runner.full_queue, runner.queue_type, &delivery.data, dead);
+    let dead = &message::dead_letter_properties(properties, id, &runner.full_queue, reason, error, &runner.worker);
+    let published = || {
+        runner
+            .client
+            .publish_dead_letter(&runner.full_queue, runner.queue_type, &delivery.data, dead.clone())
+    };
     hand_over(delivery, unacked, published).await;
 }
 
 /// Moves a delivery's job elsewhere (`publish`: to a hold queue or the
 /// dead-letter queue), then acks the delivery once that is confirmed.
-/// If the publish failed, an `unacked` delivery is returned to its queue;
-/// one already acknowledged is lost, and logged as such.
-async fn hand_over(delivery: &Delivery, unacked: bool, publish: impl Future<Output = Result<(), Error>>) {
-    // RabbitMQ redelivers an unacked delivery whose channel died: moving
-    // its job elsewhere as well would run it twice (and, for a retry, start
-    // a second chain of retries).
-    if unacked && !delivery.acker.usable() {
-        warn!("the job's channel closed before it could be moved on; RabbitMQ redelivers it");
-        return;
-    }
-    match publish.await {
-        Ok(()) if unacked => {
-            acknowledge(delivery).await;
+///
+/// A publish that fails is tried again, with growing waits, for as long as
+/// it takes: the job keeps its slot and its delivery, and its handler does
+/// not run again (a broker limit or a full disk must not repeat a job's side
+/// effects every few seconds). Each try publishes the same message, with
+/// the same job id and attempt, so a publish whose confirm was lost with
+/// its connection is at worst stored twice, never a new chain of retries.
+/// If the delivery's channel dies meanwhile, RabbitMQ redelivers it.
+async fn hand_over<F, Fut>(delivery: &Delivery, unacked: bool, mut publish: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), Error>>,
+{
+    let mut backoff = Backoff::new(NEXT_STEP_FIRST_WAIT, NEXT_STEP_MAX_WAIT);
+    loop {
+        // RabbitMQ redelivers an unacked delivery whose channel died: moving
+        // its job elsewhere as well would run it twice (and, for a retry,
+        // start a second chain of retries).
+        if unacked && !delivery.acker.usable() {
+            warn!("the job's channel closed before it could be moved on; RabbitMQ redelivers it");
+            return;
         }
-        Ok(()) => {}
-        Err(publish_error) if unacked => {
-            error!(error = %publish_error, retry_in = ?REQUEUE_DELAY, "could not move the job on; returning it to the queue");
-            // Holding the job (and its slot) a while keeps a broken
-            // publisher from turning into a hot fail-requeue-redeliver loop.
-            tokio::time::sleep(REQUEUE_DELAY).await;
-            let requeue = BasicNackOptions {
-                requeue: true,
-                ..BasicNackOptions::default()
-            };
-            if let Err(nack_error) = delivery.acker.nack(requeue).await {
-                warn!(error = %nack_error, "could not return the job; RabbitMQ redelivers it when the channel closes");
+        match publish().await {
+            Ok(()) if unacked => {
+                acknowledge(delivery).await;
+                return;
             }
-        }
-        Err(publish_error) => {
-            let body = String::from_utf8_lossy(&delivery.data);
-            error!(error = %publish_error, %body, "could not move the job on and it was already acknowledged: it is lost");
+            Ok(()) => return,
+            Err(error) => {
+                let wait = backoff.next_wait();
+                if unacked {
+                    warn!(%error, retry_in = ?wait, "could not store the job's next step; holding the job and trying again");
+                } else {
+                    // Already acknowledged: this worker holds the only copy.
+                    error!(%error, retry_in = ?wait, body_bytes = delivery.data.len(), "could not store the job's next step, and it was acknowledged already (it is lost if this worker stops first); trying again");
+                }
+                tokio::time::sleep(wait).await;
+            }
         }
     }
 }

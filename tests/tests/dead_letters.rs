@@ -137,7 +137,7 @@ async fn when_the_workers_publisher_connection_is_closed_it_reconnects_and_the_d
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn when_the_dead_letter_cannot_be_published_the_job_is_kept_and_not_retried_in_a_hot_loop() {
+async fn when_the_dead_letter_cannot_be_published_the_job_waits_without_running_again_then_lands() {
     let broker = TestBroker::new().await;
     let queue = broker.queue("work");
     let dead = format!("{queue}.dead");
@@ -159,21 +159,34 @@ async fn when_the_dead_letter_cannot_be_published_the_job_is_kept_and_not_retrie
         })
         .await
         .expect("enqueue");
-    worker
-        .wait_for_stderr("could not move the job on", Duration::from_secs(10))
-        .await;
-    tokio::time::sleep(Duration::from_secs(6)).await;
-
-    let attempts = worker
-        .stderr()
-        .iter()
-        .filter(|line| line.contains("job failed"))
-        .count();
-    assert!(
-        (1..=3).contains(&attempts),
-        "ran {attempts} times in about 6 s: {:#?}",
+    let holding = |lines: &[String]| {
+        lines
+            .iter()
+            .filter(|line| line.contains("could not store the job's next step"))
+            .count()
+    };
+    eventually(
+        Duration::from_secs(20),
+        "the worker tried the dead letter three times",
+        || holding(&worker.stderr()) >= 3,
+    )
+    .await;
+    let attempts = |lines: &[String]| lines.iter().filter(|line| line.contains("job failed")).count();
+    assert_eq!(
+        attempts(&worker.stderr()),
+        1,
+        "the handler ran once: {:#?}",
         worker.stderr()
     );
     let held = list_queue(&queue).map_or(0, |q| q.messages);
-    assert_eq!(held, 1, "the job is still on the broker");
+    assert_eq!(held, 1, "the job is still on the broker, unacked");
+
+    // The refusing queue goes: the next try declares `.dead` afresh and lands.
+    rabbitmqctl(&["delete_queue", &dead]);
+    broker.wait_for_ready(&dead, 1, Duration::from_secs(90)).await;
+    eventually(Duration::from_secs(5), "the job was acked", || {
+        list_queue(&queue).is_some_and(|q| q.messages == 0)
+    })
+    .await;
+    assert_eq!(attempts(&worker.stderr()), 1, "still once: {:#?}", worker.stderr());
 }
