@@ -351,15 +351,24 @@ impl Client {
                 let (properties, routing_key) = (properties.clone(), routing_key.clone());
                 let handed_over = &handed_over;
                 async move {
-                    handed_over.store(true, Ordering::Relaxed);
                     // A job consumed with the broker's frame size may carry
                     // headers too large for this connection's frames.
                     let frame_max = session.connection.configuration().frame_max();
                     let properties = message::fit_frame(&properties, frame_max).unwrap_or(properties);
-                    let confirm = session
+                    // From here lapin may write the message, even if this
+                    // call gives up waiting; an error from lapin itself means
+                    // it did not (the broker drops a message it did not get whole).
+                    let before = handed_over.swap(true, Ordering::Relaxed);
+                    let publishing = session
                         .channel
-                        .basic_publish("".into(), routing_key, options, body, properties)
-                        .await?;
+                        .basic_publish("".into(), routing_key, options, body, properties);
+                    let confirm = match publishing.await {
+                        Ok(confirm) => confirm,
+                        Err(error) => {
+                            handed_over.store(before, Ordering::Relaxed);
+                            return Err(error.into());
+                        }
+                    };
                     Ok(confirm.await?)
                 }
             })

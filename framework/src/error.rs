@@ -107,7 +107,7 @@ pub enum Error {
     /// before it died or the recovery timeout ran out: RabbitMQ may or may
     /// not have stored it.
     #[error(
-        "RabbitMQ may or may not have stored job {job_id}: it was sent, but no confirm came ({cause}); enqueue it again with the same id (EnqueueOptions::job_id) so that a copy stored twice can be told apart"
+        "outcome unknown: RabbitMQ may or may not have stored job {job_id}: it was sent, but no confirm came ({cause}); enqueue it again with the same id (EnqueueOptions::job_id) so that a copy stored twice can be told apart"
     )]
     OutcomeUnknown {
         /// The job's id, to publish it again under.
@@ -271,7 +271,7 @@ mod tests {
         assert_eq!(error.job_id(), Some(id));
         let text = error.to_string();
         assert!(
-            text.starts_with("job perhaps not enqueued: RabbitMQ may or may not have stored job"),
+            text.starts_with("job perhaps not enqueued: outcome unknown: RabbitMQ may or may not have stored job"),
             "{text}"
         );
         assert!(text.contains(&id.to_string()) && text.contains("30s"), "{text}");

@@ -15,7 +15,7 @@ use jobs::{Flaky, Record};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
-use warren::{Client, JobId};
+use warren::{Client, EnqueueOptions, JobId};
 use warren_tests::{Proxy, TestBroker, TestVhost, WorkerProcess, eventually, list_queue, rabbitmqctl, seqs};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_test-worker");
@@ -50,8 +50,11 @@ async fn a_job_whose_retry_cannot_be_stored_waits_and_does_not_run_again() {
     .await;
     let mut ids = Vec::new();
     for seq in 1..=JOBS {
-        // Fails its first attempt; its retry needs a hold queue.
-        ids.push(client.enqueue(Flaky { seq, failures: 1 }).await.expect("enqueue"));
+        // Fails its first attempt; its retry, due 10-20 s later, needs a
+        // hold queue until then (once due, it would go straight to `work`).
+        let options = EnqueueOptions::new().backoff(Duration::from_secs(20));
+        let job = Flaky { seq, failures: 1 };
+        ids.push(client.enqueue_with(job, options).await.expect("enqueue"));
     }
 
     // One line per back-off, each in the job's span (so with its id) and
@@ -89,7 +92,7 @@ async fn a_job_whose_retry_cannot_be_stored_waits_and_does_not_run_again() {
     );
 
     rabbitmqctl(&["clear_vhost_limits", "-p", vhost.name()]);
-    eventually(Duration::from_secs(30), "every job is done", || {
+    eventually(Duration::from_secs(45), "every job is done", || {
         let out = worker.stdout();
         (1..=JOBS).all(|seq| out.iter().any(|line| *line == format!("done seq={seq}")))
     })
