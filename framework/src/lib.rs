@@ -152,4 +152,10 @@ pub mod __private {
     pub use crate::cli::{run_main, run_main_with_setup};
     pub use crate::registry::Registration;
     pub use inventory;
+
+    /// For the fuzz target: reads a delivery's properties as a worker does
+    /// and builds its retry and dead letter, fitted to `frame_max`.
+    pub fn inspect_delivery(properties: &lapin::BasicProperties, frame_max: u32) {
+        crate::message::inspect(properties, frame_max);
+    }
 }

@@ -235,7 +235,9 @@ pub(crate) fn fit_frame(properties: &BasicProperties, frame_max: u32) -> Option<
         .inner()
         .iter()
         .map(|(name, value)| (name.as_str(), name.as_str().len() + 1 + value_size(value)))
-        .filter(|(name, _)| !OWN_HEADERS.contains(name))
+        // warren's own headers are small (an error text is cut to 4 KiB); one
+        // far larger came from another producer and goes like the others.
+        .filter(|&(name, entry)| !OWN_HEADERS.contains(&name) || entry > MAX_ERROR_LEN + 64)
         .collect();
     droppable.sort_by_key(|&(_, entry)| std::cmp::Reverse(entry));
     let mut dropped = Vec::new();
@@ -388,6 +390,34 @@ pub(crate) fn attempt(properties: &BasicProperties) -> u32 {
 /// A header's value.
 pub(crate) fn header<'a>(properties: &'a BasicProperties, name: &str) -> Option<&'a AMQPValue> {
     properties.headers().as_ref()?.inner().get(name)
+}
+
+/// Reads a delivered message's properties as the worker does, and builds
+/// its retry and dead letter fitted to `frame_max`: for the fuzz target
+/// (`fuzz/`), which checks that no input makes any of it panic, and that a
+/// fitted message fits unless only warren's own headers are left.
+pub(crate) fn inspect(properties: &BasicProperties, frame_max: u32) {
+    let id = job_id(properties);
+    let _ = (malformed(properties), job_name(properties), eta(properties));
+    let _ = broker_death(properties);
+    let _ = retry_policy(properties, RetryPolicy::of(&crate::JobOptions::new()));
+    let next = attempt(properties).saturating_add(1);
+    let retry = retry_properties(properties, id, next, "failed", SystemTime::now());
+    let dead = dead_letter_properties(properties, id, "q", DeadReason::Undecodable, "failed", "w.1");
+    for republished in [retry, dead] {
+        let fitted = fit_frame(&republished, frame_max).unwrap_or(republished);
+        let headers = fitted.headers().clone().unwrap_or_default();
+        let fits = table_size(&headers) + PROPERTIES_BESIDE_HEADERS <= frame_max as usize;
+        let only_ours = headers
+            .inner()
+            .keys()
+            .all(|name| OWN_HEADERS.contains(&name.as_str()) || name.as_str() == TRIMMED);
+        // warren's own headers take at most about 9 KiB.
+        assert!(
+            fits || (frame_max < 32 * 1024 && only_ours),
+            "a fitted message is still too large"
+        );
+    }
 }
 
 /// When and why RabbitMQ last dead-lettered a message.
@@ -653,6 +683,7 @@ mod tests {
         headers.insert("big".into(), long_string(&"x".repeat(40_000)));
         headers.insert("bigger".into(), AMQPValue::ByteArray(vec![0; 50_000].into()));
         headers.insert(ATTEMPT.into(), AMQPValue::LongLongInt(2));
+        headers.insert(RETRIES.into(), long_string(&"9".repeat(30_000)));
         let original = job_properties("record", id, BodyFormat::Json).with_headers(headers);
         let dead = dead_letter_properties(&original, id, "q", DeadReason::Failed, "boom", "a.1");
         assert!(fit_frame(&dead, 131_072).is_none(), "fits the broker's frame as it is");
@@ -661,6 +692,10 @@ mod tests {
         let table = trimmed.headers().clone().unwrap();
         assert!(table_size(&table) + PROPERTIES_BESIDE_HEADERS <= 32 * 1024);
         assert!(header(&trimmed, "big").is_none() && header(&trimmed, "bigger").is_none());
+        assert!(
+            header(&trimmed, RETRIES).is_none(),
+            "a warren header 30 KB long is another producer's"
+        );
         assert_eq!(header(&trimmed, "small").and_then(text).as_deref(), Some("kept"));
         assert_eq!(attempt(&trimmed), 2);
         assert_eq!(header(&trimmed, DEAD_REASON).and_then(text).as_deref(), Some("failed"));
