@@ -14,6 +14,8 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use warren::Client;
 
+pub mod raw_amqp;
+
 /// The broker the tests use: `AMQP_URL`, or the local default.
 pub fn amqp_url() -> String {
     std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://127.0.0.1:5672/%2f".to_owned())
@@ -782,7 +784,7 @@ async fn pipe(
 }
 
 /// `host:port` of the broker in `AMQP_URL`.
-fn broker_address() -> String {
+pub(crate) fn broker_address() -> String {
     let url = amqp_url();
     let authority = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
     let authority = authority.split('/').next().unwrap_or(authority);
