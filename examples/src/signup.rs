@@ -257,7 +257,7 @@ mod tests {
         assert!(error.to_string().contains("not an email address"), "{error}");
 
         let dead = broker.dead_letters();
-        assert_eq!((dead[0].reason, dead[0].attempts), ("rejected", 1));
+        assert_eq!((dead[0].reason, dead[0].attempts), (warren::DeadReason::Rejected, 1));
         assert_eq!(dead[0].decode::<SendWelcomeEmail>().unwrap().user, 8);
         assert!(mailer.sent().is_empty());
     }

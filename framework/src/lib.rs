@@ -35,40 +35,21 @@
 #[cfg(test)]
 extern crate self as warren;
 
-mod ack;
-mod backoff;
+mod amqp;
 mod cli;
 mod client;
-mod codec;
-mod context;
-mod dead;
-mod dispatch;
-mod enqueue;
 mod error;
-mod handler;
-mod hold;
 mod job;
-mod message;
-mod registry;
-mod retry;
-mod runtime;
-mod session;
-mod shutdown;
-mod state;
-mod supervisor;
 pub mod testing;
-mod topology;
 mod worker;
 
-pub use ack::AckMode;
-pub use client::{Client, ClientBuilder};
-pub use context::JobContext;
-pub use enqueue::EnqueueOptions;
+pub use client::{Client, ClientBuilder, EnqueueOptions};
 pub use error::{EnqueueError, Error};
-pub use handler::{Handler, JobError};
-pub use job::{BodyFormat, DEFAULT_QUEUE, Job, JobId, JobOptions, QueueType};
-pub use registry::{Registration, Registry, RegistryError};
-pub use state::{MissingState, State};
+pub use job::{
+    BodyFormat, DEFAULT_QUEUE, DeadReason, Handler, Job, JobContext, JobError, JobId, JobOptions, MissingState,
+    QueueType, Registration, Registry, RegistryError, State,
+};
+pub use worker::AckMode;
 
 /// Derives [`Job`] and registers the type with the worker binary.
 ///
@@ -150,12 +131,12 @@ pub mod guide {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::cli::{run_main, run_main_with_setup};
-    pub use crate::registry::Registration;
+    pub use crate::job::registry::Registration;
     pub use inventory;
 
     /// For the fuzz target: reads a delivery's properties as a worker does
     /// and builds its retry and dead letter, fitted to `frame_max`.
     pub fn inspect_delivery(properties: &lapin::BasicProperties, frame_max: u32) {
-        crate::message::inspect(properties, frame_max);
+        crate::amqp::message::inspect(properties, frame_max);
     }
 }

@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use lapin::BasicProperties;
 
-use crate::testing::memory::{Memory, Message};
+use crate::amqp::message;
+use crate::client::memory::{Memory, Message};
+use crate::job::codec;
 use crate::testing::{DeadLetter, TestContext};
-use crate::{Client, Job, JobId, Registry, State, codec, message};
+use crate::{Client, Job, JobId, Registry, State};
 
 /// Stands in for RabbitMQ in tests: a [`Client`] whose enqueues are
 /// recorded here, typed assertions on them, and [`drain`](Self::drain) to

@@ -6,41 +6,15 @@ use std::time::{Duration, SystemTime};
 
 use tracing::debug;
 
-use crate::dispatch::{Outcome, Runner};
+use crate::DeadReason;
+use crate::amqp::message;
+use crate::client::memory::DeadLetter;
+use crate::job::attempt::{Outcome, Runner};
 use crate::testing::InMemoryBroker;
-use crate::{Job, JobId, Registry, RegistryError, codec, message};
+use crate::{Job, JobId, Registry, RegistryError};
 
 /// The worker id handlers see in a drain.
 const WORKER: &str = "in-memory.1";
-
-/// A job that failed for good in a drain: what a worker would have put in
-/// `<queue>.dead`.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct DeadLetter {
-    /// The job's wire name.
-    pub name: String,
-    /// Its id.
-    pub id: JobId,
-    /// Its queue.
-    pub queue: String,
-    /// Why it died, as in the `warren-dead-reason` header: `failed`,
-    /// `timeout`, `panic`, `undecodable`, `unknown_job` or `rejected`.
-    pub reason: &'static str,
-    /// The last attempt's error.
-    pub error: String,
-    /// How many attempts it had.
-    pub attempts: u32,
-    /// The message body.
-    pub body: Vec<u8>,
-}
-
-impl DeadLetter {
-    /// Decodes the body as job type `J`.
-    pub fn decode<J: Job>(&self) -> Result<J, String> {
-        codec::decode(&self.body)
-    }
-}
 
 /// One attempt a drain ran.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +50,7 @@ pub enum RunOutcome {
     /// It failed for good and is in the dead letters.
     Dead {
         /// Why, as in [`DeadLetter::reason`].
-        reason: &'static str,
+        reason: DeadReason,
         /// The error.
         error: String,
     },
@@ -121,7 +95,7 @@ pub enum DrainError {
         /// Its queue.
         queue: String,
         /// Why, as in [`DeadLetter::reason`].
-        reason: &'static str,
+        reason: DeadReason,
         /// The last attempt's error.
         error: String,
         /// How many attempts it had.
@@ -223,23 +197,23 @@ impl InMemoryBroker {
                         name: run.name.clone(),
                         id,
                         queue: message.queue.clone(),
-                        reason: reason.as_str(),
+                        reason,
                         error: error.clone(),
                         attempts: attempt,
                         body: message.body.clone(),
                     };
                     self.memory.lock().dead.push(letter);
                     run.outcome = RunOutcome::Dead {
-                        reason: reason.as_str(),
+                        reason,
                         error: error.clone(),
                     };
-                    debug!(job.id = %id, job.name = %run.name, queue = %run.queue, attempt, reason = reason.as_str(), %error, "job failed for good");
+                    debug!(job.id = %id, job.name = %run.name, queue = %run.queue, attempt, %reason, %error, "job failed for good");
                     if fail_on_dead {
                         return Err(DrainError::JobFailed {
                             name: run.name,
                             id,
                             queue: run.queue,
-                            reason: reason.as_str(),
+                            reason,
                             error,
                             attempts: attempt,
                         });

@@ -44,11 +44,10 @@
 mod broker;
 mod context;
 mod drain;
-mod memory;
 #[cfg(test)]
 mod tests;
 
+pub use crate::client::memory::DeadLetter;
 pub use broker::{EnqueuedJob, InMemoryBroker};
 pub use context::TestContext;
-pub use drain::{DeadLetter, DrainError, Drained, Run, RunOutcome};
-pub(crate) use memory::Memory;
+pub use drain::{DrainError, Drained, Run, RunOutcome};

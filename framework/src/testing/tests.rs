@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::testing::{DrainError, InMemoryBroker, RunOutcome, TestContext};
-use crate::{EnqueueOptions, Error, Handler, Job, JobContext, JobError, JobId, Registry, State};
+use crate::{DeadReason, EnqueueOptions, Error, Handler, Job, JobContext, JobError, JobId, Registry, State};
 
 /// Counts attempts, per test: the tests of this module run in parallel.
 #[derive(Debug, Default)]
@@ -296,7 +296,10 @@ async fn a_job_out_of_retries_fails_the_drain_with_its_error_or_is_dead_lettered
     else {
         panic!("{error}");
     };
-    assert_eq!((name.as_str(), *failed, *attempts, *reason), ("flaky", id, 2, "failed"));
+    assert_eq!(
+        (name.as_str(), *failed, *attempts, *reason),
+        ("flaky", id, 2, DeadReason::Failed)
+    );
     assert_eq!(text, "gateway down (attempt 2)");
     let message = error.to_string();
     assert!(message.contains(&format!("job `flaky` (id {id})")), "{message}");
@@ -328,10 +331,10 @@ async fn a_job_out_of_retries_fails_the_drain_with_its_error_or_is_dead_lettered
     assert_eq!(
         reasons,
         [
-            ("flaky", "failed", 2),
-            ("misbehave", "rejected", 1),
-            ("misbehave", "panic", 4),
-            ("welcome", "failed", 4)
+            ("flaky", DeadReason::Failed, 2),
+            ("misbehave", DeadReason::Rejected, 1),
+            ("misbehave", DeadReason::Panic, 4),
+            ("welcome", DeadReason::Failed, 4)
         ]
     );
     assert_eq!(dead[1].error, "no such card");
@@ -340,7 +343,7 @@ async fn a_job_out_of_retries_fails_the_drain_with_its_error_or_is_dead_lettered
     let welcome = drained.runs_of::<Welcome>();
     assert_eq!(welcome.len(), 4);
     assert!(
-        matches!(&welcome[3].outcome, RunOutcome::Dead { reason: "failed", error } if error.contains("no state of type")),
+        matches!(&welcome[3].outcome, RunOutcome::Dead { reason: DeadReason::Failed, error } if error.contains("no state of type")),
         "no Outbox was given: {welcome:?}"
     );
 }
@@ -357,7 +360,7 @@ async fn a_job_past_its_timeout_fails_and_paused_time_makes_that_instant() {
     let dead = broker.dead_letters();
     assert_eq!(
         (dead[0].reason, dead[0].error.as_str()),
-        ("timeout", "timed out after 10m")
+        (DeadReason::Timeout, "timed out after 10m")
     );
 }
 

@@ -5,7 +5,9 @@ use std::time::{Duration, SystemTime};
 use lapin::BasicProperties;
 use lapin::types::AMQPValue;
 
-use crate::{Error, JobId, hold, message};
+use crate::amqp::hold;
+use crate::amqp::message;
+use crate::{Error, JobId};
 
 /// Options of one enqueue, for [`Client::enqueue_with`](crate::Client::enqueue_with):
 /// a delay, and retry settings that override the job's `#[job(...)]`.

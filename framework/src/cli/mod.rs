@@ -1,5 +1,7 @@
 //! The command line of a worker binary made by [`main!`](crate::main).
 
+pub(crate) mod dead;
+
 use std::future::Future;
 use std::io::IsTerminal;
 use std::panic::AssertUnwindSafe;
@@ -13,14 +15,14 @@ use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
-use crate::dead::{self, DeadCommand, DeadError};
-use crate::dispatch::Runner;
+use crate::amqp::connect::Endpoint;
 use crate::error::redact;
-use crate::runtime::Endpoint;
-use crate::shutdown::Signals;
-use crate::supervisor::{Exit, Supervisor, backoff};
-use crate::worker::WorkerSettings;
+use crate::job::attempt::Runner;
+use crate::worker::consumer::WorkerSettings;
+use crate::worker::signals::Signals;
+use crate::worker::supervisor::{Exit, Supervisor, backoff};
 use crate::{AckMode, Client, EnqueueOptions, Error, Registry, State};
+use dead::{DeadCommand, DeadError};
 
 /// Exit code of a run that failed: broker unreachable for a command, bad
 /// job, conflicting registrations.
@@ -309,8 +311,8 @@ fn work(url: &str, prefix: &str, registry: Registry, args: WorkArgs, io: Handle,
     }
     for queue in &queues {
         // The longest name warren derives from a queue is its longest hold queue's.
-        let longest = crate::hold::queue_name(&format!("{prefix}{queue}"), crate::hold::LONGEST_HOLD);
-        if let Err(error) = crate::client::short(&longest) {
+        let longest = crate::amqp::hold::queue_name(&format!("{prefix}{queue}"), crate::amqp::hold::LONGEST_HOLD);
+        if let Err(error) = crate::amqp::short(&longest) {
             return fail(format!("cannot consume queue `{prefix}{queue}`: {error}"));
         }
         if !registry.jobs().iter().any(|job| job.queue == *queue) {
@@ -328,7 +330,12 @@ fn work(url: &str, prefix: &str, registry: Registry, args: WorkArgs, io: Handle,
             match std::panic::catch_unwind(AssertUnwindSafe(|| setup(&io))) {
                 Ok(Ok(state)) => state,
                 Ok(Err(error)) => return fail(format!("the setup hook failed: {error}")),
-                Err(panic) => return fail(format!("the setup hook {}", crate::dispatch::panic_message(&*panic))),
+                Err(panic) => {
+                    return fail(format!(
+                        "the setup hook {}",
+                        crate::job::attempt::panic_message(&*panic)
+                    ));
+                }
             }
         }
         None => State::new(),

@@ -5,7 +5,8 @@ use std::fmt;
 
 use futures_util::future::BoxFuture;
 
-use crate::{Handler, Job, JobContext, JobError, JobOptions, QueueType, codec};
+use crate::job::codec;
+use crate::{Handler, Job, JobContext, JobError, JobOptions, QueueType};
 
 /// The future of one attempt, or why the body could not be decoded.
 pub(crate) type Attempt = Result<BoxFuture<'static, Result<(), JobError>>, String>;

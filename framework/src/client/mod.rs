@@ -8,17 +8,23 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::future::join_all;
 use lapin::options::BasicPublishOptions;
-use lapin::types::ShortString;
 use lapin::{BasicProperties, Confirmation};
 use tokio::runtime::Handle;
 use tokio::sync::OnceCell;
 use tokio::time::Instant as Deadline;
 
-use crate::runtime::Endpoint;
-use crate::session::{self, Session, Sessions};
-use crate::testing::Memory;
-use crate::topology::QueueSpec;
-use crate::{EnqueueError, EnqueueOptions, Error, Job, JobId, JobOptions, QueueType, codec, hold, message, topology};
+pub(crate) mod memory;
+mod options;
+
+pub use options::EnqueueOptions;
+
+use crate::amqp::connect::Endpoint;
+use crate::amqp::session::{self, Session, Sessions};
+use crate::amqp::topology::{self, QueueSpec};
+use crate::amqp::{hold, message, short};
+use crate::job::codec;
+use crate::{EnqueueError, Error, Job, JobId, JobOptions, QueueType};
+use memory::Memory;
 
 /// Publishes jobs to RabbitMQ.
 ///
@@ -509,12 +515,6 @@ impl Client {
             amqp.sessions.close().await;
         }
     }
-}
-
-/// A queue name as AMQP carries it; an error, not lapin's panic, when it is
-/// longer than 255 bytes.
-pub(crate) fn short(name: &str) -> Result<ShortString, Error> {
-    ShortString::try_new(name).map_err(|_| Error::NameTooLong { name: name.to_owned() })
 }
 
 impl fmt::Debug for Client {

@@ -11,10 +11,10 @@ use lapin::Connection;
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
-use crate::dispatch::Runner;
-use crate::runtime::Endpoint;
-use crate::shutdown::Signals;
-use crate::worker::{Drain, Worker, WorkerSettings, WorkerStopped};
+use crate::amqp::connect::Endpoint;
+use crate::job::attempt::Runner;
+use crate::worker::consumer::{Drain, Worker, WorkerSettings, WorkerStopped};
+use crate::worker::signals::Signals;
 
 /// A worker restarted after running this long starts its backoff afresh.
 const STABLE_AFTER: Duration = Duration::from_secs(60);

@@ -9,9 +9,11 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use lapin::BasicProperties;
 
-use crate::message::{self, DeadReason};
-use crate::retry::RetryPolicy;
-use crate::{Client, JobContext, JobId, QueueType, Registry, State, hold};
+use crate::DeadReason;
+use crate::amqp::hold;
+use crate::amqp::message;
+use crate::job::retry::RetryPolicy;
+use crate::{Client, JobContext, JobId, QueueType, Registry, State};
 
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

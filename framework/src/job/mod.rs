@@ -7,6 +7,21 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub(crate) mod attempt;
+pub(crate) mod codec;
+mod context;
+mod dead_reason;
+mod handler;
+pub(crate) mod registry;
+pub(crate) mod retry;
+mod state;
+
+pub use context::JobContext;
+pub use dead_reason::DeadReason;
+pub use handler::{Handler, JobError};
+pub use registry::{Registration, Registry, RegistryError};
+pub use state::{MissingState, State};
+
 /// The queue a job goes to when its `#[job(queue = "...")]` does not name one.
 pub const DEFAULT_QUEUE: &str = "default";
 

@@ -16,7 +16,9 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ErrorKind};
 use tracing::{info, warn};
 
-use crate::{Client, Error, JobId, QueueType, Registry, message, topology};
+use crate::amqp::message;
+use crate::amqp::topology;
+use crate::{Client, Error, JobId, QueueType, Registry};
 
 /// Error texts in `dead list` are cut to this many characters.
 const MAX_ERROR_CHARS: usize = 80;
@@ -172,7 +174,7 @@ pub(crate) async fn run(url: &str, prefix: &str, registry: &Registry, command: D
         .map(|queue| topology::dead_queue(&client.queue_name(queue)))
         .collect();
     // lapin panics on names AMQP cannot carry; refuse them here instead.
-    if let Some(error) = dead_queues.iter().find_map(|queue| crate::client::short(queue).err()) {
+    if let Some(error) = dead_queues.iter().find_map(|queue| crate::amqp::short(queue).err()) {
         client.close().await;
         return Err(error.into());
     }

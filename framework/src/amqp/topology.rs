@@ -13,7 +13,8 @@ use lapin::options::QueueDeclareOptions;
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Connection, ErrorKind};
 
-use crate::{Error, QueueType, hold};
+use crate::amqp::hold;
+use crate::{Error, QueueType};
 
 /// The dead-letter queue of `queue`: jobs that failed for good.
 pub(crate) fn dead_queue(queue: &str) -> String {
@@ -107,7 +108,7 @@ fn text(text: &str) -> AMQPValue {
 pub(crate) async fn declare(connection: &Connection, queues: &[QueueSpec]) -> Result<(), Error> {
     let names = queues
         .iter()
-        .map(|queue| crate::client::short(&queue.name))
+        .map(|queue| crate::amqp::short(&queue.name))
         .collect::<Result<Vec<_>, _>>()?;
     let channel = connection.create_channel().await?;
     for (queue, name) in queues.iter().zip(names) {

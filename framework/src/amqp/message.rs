@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 
-use crate::retry::RetryPolicy;
-use crate::{BodyFormat, JobId};
+use crate::job::retry::RetryPolicy;
+use crate::{BodyFormat, DeadReason, JobId};
 
 /// Header: which attempt of the job this message is for (1 on enqueue).
 pub(crate) const ATTEMPT: &str = "warren-attempt";
@@ -75,37 +75,6 @@ const PROPERTIES_BESIDE_HEADERS: usize = 4096;
 
 /// RabbitMQ's delivery mode for messages written to disk.
 pub(crate) const PERSISTENT: u8 = 2;
-
-/// Why a job ended in the dead-letter queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum DeadReason {
-    /// The handler returned an error.
-    Failed,
-    /// The handler ran past its timeout.
-    Timeout,
-    /// The handler panicked.
-    Panic,
-    /// The body did not decode as the job type.
-    Undecodable,
-    /// No job with the message's `type` is registered (or the message has no
-    /// `type` and the queue has no default job).
-    UnknownJob,
-    /// The handler said retrying cannot help ([`JobError::reject`](crate::JobError::reject)).
-    Rejected,
-}
-
-impl DeadReason {
-    pub(crate) const fn as_str(self) -> &'static str {
-        match self {
-            DeadReason::Failed => "failed",
-            DeadReason::Timeout => "timeout",
-            DeadReason::Panic => "panic",
-            DeadReason::Undecodable => "undecodable",
-            DeadReason::UnknownJob => "unknown_job",
-            DeadReason::Rejected => "rejected",
-        }
-    }
-}
 
 /// The properties of a freshly enqueued job.
 pub(crate) fn job_properties(name: &str, id: JobId, format: BodyFormat) -> BasicProperties {

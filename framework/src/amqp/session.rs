@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::Error;
-use crate::runtime::Endpoint;
+use crate::amqp::connect::Endpoint;
 
 /// The first wait between reconnection attempts; it doubles up to [`MAX_WAIT`].
 const FIRST_WAIT: Duration = Duration::from_millis(100);

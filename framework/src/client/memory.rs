@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use lapin::BasicProperties;
 
-use crate::testing::DeadLetter;
+use crate::job::codec;
+use crate::{DeadReason, Job, JobId};
 
 /// What an [`InMemoryBroker`](crate::testing::InMemoryBroker) holds; shared
 /// by its clients.
@@ -73,5 +74,33 @@ impl Store {
         let message = self.pending.remove(index);
         self.now = self.now.max(message.due);
         Some(message)
+    }
+}
+
+/// A job that failed for good in a drain: what a worker would have put in
+/// `<queue>.dead`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DeadLetter {
+    /// The job's wire name.
+    pub name: String,
+    /// Its id.
+    pub id: JobId,
+    /// Its queue.
+    pub queue: String,
+    /// Why it died.
+    pub reason: DeadReason,
+    /// The last attempt's error.
+    pub error: String,
+    /// How many attempts it had.
+    pub attempts: u32,
+    /// The message body.
+    pub body: Vec<u8>,
+}
+
+impl DeadLetter {
+    /// Decodes the body as job type `J`.
+    pub fn decode<J: Job>(&self) -> Result<J, String> {
+        codec::decode(&self.body)
     }
 }

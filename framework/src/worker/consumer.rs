@@ -14,10 +14,13 @@ use lapin::types::FieldTable;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
-use crate::backoff::Backoff;
-use crate::dispatch::{Outcome, Runner};
-use crate::message::DeadReason;
-use crate::{AckMode, Error, JobId, Registry, hold, message, topology};
+use crate::DeadReason;
+use crate::amqp::backoff::Backoff;
+use crate::amqp::hold;
+use crate::amqp::message;
+use crate::amqp::topology;
+use crate::job::attempt::{Outcome, Runner};
+use crate::{AckMode, Error, JobId, Registry};
 
 /// How often a worker checks that its channel is still open.
 const HEALTH_CHECK: Duration = Duration::from_secs(1);
@@ -128,7 +131,7 @@ async fn consume(
     } else {
         warn!(worker = %runner.worker, %queue, "ack mode `none`: RabbitMQ ignores prefetch without acks and pushes the whole queue to this worker; jobs it holds are lost if it dies");
     }
-    crate::client::short(&queue)?;
+    crate::amqp::short(&queue)?;
     // A consumer tag is an AMQP short string too; it only has to be unique
     // on this worker's own channel, so a long one is cut.
     let mut tag = format!("warren-{}-{queue}", runner.worker);
