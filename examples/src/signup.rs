@@ -4,7 +4,7 @@
 //! producer ([`sign_up`]) a web handler would call.
 //!
 //! The tests at the bottom run them with `warren::testing`, without RabbitMQ,
-//! the way `docs/testing.md` recommends:
+//! the way `framework/docs/testing.md` recommends:
 //!
 //! ```text
 //! cargo test -p warren-examples

@@ -115,6 +115,17 @@ pub enum Error {
         /// What ended the wait for the confirm.
         cause: Box<Error>,
     },
+    /// No job of that name is linked into this program.
+    #[error("no job named `{name}` is linked into this program (linked: {known})")]
+    UnknownJob {
+        /// The name asked for.
+        name: String,
+        /// The names of the jobs that are linked, comma-separated.
+        known: String,
+    },
+    /// The job types linked into this program conflict.
+    #[error(transparent)]
+    Registry(#[from] crate::RegistryError),
     /// The client was closed.
     #[error("the client was closed")]
     ClientClosed,

@@ -36,11 +36,13 @@
 extern crate self as warren;
 
 mod amqp;
+#[cfg(feature = "cli")]
 mod cli;
 mod client;
 mod error;
 mod job;
 pub mod testing;
+#[cfg(feature = "worker")]
 mod worker;
 
 pub use client::{Client, ClientBuilder, EnqueueOptions};
@@ -49,6 +51,7 @@ pub use job::{
     BodyFormat, DEFAULT_QUEUE, DeadReason, Handler, Job, JobContext, JobError, JobId, JobOptions, MissingState,
     QueueType, Registration, Registry, RegistryError, State,
 };
+#[cfg(feature = "worker")]
 pub use worker::AckMode;
 
 /// Derives [`Job`] and registers the type with the worker binary.
@@ -100,6 +103,7 @@ pub mod prelude {
 ///
 /// warren::main!(setup = setup);
 /// ```
+#[cfg(feature = "cli")]
 #[macro_export]
 macro_rules! main {
     () => {
@@ -116,20 +120,21 @@ macro_rules! main {
 
 /// The user guide, from the repository's `docs/` (its examples are tested).
 pub mod guide {
-    #[doc = include_str!("../../docs/getting-started.md")]
+    #[doc = include_str!("../docs/getting-started.md")]
     pub mod getting_started {}
-    #[doc = include_str!("../../docs/concepts.md")]
+    #[doc = include_str!("../docs/concepts.md")]
     pub mod concepts {}
-    #[doc = include_str!("../../docs/testing.md")]
+    #[doc = include_str!("../docs/testing.md")]
     pub mod testing {}
-    #[doc = include_str!("../../docs/reliability.md")]
+    #[doc = include_str!("../docs/reliability.md")]
     pub mod reliability {}
-    #[doc = include_str!("../../docs/architecture.md")]
+    #[doc = include_str!("../docs/architecture.md")]
     pub mod architecture {}
 }
 
 #[doc(hidden)]
 pub mod __private {
+    #[cfg(feature = "cli")]
     pub use crate::cli::{run_main, run_main_with_setup};
     pub use crate::job::registry::Registration;
     pub use inventory;

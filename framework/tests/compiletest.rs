@@ -1,7 +1,7 @@
 //! Compile tests of `#[derive(Job)]`: what it accepts (`ui/pass`, which also
 //! run) and how it reports each mistake (`ui/fail`, checked against the
 //! `.stderr` beside each case). Regenerate the expected output with
-//! `TRYBUILD=overwrite cargo test -p warren --test compiletest`, then read it.
+//! `TRYBUILD=overwrite cargo test -p warren-jobs --test compiletest`, then read it.
 
 #[test]
 fn ui() {

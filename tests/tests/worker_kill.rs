@@ -1,7 +1,7 @@
 //! A worker process killed with SIGKILL mid-job, counted job by job: under
 //! late acks nothing is lost and only what the dead worker held runs again;
 //! under ack mode `none` every job the broker had pushed to it and it had
-//! not finished is gone, as docs/concepts.md says.
+//! not finished is gone, as framework/docs/concepts.md says.
 
 #[path = "../src/jobs.rs"]
 #[allow(dead_code, unreachable_pub, reason = "shared with the test-worker binary")]

@@ -32,10 +32,12 @@ pub(crate) const MAX_DELAY: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// How far past [`MAX_DELAY`] a due time may be (clocks of producers and
 /// workers differ) before a worker refuses it as nonsense.
+#[cfg(feature = "worker")]
 pub(crate) const CLOCK_SLACK: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// A job due within this much is run rather than held again, so that clock
 /// jitter does not send it round once more.
+#[cfg(feature = "worker")]
 pub(crate) const EARLY_TOLERANCE: Duration = Duration::from_millis(250);
 
 /// A hold queue is re-declared by a publisher whose last declaration is

@@ -13,9 +13,10 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::Error;
+use crate::amqp::backoff::Backoff;
 use crate::amqp::connect::Endpoint;
 
-/// The first wait between reconnection attempts; it doubles up to [`MAX_WAIT`].
+/// The first wait between reconnection attempts (full jitter); it doubles up to [`MAX_WAIT`].
 const FIRST_WAIT: Duration = Duration::from_millis(100);
 const MAX_WAIT: Duration = Duration::from_secs(5);
 
@@ -155,7 +156,7 @@ impl Sessions {
             let close = old.connection.close(200, "reconnecting".into());
             let _ = tokio::time::timeout(Duration::from_secs(5), close).await;
         });
-        let mut wait = FIRST_WAIT;
+        let mut backoff = Backoff::new(FIRST_WAIT, MAX_WAIT);
         let mut attempt = 1u32;
         loop {
             let opened = tokio::time::timeout_at(deadline, Session::open(&self.endpoint, dead.generation + 1))
@@ -172,11 +173,14 @@ impl Sessions {
                     *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(session);
                     return Ok(());
                 }
-                Err(error) if Instant::now() + wait >= deadline => return Err(error),
+                Err(error) if Instant::now() >= deadline => return Err(error),
                 Err(error) => {
+                    // Never past the deadline: the operation's caller is waiting.
+                    let wait = backoff
+                        .next_wait()
+                        .min(deadline.saturating_duration_since(Instant::now()));
                     warn!(%error, connection = %self.endpoint.name, attempt, retry_in = ?wait, "RabbitMQ unreachable");
                     tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(MAX_WAIT);
                     attempt += 1;
                 }
             }

@@ -92,6 +92,7 @@ pub(crate) fn publisher_queues(queue: &str, queue_type: QueueType) -> Vec<QueueS
 
 /// What a worker consuming the job queue `queue` (a full name) declares:
 /// its dead-letter queue and the queue.
+#[cfg(feature = "worker")]
 pub(crate) fn worker_queues(queue: &str, queue_type: QueueType) -> [QueueSpec; 2] {
     [QueueSpec::dead(queue, queue_type), QueueSpec::job(queue, queue_type)]
 }

@@ -19,11 +19,13 @@ mod options;
 pub use options::EnqueueOptions;
 
 use crate::amqp::connect::Endpoint;
-use crate::amqp::session::{self, Session, Sessions};
+#[cfg(feature = "cli")]
+use crate::amqp::session::Session;
+use crate::amqp::session::{self, Sessions};
 use crate::amqp::topology::{self, QueueSpec};
 use crate::amqp::{hold, message, short};
 use crate::job::codec;
-use crate::{EnqueueError, Error, Job, JobId, JobOptions, QueueType};
+use crate::{EnqueueError, Error, Job, JobId, JobOptions, QueueType, Registry};
 use memory::Memory;
 
 /// Publishes jobs to RabbitMQ.
@@ -101,6 +103,7 @@ impl ClientBuilder {
     }
 
     /// Runs the connection's I/O on this runtime rather than the caller's.
+    #[cfg(feature = "worker")]
     pub(crate) fn runtime(mut self, handle: Handle) -> Self {
         self.runtime = Some(handle);
         self
@@ -178,6 +181,7 @@ impl Client {
 
     /// The client's current session, for commands that open channels of
     /// their own on its connection.
+    #[cfg(feature = "cli")]
     pub(crate) fn session(&self) -> Result<Arc<Session>, Error> {
         match &self.inner.backend {
             Backend::Amqp(amqp) => Ok(amqp.sessions.current()),
@@ -229,6 +233,32 @@ impl Client {
                 .map_err(|error| EnqueueError::new(job, error)),
             Err(error) => Err(EnqueueError::new(job, error)),
         }
+    }
+
+    /// Enqueues a job by its wire name, with its fields as JSON — what
+    /// Celery calls `send_task`: for code that knows a job only by name (an
+    /// admin tool, a bridge from another system). The job type must be
+    /// linked into this program (a contract crate is enough, no handler
+    /// needed), which gives its queue and options, and `json` must decode as
+    /// it; otherwise nothing is published.
+    ///
+    /// ```no_run
+    /// # async fn run(client: &warren::Client) -> Result<(), warren::Error> {
+    /// use warren::EnqueueOptions;
+    ///
+    /// let id = client
+    ///     .enqueue_raw("resize_image", r#"{"path": "cat.png", "width": 640}"#, EnqueueOptions::new())
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn enqueue_raw(&self, name: &str, json: &str, options: EnqueueOptions) -> Result<JobId, Error> {
+        let registry = Registry::linked()?;
+        let job = registry.get(name).ok_or_else(|| Error::UnknownJob {
+            name: name.to_owned(),
+            known: registry.jobs().iter().map(|job| job.name).collect::<Vec<_>>().join(", "),
+        })?;
+        let body = job.encode_json(json).map_err(|reason| Error::Encode { job: job.name, reason })?;
+        self.publish_job(job.name, job.queue, &job.options, &body, &options).await
     }
 
     /// Enqueues several jobs, publishing them all before waiting for the
@@ -422,6 +452,7 @@ impl Client {
     /// Publishes a dead letter to the dead-letter queue of the job queue
     /// `queue` (a full name) of kind `queue_type`, declaring it first unless
     /// this client already has, and waits for the confirm.
+    #[cfg(feature = "worker")]
     pub(crate) async fn publish_dead_letter(
         &self,
         queue: &str,

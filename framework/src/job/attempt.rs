@@ -57,6 +57,7 @@ pub(crate) struct Runner {
     /// The kind of queue it is, as its jobs declare it (see
     /// [`Registry::queue_type`]): its own declaration, its dead-letter
     /// queue's and every republish to it use it.
+    #[cfg_attr(not(feature = "worker"), allow(dead_code, reason = "read when a worker republishes"))]
     pub(crate) queue_type: QueueType,
     /// The worker's id.
     pub(crate) worker: Arc<str>,

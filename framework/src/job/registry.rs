@@ -2,11 +2,12 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::OnceLock;
 
 use futures_util::future::BoxFuture;
 
 use crate::job::codec;
-use crate::{Handler, Job, JobContext, JobError, JobOptions, QueueType};
+use crate::{Error, Handler, Job, JobContext, JobError, JobOptions, QueueType};
 
 /// The future of one attempt, or why the body could not be decoded.
 pub(crate) type Attempt = Result<BoxFuture<'static, Result<(), JobError>>, String>;
@@ -176,6 +177,15 @@ impl Registry {
             }
         }
         Ok(registry)
+    }
+
+    /// The registry of every job type linked into this program, built once.
+    pub(crate) fn linked() -> Result<&'static Registry, Error> {
+        static LINKED: OnceLock<Result<Registry, RegistryError>> = OnceLock::new();
+        LINKED
+            .get_or_init(Registry::from_inventory)
+            .as_ref()
+            .map_err(|error| Error::Registry(error.clone()))
     }
 
     /// The job with this wire name.

@@ -10,7 +10,8 @@ use std::str::FromStr;
 /// | `none` | by the broker as it sends | at most once | no effect |
 /// | `early` | on receipt, before the handler | at most once | limits unstarted jobs |
 /// | `late` | after the outcome is settled | at least once | limits running jobs |
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[non_exhaustive]
 pub enum AckMode {
     /// The broker forgets a message as soon as it sends it (AMQP `no-ack`,
