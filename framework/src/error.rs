@@ -11,9 +11,9 @@ pub enum Error {
     Connect {
         /// The broker's URL, without its password.
         url: String,
-        /// What lapin reported.
+        /// What the AMQP client reported.
         #[source]
-        source: lapin::Error,
+        source: AmqpError,
     },
     /// The broker did not complete the connection handshake in time.
     #[error("could not connect to RabbitMQ at {url}: no answer within {timeout:?}")]
@@ -45,9 +45,9 @@ pub enum Error {
     Declare {
         /// The queue.
         queue: String,
-        /// What lapin reported.
+        /// What the AMQP client reported.
         #[source]
-        source: lapin::Error,
+        source: AmqpError,
     },
     /// The broker did not take the message (a negative publisher confirm).
     #[error("RabbitMQ refused the message for queue `{queue}` (nack)")]
@@ -68,18 +68,6 @@ pub enum Error {
         job: &'static str,
         /// Why.
         reason: String,
-    },
-    /// RabbitMQ cancelled a worker's consumer, e.g. because its queue was deleted.
-    #[error("RabbitMQ cancelled the consumer of queue `{queue}` (was the queue deleted?)")]
-    ConsumerCancelled {
-        /// The queue.
-        queue: String,
-    },
-    /// A worker's channel or connection was closed under it.
-    #[error("the channel consuming queue `{queue}` was closed")]
-    ChannelClosed {
-        /// The queue.
-        queue: String,
     },
     /// A job was enqueued with a delay longer than warren holds jobs.
     #[error("cannot delay a job by {}: the longest delay is {}", humantime::format_duration(*.delay), humantime::format_duration(*.max))]
@@ -138,12 +126,44 @@ pub enum Error {
     /// `Client::connect` was called outside a tokio runtime.
     #[error("warren needs a tokio runtime: connect from within one (e.g. under #[tokio::main])")]
     NoRuntime,
-    /// An operation that needs RabbitMQ was asked of an in-memory client.
-    #[error("this client is in-memory (warren::testing) and has no connection to RabbitMQ")]
-    InMemory,
     /// An AMQP operation failed (usually: the connection or channel is gone).
     #[error("RabbitMQ error: {0}")]
-    Amqp(#[from] lapin::Error),
+    Amqp(#[source] AmqpError),
+}
+
+impl From<lapin::Error> for Error {
+    fn from(error: lapin::Error) -> Self {
+        Error::Amqp(AmqpError(error))
+    }
+}
+
+/// What the AMQP client library reported, as text and as an error source;
+/// its type is not part of warren's API, so that warren can change or
+/// upgrade its AMQP client without breaking yours.
+#[derive(Debug)]
+pub struct AmqpError(lapin::Error);
+
+impl AmqpError {
+    pub(crate) fn new(error: lapin::Error) -> Self {
+        AmqpError(error)
+    }
+
+    /// The client library's error, for warren's own decisions.
+    pub(crate) fn inner(&self) -> &lapin::Error {
+        &self.0
+    }
+}
+
+impl fmt::Display for AmqpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for AmqpError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
 }
 
 /// An enqueue that did not happen: the error, and the job handed back so the

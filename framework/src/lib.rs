@@ -46,7 +46,7 @@ pub mod testing;
 mod worker;
 
 pub use client::{Client, ClientBuilder, EnqueueOptions};
-pub use error::{EnqueueError, Error};
+pub use error::{AmqpError, EnqueueError, Error};
 pub use job::{
     BodyFormat, DEFAULT_QUEUE, DeadReason, Handler, Job, JobContext, JobError, JobId, JobOptions, MissingState,
     QueueType, Registration, Registry, RegistryError, State,

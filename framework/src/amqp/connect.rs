@@ -9,6 +9,7 @@ use lapin::{Connection, ConnectionProperties};
 use tokio::runtime::Handle;
 
 use crate::Error;
+use crate::error::AmqpError;
 use crate::error::redact;
 
 /// Where and as what a process connects: the URL (or a cluster's URLs,
@@ -81,7 +82,7 @@ impl Endpoint {
         }
         Err(last_error.unwrap_or_else(|| Error::Connect {
             url: String::new(),
-            source: lapin::Error::from(std::io::Error::other("no RabbitMQ URL given")),
+            source: AmqpError::new(lapin::Error::from(std::io::Error::other("no RabbitMQ URL given"))),
         }))
     }
 }
@@ -117,7 +118,7 @@ pub(crate) fn split_urls(urls: &str) -> impl Iterator<Item = &str> {
 async fn connect_one(url: &str, name: &str, frame_max: Option<u32>, handle: Handle) -> Result<Connection, Error> {
     let mut uri: AMQPUri = url.parse().map_err(|reason: String| Error::Connect {
         url: redact(url),
-        source: lapin::Error::from(std::io::Error::other(reason)),
+        source: AmqpError::new(lapin::Error::from(std::io::Error::other(reason))),
     })?;
     if let Some(frame_max) = frame_max {
         uri.query.frame_max.get_or_insert(frame_max);
@@ -130,7 +131,7 @@ async fn connect_one(url: &str, name: &str, frame_max: Option<u32>, handle: Hand
     match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
         Ok(connected) => connected.map_err(|source| Error::Connect {
             url: redact(url),
-            source,
+            source: AmqpError::new(source),
         }),
         Err(_elapsed) => Err(Error::ConnectTimeout {
             url: redact(url),

@@ -31,7 +31,7 @@ pub(crate) fn refused_by_broker(error: &Error) -> bool {
     const CONNECTION_FORCED: u16 = 320;
     match error {
         Error::Amqp(error) => {
-            matches!(error.kind(), ErrorKind::ProtocolError(amqp) if amqp.get_id() != CONNECTION_FORCED)
+            matches!(error.inner().kind(), ErrorKind::ProtocolError(amqp) if amqp.get_id() != CONNECTION_FORCED)
         }
         _ => false,
     }

@@ -14,6 +14,7 @@ use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Connection, ErrorKind};
 
 use crate::amqp::hold;
+use crate::error::AmqpError;
 use crate::{Error, QueueType};
 
 /// The dead-letter queue of `queue`: jobs that failed for good.
@@ -145,7 +146,7 @@ fn declare_error(queue: &str, source: lapin::Error) -> Error {
     }
     Error::Declare {
         queue: queue.to_owned(),
-        source,
+        source: AmqpError::new(source),
     }
 }
 

@@ -82,6 +82,10 @@ impl DeadCommand {
 /// Why a `dead` command failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum DeadError {
+    /// The client has no connection of its own to open channels on (an
+    /// in-memory client; the commands always connect one).
+    #[error("the dead-letter commands need a connection to RabbitMQ")]
+    NotConnected,
     /// No `--queue` and no registered job to take queues from.
     #[error("no jobs are registered in this binary, so there is no dead-letter queue to look at; pass --queue")]
     NoQueues,
@@ -147,7 +151,7 @@ pub(crate) enum DeadError {
 
 impl From<lapin::Error> for DeadError {
     fn from(source: lapin::Error) -> Self {
-        DeadError::Broker(Error::Amqp(source))
+        DeadError::Broker(Error::from(source))
     }
 }
 
@@ -179,9 +183,23 @@ pub(crate) async fn run(url: &str, prefix: &str, registry: &Registry, command: D
         return Err(error.into());
     }
     let result = match command {
-        DeadCommand::List { limit, .. } => list(&client.session()?.connection, &dead_queues, limit).await,
+        DeadCommand::List { limit, .. } => {
+            list(
+                &client.session().ok_or(DeadError::NotConnected)?.connection,
+                &dead_queues,
+                limit,
+            )
+            .await
+        }
         DeadCommand::Retry { job_id, .. } => retry(&client, registry, &dead_queues, job_id).await,
-        DeadCommand::Purge { yes, .. } => purge(&client.session()?.connection, &dead_queues, yes).await,
+        DeadCommand::Purge { yes, .. } => {
+            purge(
+                &client.session().ok_or(DeadError::NotConnected)?.connection,
+                &dead_queues,
+                yes,
+            )
+            .await
+        }
     };
     client.close().await;
     result
@@ -327,7 +345,7 @@ async fn retry_from(
     dead_queue: &str,
     only: Option<JobId>,
 ) -> Result<u32, DeadError> {
-    let session = client.session()?;
+    let session = client.session().ok_or(DeadError::NotConnected)?;
     let connection = &session.connection;
     let Some(present) = ready(connection, dead_queue).await? else {
         return Ok(0);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use lapin::BasicProperties;
 
-use crate::job::codec;
+use crate::job::codec::{self, DecodeError};
 use crate::{DeadReason, Job, JobId};
 
 /// What an [`InMemoryBroker`](crate::testing::InMemoryBroker) holds; shared
@@ -100,7 +100,7 @@ pub struct DeadLetter {
 
 impl DeadLetter {
     /// Decodes the body as job type `J`.
-    pub fn decode<J: Job>(&self) -> Result<J, String> {
-        codec::decode(&self.body)
+    pub fn decode<J: Job>(&self) -> Result<J, DecodeError> {
+        codec::decode(&self.body).map_err(DecodeError::new)
     }
 }

@@ -182,10 +182,10 @@ impl Client {
     /// The client's current session, for commands that open channels of
     /// their own on its connection.
     #[cfg(feature = "cli")]
-    pub(crate) fn session(&self) -> Result<Arc<Session>, Error> {
+    pub(crate) fn session(&self) -> Option<Arc<Session>> {
         match &self.inner.backend {
-            Backend::Amqp(amqp) => Ok(amqp.sessions.current()),
-            Backend::Memory(_) => Err(Error::InMemory),
+            Backend::Amqp(amqp) => Some(amqp.sessions.current()),
+            Backend::Memory(_) => None,
         }
     }
 
@@ -255,10 +255,18 @@ impl Client {
         let registry = Registry::linked()?;
         let job = registry.get(name).ok_or_else(|| Error::UnknownJob {
             name: name.to_owned(),
-            known: registry.jobs().iter().map(|job| job.name).collect::<Vec<_>>().join(", "),
+            known: registry
+                .jobs()
+                .iter()
+                .map(|job| job.name)
+                .collect::<Vec<_>>()
+                .join(", "),
         })?;
-        let body = job.encode_json(json).map_err(|reason| Error::Encode { job: job.name, reason })?;
-        self.publish_job(job.name, job.queue, &job.options, &body, &options).await
+        let body = job
+            .encode_json(json)
+            .map_err(|reason| Error::Encode { job: job.name, reason })?;
+        self.publish_job(job.name, job.queue, &job.options, &body, &options)
+            .await
     }
 
     /// Enqueues several jobs, publishing them all before waiting for the

@@ -20,6 +20,19 @@ pub(crate) fn encode<J: Job>(job: &J) -> Result<Vec<u8>, Error> {
     }
 }
 
+/// A message body that does not decode as the job type asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct DecodeError {
+    reason: String,
+}
+
+impl DecodeError {
+    pub(crate) fn new(reason: String) -> Self {
+        DecodeError { reason }
+    }
+}
+
 /// Decodes a message body into a job; the error says why it could not.
 pub(crate) fn decode<J: Job>(body: &[u8]) -> Result<J, String> {
     match J::OPTIONS.format {

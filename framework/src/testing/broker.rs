@@ -8,7 +8,7 @@ use lapin::BasicProperties;
 
 use crate::amqp::message;
 use crate::client::memory::{Memory, Message};
-use crate::job::codec;
+use crate::job::codec::{self, DecodeError};
 use crate::testing::{DeadLetter, TestContext};
 use crate::{Client, Job, JobId, Registry, State};
 
@@ -302,8 +302,8 @@ impl EnqueuedJob {
     }
 
     /// Decodes the body as job type `J`, as a worker would.
-    pub fn decode<J: Job>(&self) -> Result<J, String> {
-        codec::decode(&self.body)
+    pub fn decode<J: Job>(&self) -> Result<J, DecodeError> {
+        codec::decode(&self.body).map_err(DecodeError::new)
     }
 
     /// A header of the message as text (integers in decimal), e.g.

@@ -48,6 +48,7 @@ mod drain;
 mod tests;
 
 pub use crate::client::memory::DeadLetter;
+pub use crate::job::codec::DecodeError;
 pub use broker::{EnqueuedJob, InMemoryBroker};
 pub use context::TestContext;
 pub use drain::{DrainError, Drained, Run, RunOutcome};

@@ -46,7 +46,33 @@ pub(crate) struct WorkerSettings {
 pub(crate) struct WorkerStopped {
     pub(crate) slot: usize,
     /// `Ok` after a drain; otherwise what killed the worker's channel or consumer.
-    pub(crate) result: Result<(), Error>,
+    pub(crate) result: Result<(), Stopped>,
+}
+
+/// Why a worker's consumer stopped, other than a drain.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Stopped {
+    /// RabbitMQ cancelled the consumer, e.g. because its queue was deleted.
+    #[error("RabbitMQ cancelled the consumer of queue `{queue}` (was the queue deleted?)")]
+    ConsumerCancelled {
+        /// The queue.
+        queue: String,
+    },
+    /// The channel or connection was closed under it.
+    #[error("the channel consuming queue `{queue}` was closed")]
+    ChannelClosed {
+        /// The queue.
+        queue: String,
+    },
+    /// Declaring, opening the channel or consuming failed.
+    #[error(transparent)]
+    Broker(#[from] Error),
+}
+
+impl From<lapin::Error> for Stopped {
+    fn from(error: lapin::Error) -> Self {
+        Stopped::Broker(error.into())
+    }
 }
 
 /// Asks a worker to stop taking jobs and finish the ones it has.
@@ -118,7 +144,7 @@ async fn consume(
     settings: Arc<WorkerSettings>,
     connection: Arc<Connection>,
     mut drain: watch::Receiver<bool>,
-) -> Result<(), Error> {
+) -> Result<(), Stopped> {
     let queue = runner.full_queue.to_string();
     topology::declare(&connection, &topology::worker_queues(&queue, runner.queue_type)).await?;
     let channel = connection.create_channel().await?;
@@ -158,7 +184,7 @@ async fn consume(
     // lapin's consumer stream can stay silent when the broker closes the
     // connection, so the channel's state is checked on a tick as well.
     let mut health = tokio::time::interval(HEALTH_CHECK);
-    let channel_lost = || Error::ChannelClosed { queue: queue.clone() };
+    let channel_lost = || Stopped::ChannelClosed { queue: queue.clone() };
     let healthy = || channel.status().connected() && connection.status().connected();
     loop {
         // Also while every slot is busy with long jobs: a dead channel must
@@ -189,7 +215,7 @@ async fn consume(
                 tokio::task::spawn_local(settle(delivery, runner.clone(), Arc::clone(&settings), permit));
             }
             Some(Err(error)) => return Err(error.into()),
-            None => return Err(Error::ConsumerCancelled { queue }),
+            None => return Err(Stopped::ConsumerCancelled { queue }),
         }
     }
 
