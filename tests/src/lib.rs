@@ -246,6 +246,12 @@ impl WorkerProcess {
         if !command.get_envs().any(|(name, _)| name == "AMQP_URL") {
             command.env("AMQP_URL", amqp_url());
         }
+        // Jobs of unknown names go to the dead-letter queue at once, as the
+        // tests of bad input expect, unless a test sets the rolling-deploy
+        // window itself (`--unknown-job-window` beats this).
+        if !command.get_envs().any(|(name, _)| name == "WARREN_UNKNOWN_JOB_WINDOW") {
+            command.env("WARREN_UNKNOWN_JOB_WINDOW", "0s");
+        }
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

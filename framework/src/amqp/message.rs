@@ -38,13 +38,18 @@ pub(crate) const DEAD_QUEUE: &str = "warren-dead-queue";
 /// Header of a dead letter: the worker that gave up on it.
 pub(crate) const DEAD_WORKER: &str = "warren-dead-worker";
 
+/// Header of a job no worker knew: when a worker first found no job of its
+/// name (milliseconds since the epoch), to bound how long it is held for a
+/// worker that knows it.
+pub(crate) const UNKNOWN_SINCE: &str = "warren-unknown-since";
 /// Header of a job republished without some of its headers: which were
 /// dropped, and how large they were, to fit the publisher's frame.
 pub(crate) const TRIMMED: &str = "warren-trimmed";
 
 /// The headers warren reads or writes: kept when a republished job must be
 /// trimmed to fit a frame.
-const OWN_HEADERS: [&str; 11] = [
+const OWN_HEADERS: [&str; 12] = [
+    UNKNOWN_SINCE,
     ATTEMPT,
     RETRIES,
     BACKOFF,
@@ -129,6 +134,29 @@ pub(crate) fn retry_properties(
     }
     headers.insert(ETA.into(), eta_value(eta));
     carried_properties(original, id, headers)
+}
+
+/// The properties of a job no worker knows yet, held until `eta`: the
+/// original ones with when it was first found unknown (kept from an
+/// earlier hold), and its due time. The attempt does not count up.
+#[cfg(feature = "worker")]
+pub(crate) fn unknown_properties(
+    original: &BasicProperties,
+    id: JobId,
+    since: SystemTime,
+    eta: SystemTime,
+) -> BasicProperties {
+    let mut headers = carried_headers(original, &[]);
+    headers.insert(UNKNOWN_SINCE.into(), eta_value(since));
+    headers.insert(ETA.into(), eta_value(eta));
+    carried_properties(original, id, headers)
+}
+
+/// When a worker first found no job of this message's name, if one did.
+#[cfg(feature = "worker")]
+pub(crate) fn unknown_since(properties: &BasicProperties) -> Option<SystemTime> {
+    let millis = header(properties, UNKNOWN_SINCE).and_then(integer)?;
+    UNIX_EPOCH.checked_add(Duration::from_millis(u64::try_from(millis).ok()?))
 }
 
 /// `properties` with the job due at `eta`.

@@ -102,6 +102,11 @@ struct WorkArgs {
     /// How long running jobs may take to finish after SIGINT/SIGTERM.
     #[arg(long, env = "WARREN_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     shutdown_timeout: Duration,
+    /// How long a job of a name this worker does not know is held for a
+    /// worker that knows it (during a rolling deploy) before it goes to the
+    /// dead-letter queue as `unknown_job`.
+    #[arg(long, env = "WARREN_UNKNOWN_JOB_WINDOW", default_value = "15m", value_parser = humantime::parse_duration)]
+    unknown_job_window: Duration,
     /// This process's name in worker ids (`<name>.<n>`) and consumer tags [default: the process id].
     #[arg(long, env = "WARREN_WORKER_NAME")]
     name: Option<String>,
@@ -349,6 +354,7 @@ fn work(url: &str, prefix: &str, registry: Registry, args: WorkArgs, io: Handle,
         ack: args.ack,
         prefetch: args.prefetch,
         shutdown_timeout: args.shutdown_timeout,
+        unknown_job_window: args.unknown_job_window,
     });
     let system = actix::System::new();
     let exit = system.block_on(async move {

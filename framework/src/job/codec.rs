@@ -36,9 +36,18 @@ impl DecodeError {
 /// Decodes a message body into a job; the error says why it could not.
 pub(crate) fn decode<J: Job>(body: &[u8]) -> Result<J, String> {
     match J::OPTIONS.format {
-        BodyFormat::Json => {
-            serde_json::from_slice(body).map_err(|e| format!("invalid JSON for job `{}`: {e}", J::NAME))
-        }
+        BodyFormat::Json => serde_json::from_slice(body).map_err(|e| {
+            if e.is_data() {
+                // Valid JSON of another shape: most often a job enqueued
+                // before its fields changed.
+                format!(
+                    "the body does not match job `{}`: {e} (if its fields changed, messages enqueued before need the new fields to be optional or #[serde(default)])",
+                    J::NAME
+                )
+            } else {
+                format!("invalid JSON for job `{}`: {e}", J::NAME)
+            }
+        }),
         BodyFormat::Text => {
             let text =
                 std::str::from_utf8(body).map_err(|e| format!("body of text job `{}` is not UTF-8: {e}", J::NAME))?;
@@ -110,8 +119,15 @@ mod tests {
 
     #[test]
     fn bad_bodies_say_what_is_wrong() {
-        let error = decode::<Resize>(b"{\"width\": \"wide\"}").unwrap_err();
+        let error = decode::<Resize>(b"not json").unwrap_err();
         assert!(error.starts_with("invalid JSON for job `resize`"), "{error}");
+        // Valid JSON of another shape: a job enqueued before its fields changed.
+        let error = decode::<Resize>(b"{\"height\": 480}").unwrap_err();
+        assert!(
+            error.starts_with("the body does not match job `resize`: missing field `width`"),
+            "{error}"
+        );
+        assert!(error.contains("#[serde(default)]"), "{error}");
         let error = decode::<Greeting>(&[0xff, 0xfe]).unwrap_err();
         assert!(error.contains("not UTF-8"), "{error}");
     }

@@ -7,10 +7,10 @@ use std::time::{Duration, SystemTime};
 
 use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Message, Recipient, WrapFuture};
 use futures_util::{FutureExt, StreamExt};
-use lapin::Connection;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
@@ -38,6 +38,9 @@ pub(crate) struct WorkerSettings {
     pub(crate) ack: AckMode,
     pub(crate) prefetch: u16,
     pub(crate) shutdown_timeout: Duration,
+    /// How long a job of a name no worker knows is held for one that does
+    /// (a rolling deploy) before it is dead-lettered as `unknown_job`.
+    pub(crate) unknown_job_window: Duration,
 }
 
 /// Tells the supervisor a worker has stopped, and why.
@@ -351,6 +354,21 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
                 };
                 Box::pin(hand_over(&delivery, unacked, held)).await;
             }
+            Outcome::Dead {
+                reason: DeadReason::UnknownJob,
+                error,
+            } if let Some((since, wait)) = hold_unknown(properties, settings.unknown_job_window) => {
+                // During a rolling deploy, a newer worker knows it.
+                warn!(%error, retry_in = ?wait, "no job of this name here; holding it for a worker that knows it");
+                let eta = SystemTime::now() + wait;
+                let held = &message::unknown_properties(properties, id, since, eta);
+                let publish = || {
+                    runner
+                        .client
+                        .publish_held(&runner.full_queue, runner.queue_type, &delivery.data, held.clone(), eta)
+                };
+                Box::pin(hand_over(&delivery, unacked, publish)).await;
+            }
             Outcome::Dead { reason, error } => {
                 warn!(reason = reason.as_str(), %error, "job failed; moving it to the dead-letter queue");
                 Box::pin(bury(&delivery, &runner, id, reason, &error, unacked)).await;
@@ -359,6 +377,25 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
     }
     .instrument(span)
     .await;
+}
+
+/// Whether a job of a name this worker does not know is held again rather
+/// than dead-lettered, and if so since when it is unknown and how long it
+/// waits: for `window` from the first time a worker did not know it, with
+/// waits growing with the time already waited (1 s up to a minute), then
+/// it goes to the dead-letter queue as `unknown_job`.
+fn hold_unknown(properties: &BasicProperties, window: Duration) -> Option<(SystemTime, Duration)> {
+    const STEPS: [u64; 6] = [1, 2, 5, 10, 30, 60];
+    let now = SystemTime::now();
+    let since = message::unknown_since(properties).unwrap_or(now);
+    let waited = now.duration_since(since).unwrap_or_default();
+    let left = window.checked_sub(waited).filter(|left| !left.is_zero())?;
+    let step = STEPS
+        .iter()
+        .map(|&secs| Duration::from_secs(secs))
+        .find(|&step| step >= waited)
+        .unwrap_or(Duration::from_secs(60));
+    Some((since, step.min(left)))
 }
 
 /// Moves a delivery's job to the dead-letter queue, with why.
