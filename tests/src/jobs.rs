@@ -203,18 +203,26 @@ impl Handler for RateLimited {
     }
 }
 
-/// Sleeps `sleep_ms`, then fails; one retry, 200 ms later.
+/// Waits until the file `gate` exists (at most a minute), then fails; one
+/// retry, 200 ms later. A test opens the gate once what it wants to happen
+/// during the attempt has happened, so that the order does not depend on
+/// how fast the machine is.
 #[derive(Debug, Clone, Serialize, Deserialize, Job)]
 #[job(queue = "work", retries = 1, backoff = "200ms")]
-pub struct SlowFail {
+pub struct GatedFail {
     pub seq: u32,
-    pub sleep_ms: u64,
+    pub gate: String,
 }
 
-impl Handler for SlowFail {
+impl Handler for GatedFail {
     async fn perform(self, ctx: &JobContext) -> Result<(), JobError> {
         println!("attempt seq={} attempt={} at_ms={}", self.seq, ctx.attempt(), now_ms());
-        tokio::time::sleep(Duration::from_millis(self.sleep_ms)).await;
+        let opened = async {
+            while !std::path::Path::new(&self.gate).exists() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(60), opened).await;
         Err(JobError::msg("still failing"))
     }
 }

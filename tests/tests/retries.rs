@@ -8,7 +8,7 @@ mod jobs;
 
 use std::time::Duration;
 
-use jobs::{AlwaysFail, Flaky, RateLimited, Reject, SlowFail};
+use jobs::{AlwaysFail, Flaky, GatedFail, RateLimited, Reject};
 use warren::EnqueueOptions;
 use warren_tests::{TestBroker, WorkerProcess, close_connection, eventually, field, header, list_queue};
 
@@ -166,11 +166,12 @@ async fn a_job_failing_while_its_channel_dies_is_redelivered_not_also_retried() 
     let name = format!("{}w", broker.prefix());
     let worker = broker.worker(WORKER, &["work", "--queues", "work", "--workers", "1", "--name", &name]);
     broker.wait_for_consumers(&queue, 1).await;
+    let gate = std::env::temp_dir().join(format!("{}gate", broker.prefix()));
     broker
         .client()
-        .enqueue(SlowFail {
+        .enqueue(GatedFail {
             seq: 6,
-            sleep_ms: 1_500,
+            gate: gate.display().to_string(),
         })
         .await
         .expect("enqueue");
@@ -179,7 +180,12 @@ async fn a_job_failing_while_its_channel_dies_is_redelivered_not_also_retried() 
         .await;
     // The consumer's connection dies while the first attempt runs; RabbitMQ
     // will redeliver it, so that attempt's failure must not be retried too.
+    // The attempt fails only once the worker has seen its consumer die.
     close_connection(&format!("warren worker {name}"));
+    worker
+        .wait_for_stderr("worker stopped; restarting it", Duration::from_secs(20))
+        .await;
+    std::fs::write(&gate, b"open").expect("open the gate");
 
     let dead = format!("{queue}.dead");
     broker.wait_for_ready(&dead, 1, Duration::from_secs(30)).await;
@@ -187,4 +193,5 @@ async fn a_job_failing_while_its_channel_dies_is_redelivered_not_also_retried() 
     assert_eq!(broker.ready(&dead).await, 1, "one chain of retries, one dead letter");
     // The interrupted run, then the redelivery and its one retry.
     assert_eq!(attempts(&worker, 6).len(), 3, "{:#?}", worker.stdout());
+    let _ = std::fs::remove_file(&gate);
 }
