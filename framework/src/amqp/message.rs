@@ -73,6 +73,13 @@ const MAX_ERROR_LEN: usize = 4096;
 /// (`amq_protocol_types::parsing::MAX_NESTING`, patched in `patches/`).
 pub(crate) const MAX_HEADER_DEPTH: usize = 32;
 
+/// How many dropped headers [`TRIMMED`] names; the others are counted.
+const TRIMMED_NOTE_NAMES: usize = 8;
+
+/// The most room [`TRIMMED`] takes in the headers: its name, and a note
+/// naming at most [`TRIMMED_NOTE_NAMES`] headers of up to 255 bytes each.
+const TRIMMED_NOTE_MAX: usize = 3 * 1024;
+
 /// Room left in a frame for everything in a message's properties but the
 /// headers: 14 short strings of at most 255 bytes, the fixed fields, the
 /// content header's own fields and the frame's framing.
@@ -237,6 +244,8 @@ pub(crate) fn fit_frame(properties: &BasicProperties, frame_max: u32) -> Option<
         .filter(|&(name, entry)| !OWN_HEADERS.contains(&name) || entry > MAX_ERROR_LEN + 64)
         .collect();
     droppable.sort_by_key(|&(_, entry)| std::cmp::Reverse(entry));
+    // The note added below takes room too.
+    let budget = budget.saturating_sub(TRIMMED_NOTE_MAX);
     let mut dropped = Vec::new();
     for (name, entry) in droppable {
         if size <= budget {
@@ -251,10 +260,16 @@ pub(crate) fn fit_frame(properties: &BasicProperties, frame_max: u32) -> Option<
             kept.insert(name.clone(), value.clone());
         }
     }
-    let listed: Vec<String> = dropped
+    let mut listed: Vec<String> = dropped
         .iter()
+        .take(TRIMMED_NOTE_NAMES)
         .map(|(name, entry)| format!("`{name}` ({entry} bytes)"))
         .collect();
+    if dropped.len() > TRIMMED_NOTE_NAMES {
+        let rest = &dropped[TRIMMED_NOTE_NAMES..];
+        let bytes: usize = rest.iter().map(|&(_, entry)| entry).sum();
+        listed.push(format!("and {} more ({bytes} bytes)", rest.len()));
+    }
     let note = format!("dropped header {} to fit a {frame_max}-byte frame", listed.join(", "));
     kept.insert(TRIMMED.into(), long_string(&note));
     Some(properties.clone().with_headers(kept))
@@ -702,6 +717,25 @@ mod tests {
             "{note}"
         );
         assert_eq!(job_id(&trimmed), id);
+    }
+
+    #[test]
+    fn the_note_of_what_was_trimmed_fits_in_the_frame_too() {
+        // 200 headers under 250-byte names: 52 KB, within RabbitMQ's 128 KiB
+        // frame; a note naming them all would not fit 32 KiB by itself.
+        let mut headers = FieldTable::default();
+        for n in 0..200 {
+            headers.insert(format!("{n:0>250}").into(), AMQPValue::LongLongInt(n));
+        }
+        let id = JobId::new();
+        let original = job_properties("record", id, BodyFormat::Json).with_headers(headers);
+        let dead = dead_letter_properties(&original, id, "q", DeadReason::UnknownJob, "no such job", "a.1");
+        let trimmed = fit_frame(&dead, 32 * 1024).unwrap();
+        let size = table_size(trimmed.headers().as_ref().unwrap());
+        assert!(size + PROPERTIES_BESIDE_HEADERS <= 32 * 1024, "{size} bytes of headers");
+        let note = header(&trimmed, TRIMMED).and_then(text).unwrap();
+        assert!(value_size(header(&trimmed, TRIMMED).unwrap()) < TRIMMED_NOTE_MAX);
+        assert!(note.contains(" more ("), "{note}");
     }
 
     #[test]
