@@ -7,6 +7,7 @@
 //! A delayed job carries `warren-eta`, when it is due; a retried one the
 //! time of its first failure and its last error.
 
+use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lapin::BasicProperties;
@@ -235,28 +236,35 @@ pub(crate) fn fit_frame(properties: &BasicProperties, frame_max: u32) -> Option<
     if size <= budget {
         return None;
     }
-    let mut droppable: Vec<(&str, usize)> = headers
+    // Other producers' headers go first, the largest first, and with them
+    // any under warren's names but larger than warren writes them (an error
+    // text is cut to 4 KiB, the others are numbers); then warren's, the
+    // largest first. Everything can go, so the result always fits.
+    let mut droppable: Vec<(bool, usize, &str)> = headers
         .inner()
         .iter()
-        .map(|(name, value)| (name.as_str(), name.as_str().len() + 1 + value_size(value)))
-        // warren's own headers are small (an error text is cut to 4 KiB); one
-        // far larger came from another producer and goes like the others.
-        .filter(|&(name, entry)| !OWN_HEADERS.contains(&name) || entry > MAX_ERROR_LEN + 64)
+        .map(|(name, value)| {
+            let name = name.as_str();
+            let entry = 1 + name.len() + value_size(value);
+            let warrens = OWN_HEADERS.contains(&name) && entry <= MAX_ERROR_LEN + 64;
+            (warrens, entry, name)
+        })
         .collect();
-    droppable.sort_by_key(|&(_, entry)| std::cmp::Reverse(entry));
+    droppable.sort_by_key(|&(warrens, entry, _)| (warrens, std::cmp::Reverse(entry)));
     // The note added below takes room too.
     let budget = budget.saturating_sub(TRIMMED_NOTE_MAX);
     let mut dropped = Vec::new();
-    for (name, entry) in droppable {
+    for (_, entry, name) in droppable {
         if size <= budget {
             break;
         }
         size -= entry;
         dropped.push((name, entry));
     }
+    let gone: HashSet<&str> = dropped.iter().map(|&(name, _)| name).collect();
     let mut kept = FieldTable::default();
     for (name, value) in headers.inner() {
-        if !dropped.iter().any(|&(gone, _)| gone == name.as_str()) {
+        if !gone.contains(name.as_str()) {
             kept.insert(name.clone(), value.clone());
         }
     }
@@ -717,6 +725,37 @@ mod tests {
             "{note}"
         );
         assert_eq!(job_id(&trimmed), id);
+    }
+
+    #[test]
+    fn headers_under_warrens_names_but_far_larger_are_dropped_too() {
+        // Nine warren-named headers of 4,100 bytes each: 37 KB, which did not
+        // fit the worker's 32 KiB frame and closed its publisher connection.
+        let names = [
+            RETRIES,
+            BACKOFF,
+            FIRST_FAILURE_AT,
+            UNKNOWN_SINCE,
+            DEAD_REASON,
+            DEAD_AT,
+            DEAD_QUEUE,
+            DEAD_WORKER,
+            ETA,
+        ];
+        let mut headers = FieldTable::default();
+        for name in names {
+            headers.insert(name.into(), long_string(&"9".repeat(4_100)));
+        }
+        headers.insert(ATTEMPT.into(), AMQPValue::LongLongInt(1));
+        let id = JobId::new();
+        let original = job_properties("always_fail", id, BodyFormat::Json).with_headers(headers);
+        let retry = retry_properties(&original, id, 2, "failed", SystemTime::now());
+        let fitted = fit_frame(&retry, 32 * 1024).unwrap();
+        let size = table_size(fitted.headers().as_ref().unwrap());
+        assert!(size + PROPERTIES_BESIDE_HEADERS <= 32 * 1024, "{size} bytes of headers");
+        assert_eq!(attempt(&fitted), 2, "the small headers warren wrote stay");
+        assert_eq!(header(&fitted, LAST_ERROR).and_then(text).as_deref(), Some("failed"));
+        inspect(&original, 32 * 1024);
     }
 
     #[test]
