@@ -708,6 +708,34 @@ mod tests {
     }
 
     #[test]
+    fn short_strings_that_grow_past_255_bytes_when_read_are_cut_and_dead_lettered() {
+        // Found by `cargo fuzz run content_header` (fuzz/README.md): 128
+        // bytes that are not UTF-8 read as 384 bytes of U+FFFD, and the
+        // patched parser panicked making a short string of them, on lapin's
+        // I/O thread. Here as a header name and as `type`.
+        let not_utf8 = [&[128][..], &[0xff; 128]].concat();
+        let mut table = not_utf8.clone();
+        table.push(b'l');
+        table.extend(7i64.to_be_bytes());
+        // The property flags of `headers` and `type`, then their values.
+        let mut encoded = 0x2020u16.to_be_bytes().to_vec();
+        encoded.extend(u32::try_from(table.len()).unwrap().to_be_bytes());
+        encoded.extend(table);
+        encoded.extend(&not_utf8);
+
+        let (rest, properties) = lapin::protocol::basic::parse_properties(&encoded[..]).unwrap();
+        assert!(rest.is_empty());
+        let cut = "\u{fffd}".repeat(85);
+        assert_eq!(job_name(&properties), Some(cut.as_str()));
+        assert_eq!(header(&properties, &cut), Some(&AMQPValue::LongLongInt(7)));
+        assert_eq!(
+            malformed(&properties).as_deref(),
+            Some("its `type` property is not valid UTF-8")
+        );
+        inspect(&properties, 32 * 1024);
+    }
+
+    #[test]
     fn the_size_of_headers_is_their_size_on_the_wire() {
         // Encoded by hand: 4 (table length) + 1 + 1 ("a") + 1 ('l') + 8.
         let mut table = FieldTable::default();

@@ -255,13 +255,27 @@ pub fn parse_decimal_value<I: ParsableInput>(i: I) -> ParserResult<I, DecimalVal
 /// Text from bytes a peer sent as UTF-8, with anything that is not valid
 /// UTF-8 replaced by U+FFFD: one bad byte in a property must not make the
 /// whole frame unreadable (and close the connection).
+///
+/// U+FFFD takes three bytes where the bad byte took one: text that grows
+/// past a short string's [`MAX_SHORT_STRING_LENGTH`] is cut and ends with
+/// U+FFFD, as [`ShortString::from`] panics on anything longer.
 fn make_str<I: Input<Item = u8>>(i: I) -> String {
-    String::from_utf8(i.iter_elements().collect())
-        .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned())
+    String::from_utf8(i.iter_elements().collect()).unwrap_or_else(|invalid| {
+        let mut text = String::from_utf8_lossy(invalid.as_bytes()).into_owned();
+        if text.len() > MAX_SHORT_STRING_LENGTH {
+            let mut end = MAX_SHORT_STRING_LENGTH - char::REPLACEMENT_CHARACTER.len_utf8();
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+            text.push(char::REPLACEMENT_CHARACTER);
+        }
+        text
+    })
 }
 
 /// Parse a [ShortString](../type.ShortString.html); bytes that are not
-/// valid UTF-8 are replaced by U+FFFD.
+/// valid UTF-8 are replaced by U+FFFD, and the text cut to 255 bytes.
 pub fn parse_short_string<I: ParsableInput>(i: I) -> ParserResult<I, ShortString> {
     context(
         "parse_short_string",
@@ -675,5 +689,26 @@ mod test {
         let (rest, text) = parse_short_string(&bytes[..]).unwrap();
         assert!(rest.is_empty());
         assert_eq!(text.as_str(), "r\u{fffd}\u{fffd}d");
+    }
+
+    #[test]
+    fn invalid_utf8_that_grows_past_255_bytes_is_cut_not_a_panic() {
+        // 128 bad bytes read as 384 bytes of U+FFFD: `ShortString::from`
+        // panicked on them, in the thread that parses frames.
+        let mut bytes = vec![128];
+        bytes.extend([0xff; 128]);
+        let (rest, text) = parse_short_string(&bytes[..]).unwrap();
+        assert!(rest.is_empty());
+        assert_eq!(text.as_str(), "\u{fffd}".repeat(85));
+
+        // Cut on a character boundary, and marked as changed at the end.
+        let mut bytes = vec![252, b'a'];
+        bytes.extend([0xff; 10]);
+        bytes.extend("é".repeat(120).as_bytes());
+        bytes.push(0xfe);
+        let (_, text) = parse_short_string(&bytes[..]).unwrap();
+        let expected = format!("a{}{}\u{fffd}", "\u{fffd}".repeat(10), "é".repeat(110));
+        assert_eq!(text.as_str(), expected);
+        assert_eq!(text.as_str().len(), 254);
     }
 }
