@@ -735,6 +735,30 @@ mod tests {
         inspect(&properties, 32 * 1024);
     }
 
+    #[test]
+    fn the_note_of_what_was_trimmed_fits_in_the_frame_too() {
+        // Found by `any_properties_are_read_and_their_republished_copies_fit_a_frame`:
+        // `fit_frame` drops headers until the rest fits, then adds
+        // `warren-trimmed`, whose size it does not count. It lists every
+        // dropped header by name: 200 headers under 250-byte names (52 KB,
+        // within RabbitMQ's 128 KiB frame) leave a dead letter with 52 KB of
+        // headers for the worker's 32 KiB frame, 24 KB of them the note.
+        let mut headers = FieldTable::default();
+        for n in 0..200 {
+            headers.insert(format!("{n:0>250}").into(), AMQPValue::LongLongInt(n));
+        }
+        let id = JobId::new();
+        let original = job_properties("record", id, BodyFormat::Json).with_headers(headers);
+        let dead = dead_letter_properties(&original, id, "q", DeadReason::UnknownJob, "no such job", "a.1");
+        let trimmed = fit_frame(&dead, 32 * 1024).unwrap();
+        let size = table_size(trimmed.headers().as_ref().unwrap());
+        assert!(
+            size + PROPERTIES_BESIDE_HEADERS <= 32 * 1024,
+            "{size} bytes of headers, {} of them the note",
+            value_size(header(&trimmed, TRIMMED).unwrap())
+        );
+    }
+
     /// Names a producer may use: warren's own, RabbitMQ's bookkeeping, the
     /// ones warren reads inside `x-death`, and the ones it drops.
     const KNOWN_NAMES: [&str; 18] = [
