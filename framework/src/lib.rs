@@ -144,4 +144,10 @@ pub mod __private {
     pub fn inspect_delivery(properties: &lapin::BasicProperties, frame_max: u32) {
         crate::amqp::message::inspect(properties, frame_max);
     }
+
+    /// For the fuzz target: decodes a message body as job type `J`, as a
+    /// worker does before running it.
+    pub fn decode_body<J: crate::Job>(body: &[u8]) -> Result<J, String> {
+        crate::job::codec::decode(body)
+    }
 }

@@ -805,6 +805,169 @@ mod tests {
         inspect(&properties, 32 * 1024);
     }
 
+    /// Names a producer may use: warren's own, RabbitMQ's bookkeeping, the
+    /// ones warren reads inside `x-death`, and the ones it drops.
+    const KNOWN_NAMES: [&str; 18] = [
+        ATTEMPT,
+        RETRIES,
+        BACKOFF,
+        ETA,
+        FIRST_FAILURE_AT,
+        LAST_ERROR,
+        DEAD_REASON,
+        DEAD_ERROR,
+        DEAD_AT,
+        DEAD_QUEUE,
+        DEAD_WORKER,
+        TRIMMED,
+        "x-death",
+        "x-first-death-reason",
+        "x-delivery-count",
+        "reason",
+        "time",
+        "CC",
+    ];
+
+    /// A short string as the parser reads one from any 0..=255 bytes: bad
+    /// UTF-8 becomes U+FFFD, and what grows past 255 bytes is cut.
+    fn random_short_string(rng: &mut fastrand::Rng) -> ShortString {
+        if rng.u8(..4) == 0 {
+            return KNOWN_NAMES[rng.usize(..KNOWN_NAMES.len())].into();
+        }
+        // Mostly short, as names are; up to the 255 bytes a short string holds.
+        let len = if rng.bool() {
+            rng.usize(..=255)
+        } else {
+            rng.usize(..=16)
+        };
+        let mut bytes = vec![0; len];
+        rng.fill(&mut bytes);
+        let mut text = String::from_utf8_lossy(&bytes).into_owned();
+        while text.len() > 255 {
+            text.pop();
+        }
+        text.into()
+    }
+
+    /// A header value that is not an array or table; strings and byte
+    /// arrays of up to `max_len` bytes.
+    fn random_scalar(rng: &mut fastrand::Rng, max_len: usize) -> AMQPValue {
+        // Filled with one byte: the size matters to warren, not the content.
+        let bytes = |rng: &mut fastrand::Rng| vec![rng.u8(..); rng.usize(..=max_len)];
+        match rng.u8(..16) {
+            0 => AMQPValue::Boolean(rng.bool()),
+            1 => AMQPValue::ShortShortInt(rng.i8(..)),
+            2 => AMQPValue::ShortShortUInt(rng.u8(..)),
+            3 => AMQPValue::ShortInt(rng.i16(..)),
+            4 => AMQPValue::ShortUInt(rng.u16(..)),
+            5 => AMQPValue::LongInt(rng.i32(..)),
+            6 => AMQPValue::LongUInt(rng.u32(..)),
+            7 => AMQPValue::LongLongInt(rng.i64(..)),
+            8 => AMQPValue::Float(f32::from_bits(rng.u32(..))),
+            9 => AMQPValue::Double(f64::from_bits(rng.u64(..))),
+            10 => AMQPValue::DecimalValue(lapin::types::DecimalValue {
+                scale: rng.u8(..),
+                value: rng.u32(..),
+            }),
+            11 => AMQPValue::ShortString(random_short_string(rng)),
+            12 => AMQPValue::LongString(bytes(rng).into()),
+            13 => AMQPValue::ByteArray(bytes(rng).into()),
+            14 => AMQPValue::Timestamp(rng.u64(..)),
+            _ => AMQPValue::Void,
+        }
+    }
+
+    /// A header value: a scalar inside `depth` arrays and tables, each with
+    /// a few small scalars beside it (tables under random names).
+    fn random_value(rng: &mut fastrand::Rng, depth: usize, max_len: usize) -> AMQPValue {
+        let mut value = random_scalar(rng, max_len);
+        for _ in 0..depth {
+            let mut items = vec![value];
+            for _ in 0..rng.usize(..3) {
+                items.insert(rng.usize(..=items.len()), random_scalar(rng, 64));
+            }
+            value = if rng.bool() {
+                AMQPValue::FieldArray(items.into())
+            } else {
+                let mut table = FieldTable::default();
+                for item in items {
+                    table.insert(random_short_string(rng), item);
+                }
+                AMQPValue::FieldTable(table)
+            };
+        }
+        value
+    }
+
+    /// The properties of a delivery from any producer: random text
+    /// properties and up to 12 headers (200 in one set in forty) of any
+    /// type, nested up to 80 levels, most small, one set in eight up to
+    /// about 150 KB.
+    fn random_properties(rng: &mut fastrand::Rng) -> BasicProperties {
+        let (count, mut budget) = match rng.u8(..40) {
+            // Many headers, so that many are dropped to fit a frame.
+            0 => (rng.usize(..=200), 150_000),
+            1..=4 => (rng.usize(..=12), 150_000),
+            5..=12 => (rng.usize(..=12), 8_192),
+            _ => (rng.usize(..=12), 256),
+        };
+        let mut headers = FieldTable::default();
+        for _ in 0..count {
+            let depth = match rng.u8(..8) {
+                0 => rng.usize(..=80),
+                _ => rng.usize(..3),
+            };
+            let name = random_short_string(rng);
+            let value = if name.as_str() == "x-death" && rng.bool() {
+                // Shaped as RabbitMQ writes it, so that warren reads it.
+                let mut death = FieldTable::default();
+                death.insert("reason".into(), random_scalar(rng, 64));
+                death.insert("time".into(), random_scalar(rng, 64));
+                AMQPValue::FieldArray(vec![AMQPValue::FieldTable(death)].into())
+            } else {
+                random_value(rng, depth, budget)
+            };
+            budget = budget.saturating_sub(value_size(&value));
+            headers.insert(name, value);
+        }
+        let mut properties = BasicProperties::default().with_headers(headers);
+        if rng.bool() {
+            properties = properties.with_type(random_short_string(rng));
+        }
+        if rng.bool() {
+            let id = if rng.bool() {
+                JobId::new().to_string().into()
+            } else {
+                random_short_string(rng)
+            };
+            properties = properties.with_message_id(id);
+        }
+        if rng.bool() {
+            properties = properties.with_content_type(random_short_string(rng));
+        }
+        if rng.bool() {
+            properties = properties.with_expiration(random_short_string(rng));
+        }
+        if rng.bool() {
+            properties = properties.with_timestamp(rng.u64(..));
+        }
+        properties
+    }
+
+    /// The fuzz target `content_header` (fuzz/README.md), cheap and
+    /// deterministic: many property sets no well-behaved producer would
+    /// send, read as a worker reads them, their retry and dead letter fitted
+    /// to the worker's frames and RabbitMQ's.
+    #[test]
+    fn any_properties_are_read_and_their_republished_copies_fit_a_frame() {
+        let mut rng = fastrand::Rng::with_seed(13);
+        for _ in 0..2_000 {
+            let properties = random_properties(&mut rng);
+            inspect(&properties, 32 * 1024);
+            inspect(&properties, 128 * 1024);
+        }
+    }
+
     #[test]
     fn the_size_of_headers_is_their_size_on_the_wire() {
         // Encoded by hand: 4 (table length) + 1 + 1 ("a") + 1 ('l') + 8.
