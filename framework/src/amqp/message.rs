@@ -144,6 +144,14 @@ pub(crate) fn retry_properties(
     carried_properties(original, id, headers)
 }
 
+/// The properties of a delayed job sent on to its next hold queue: the
+/// original ones, carried as for a retry (no `expiration`, `user_id`,
+/// `CC`/`BCC` or broker bookkeeping), its due time kept.
+#[cfg(feature = "worker")]
+pub(crate) fn hop_properties(original: &BasicProperties, id: JobId) -> BasicProperties {
+    carried_properties(original, id, carried_headers(original, &[]))
+}
+
 /// The properties of a job no worker knows yet, held until `eta`: the
 /// original ones with when it was first found unknown (kept from an
 /// earlier hold), and its due time. The attempt does not count up.
@@ -756,6 +764,24 @@ mod tests {
         assert_eq!(attempt(&fitted), 2, "the small headers warren wrote stay");
         assert_eq!(header(&fitted, LAST_ERROR).and_then(text).as_deref(), Some("failed"));
         inspect(&original, 32 * 1024);
+    }
+
+    #[test]
+    fn a_delayed_job_hops_without_what_would_expire_refuse_or_copy_it() {
+        let id = JobId::new();
+        let mut headers = FieldTable::default();
+        headers.insert("CC".into(), long_string("elsewhere"));
+        headers.insert(ETA.into(), AMQPValue::LongLongInt(4_000_000_000_000));
+        let delivered = job_properties("record", id, BodyFormat::Json)
+            .with_headers(headers)
+            .with_expiration("1000".into())
+            .with_user_id("someone-else".into());
+        let hop = hop_properties(&delivered, id);
+        assert_eq!(*hop.expiration(), None);
+        assert_eq!(*hop.user_id(), None);
+        assert!(header(&hop, "CC").is_none());
+        assert_eq!(eta(&hop), eta(&delivered), "still due when it was");
+        assert_eq!(job_id(&hop), id);
     }
 
     #[test]

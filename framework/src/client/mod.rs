@@ -271,7 +271,11 @@ impl Client {
 
     /// Enqueues several jobs, publishing them all before waiting for the
     /// broker's confirms. On failure, the error hands back exactly the jobs
-    /// that were not confirmed; the others are on the broker.
+    /// that were not confirmed; the others are on the broker. When any of
+    /// them may have been stored after all, the error is outcome-unknown
+    /// ([`EnqueueError::is_outcome_unknown`]); its [`job_id`](EnqueueError::job_id)
+    /// names one of them only, so enqueue such jobs one by one with
+    /// [`enqueue`](Self::enqueue) when a duplicate must carry the same id.
     pub async fn enqueue_many<J: Job>(
         &self,
         jobs: impl IntoIterator<Item = J>,
@@ -297,7 +301,12 @@ impl Client {
                 Ok(id) => ids.push(id),
                 Err(error) => {
                     failed.push(job);
-                    first_error.get_or_insert(error);
+                    // If any was perhaps stored, the caller must hear that
+                    // rather than "not enqueued".
+                    let unknown = matches!(error, Error::OutcomeUnknown { .. });
+                    if first_error.is_none() || unknown {
+                        first_error = Some(error);
+                    }
                 }
             }
         }

@@ -42,9 +42,28 @@ impl Outcome {
     fn dead(reason: DeadReason, error: impl Into<String>) -> Self {
         Outcome::Dead {
             reason,
-            error: error.into(),
+            error: cut(error.into()),
         }
     }
+}
+
+/// How much of an error text goes into logs and headers: a decoding error
+/// can quote the body (serde quotes the value it could not take), and a
+/// handler's error can be any size.
+const MAX_ERROR_TEXT: usize = 1024;
+
+/// `error`, cut to [`MAX_ERROR_TEXT`] bytes with its full size noted.
+fn cut(mut error: String) -> String {
+    if error.len() > MAX_ERROR_TEXT {
+        let size = error.len();
+        let mut end = MAX_ERROR_TEXT;
+        while !error.is_char_boundary(end) {
+            end -= 1;
+        }
+        error.truncate(end);
+        error.push_str(&format!("… ({size} bytes in all)"));
+    }
+    error
 }
 
 /// Where an attempt runs: the worker and the queue it consumes.
@@ -147,7 +166,11 @@ impl Runner {
         let delay = asked_delay
             .unwrap_or_else(|| policy.delay(attempt))
             .min(hold::MAX_DELAY);
-        Outcome::Retry { delay, reason, error }
+        Outcome::Retry {
+            delay,
+            reason,
+            error: cut(error),
+        }
     }
 }
 
@@ -158,4 +181,18 @@ pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("(no message)");
     format!("panicked: {text}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_error_texts_are_cut_with_their_size() {
+        let quoted_body = format!("invalid type: string \"{}\"", "é".repeat(600_000));
+        let cut = cut(quoted_body.clone());
+        assert!(cut.len() < MAX_ERROR_TEXT + 40, "{} bytes", cut.len());
+        assert!(cut.ends_with(&format!("… ({} bytes in all)", quoted_body.len())), "{cut}");
+        assert_eq!(super::cut("short".into()), "short");
+    }
 }

@@ -312,14 +312,12 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
                 return;
             }
             debug!(due_in = ?hold::due_in(eta), "job not due yet; holding it again");
+            // As a retry is: without `expiration`, a foreign `user_id`, CC/BCC.
+            let hop = &message::hop_properties(properties, id);
             let held = || {
-                runner.client.publish_held(
-                    &runner.full_queue,
-                    runner.queue_type,
-                    &delivery.data,
-                    properties.clone(),
-                    eta,
-                )
+                runner
+                    .client
+                    .publish_held(&runner.full_queue, runner.queue_type, &delivery.data, hop.clone(), eta)
             };
             Box::pin(hand_over(&delivery, ack.ack_required(), held)).await;
             return;
@@ -387,7 +385,11 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
 fn hold_unknown(properties: &BasicProperties, window: Duration) -> Option<(SystemTime, Duration)> {
     const STEPS: [u64; 6] = [1, 2, 5, 10, 30, 60];
     let now = SystemTime::now();
-    let since = message::unknown_since(properties).unwrap_or(now);
+    // A time in the future (another producer's, or a clock far ahead) would
+    // hold the job for ever: it counts from now instead.
+    let since = message::unknown_since(properties)
+        .filter(|since| *since <= now)
+        .unwrap_or(now);
     let waited = now.duration_since(since).unwrap_or_default();
     let left = window.checked_sub(waited).filter(|left| !left.is_zero())?;
     let step = STEPS
