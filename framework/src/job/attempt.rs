@@ -192,7 +192,10 @@ mod tests {
         let quoted_body = format!("invalid type: string \"{}\"", "é".repeat(600_000));
         let cut = cut(quoted_body.clone());
         assert!(cut.len() < MAX_ERROR_TEXT + 40, "{} bytes", cut.len());
-        assert!(cut.ends_with(&format!("… ({} bytes in all)", quoted_body.len())), "{cut}");
+        assert!(
+            cut.ends_with(&format!("… ({} bytes in all)", quoted_body.len())),
+            "{cut}"
+        );
         assert_eq!(super::cut("short".into()), "short");
     }
 }
