@@ -255,10 +255,18 @@ impl Client {
         let registry = Registry::linked()?;
         let job = registry.get(name).ok_or_else(|| Error::UnknownJob {
             name: name.to_owned(),
-            known: registry.jobs().iter().map(|job| job.name).collect::<Vec<_>>().join(", "),
+            known: registry
+                .jobs()
+                .iter()
+                .map(|job| job.name)
+                .collect::<Vec<_>>()
+                .join(", "),
         })?;
-        let body = job.encode_json(json).map_err(|reason| Error::Encode { job: job.name, reason })?;
-        self.publish_job(job.name, job.queue, &job.options, &body, &options).await
+        let body = job
+            .encode_json(json)
+            .map_err(|reason| Error::Encode { job: job.name, reason })?;
+        self.publish_job(job.name, job.queue, &job.options, &body, &options)
+            .await
     }
 
     /// Enqueues several jobs, publishing them all before waiting for the
