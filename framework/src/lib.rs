@@ -48,8 +48,8 @@ mod worker;
 pub use client::{Client, ClientBuilder, EnqueueOptions};
 pub use error::{EnqueueError, Error};
 pub use job::{
-    BodyFormat, DEFAULT_QUEUE, DeadReason, Handler, Job, JobContext, JobError, JobId, JobOptions, MissingState,
-    QueueType, Registration, Registry, RegistryError, State,
+    BodyFormat, Contract, DEFAULT_QUEUE, DeadReason, Handler, Job, JobContext, JobError, JobId, JobOptions,
+    MissingState, QueueType, Registration, Registry, RegistryBuilder, RegistryError, State,
 };
 #[cfg(feature = "worker")]
 pub use worker::AckMode;
@@ -71,6 +71,11 @@ pub use worker::AckMode;
 ///   declared as (default classic; quorum for a RabbitMQ cluster, see
 ///   [`QueueType`] and the [quorum queues](guide::concepts#quorum-queues)
 ///   guide). Every job of one queue must name the same type.
+/// - `contract`: the type has no [`Handler`]: it is declared in a crate
+///   that producers and workers share, and the worker's crate binds its
+///   handler with [`handler!`] (see [`Contract`] and the
+///   [contract crates](guide::getting_started#9-share-job-types-contract-crates)
+///   guide).
 pub use warren_macros::Job;
 
 /// The traits and types a job module needs: `use warren::prelude::*;`.
@@ -136,6 +141,7 @@ pub mod guide {
 pub mod __private {
     #[cfg(feature = "cli")]
     pub use crate::cli::{run_main, run_main_with_setup};
+    pub use crate::job::contract::{BoundHandler, start as start_bound};
     pub use crate::job::registry::Registration;
     pub use inventory;
 

@@ -309,6 +309,17 @@ fn work(url: &str, prefix: &str, registry: Registry, args: WorkArgs, io: Handle,
             "no jobs are registered in this binary, so there is no queue to consume; derive `Job` on a type or pass --queues",
         );
     }
+    let missing = registry.missing_handlers(&queues);
+    if !missing.is_empty() {
+        let errors: Vec<String> = missing
+            .into_iter()
+            .map(|job| crate::RegistryError::missing_handler(job).to_string())
+            .collect();
+        return fail(format!(
+            "{}; or leave their queues out with --queues",
+            errors.join("; ")
+        ));
+    }
     for queue in &queues {
         // The longest name warren derives from a queue is its longest hold queue's.
         let longest = crate::amqp::hold::queue_name(&format!("{prefix}{queue}"), crate::amqp::hold::LONGEST_HOLD);
