@@ -108,9 +108,34 @@ pub mod prelude {
 ///
 /// warren::main!(setup = setup);
 /// ```
+///
+/// With `jobs = [crate, ...]`, the binary links the library crates that
+/// define its jobs even if nothing else in it names them: `inventory`
+/// registrations in a crate the binary never refers to are dropped by the
+/// linker, and the worker would find no jobs. It combines with `setup`, in
+/// either order.
+///
+/// ```no_run
+/// # extern crate serde as my_jobs;
+/// # extern crate serde_json as billing_jobs;
+/// # async fn setup() -> Result<warren::State, std::io::Error> { Ok(warren::State::new()) }
+/// warren::main!(jobs = [my_jobs, billing_jobs], setup = setup);
+/// ```
 #[cfg(feature = "cli")]
 #[macro_export]
 macro_rules! main {
+    (jobs = [$($job_crate:ident),* $(,)?] $(,)?) => {
+        $(use ::$job_crate as _;)*
+        $crate::main!();
+    };
+    (jobs = [$($job_crate:ident),* $(,)?], setup = $setup:expr $(,)?) => {
+        $(use ::$job_crate as _;)*
+        $crate::main!(setup = $setup);
+    };
+    (setup = $setup:expr, jobs = [$($job_crate:ident),* $(,)?] $(,)?) => {
+        $(use ::$job_crate as _;)*
+        $crate::main!(setup = $setup);
+    };
     () => {
         fn main() -> ::std::process::ExitCode {
             $crate::__private::run_main()
@@ -120,6 +145,11 @@ macro_rules! main {
         fn main() -> ::std::process::ExitCode {
             $crate::__private::run_main_with_setup($setup)
         }
+    };
+    ($($other:tt)*) => {
+        ::core::compile_error!(
+            "expected `warren::main!()`, `warren::main!(setup = path::to::setup)`, `warren::main!(jobs = [job_crate, ...])`, or `jobs` and `setup` together, separated by a comma"
+        );
     };
 }
 
