@@ -48,8 +48,8 @@ mod worker;
 pub use client::{Client, ClientBuilder, EnqueueOptions};
 pub use error::{AmqpError, EnqueueError, Error};
 pub use job::{
-    BodyFormat, DEFAULT_QUEUE, DeadReason, Handler, Job, JobContext, JobError, JobId, JobOptions, MissingState,
-    QueueType, Registration, Registry, RegistryError, State,
+    BodyFormat, Contract, DEFAULT_QUEUE, DeadReason, Handler, Job, JobContext, JobError, JobId, JobOptions,
+    MissingState, QueueType, Registration, Registry, RegistryBuilder, RegistryError, State,
 };
 #[cfg(feature = "worker")]
 pub use worker::AckMode;
@@ -71,6 +71,11 @@ pub use worker::AckMode;
 ///   declared as (default classic; quorum for a RabbitMQ cluster, see
 ///   [`QueueType`] and the [quorum queues](guide::concepts#quorum-queues)
 ///   guide). Every job of one queue must name the same type.
+/// - `contract`: the type has no [`Handler`]: it is declared in a crate
+///   that producers and workers share, and the worker's crate binds its
+///   handler with [`handler!`] (see [`Contract`] and the
+///   [contract crates](guide::getting_started#9-share-job-types-contract-crates)
+///   guide).
 pub use warren_macros::Job;
 
 /// The traits and types a job module needs: `use warren::prelude::*;`.
@@ -103,9 +108,34 @@ pub mod prelude {
 ///
 /// warren::main!(setup = setup);
 /// ```
+///
+/// With `jobs = [crate, ...]`, the binary links the library crates that
+/// define its jobs even if nothing else in it names them: `inventory`
+/// registrations in a crate the binary never refers to are dropped by the
+/// linker, and the worker would find no jobs. It combines with `setup`, in
+/// either order.
+///
+/// ```no_run
+/// # extern crate serde as my_jobs;
+/// # extern crate serde_json as billing_jobs;
+/// # async fn setup() -> Result<warren::State, std::io::Error> { Ok(warren::State::new()) }
+/// warren::main!(jobs = [my_jobs, billing_jobs], setup = setup);
+/// ```
 #[cfg(feature = "cli")]
 #[macro_export]
 macro_rules! main {
+    (jobs = [$($job_crate:ident),* $(,)?] $(,)?) => {
+        $(use ::$job_crate as _;)*
+        $crate::main!();
+    };
+    (jobs = [$($job_crate:ident),* $(,)?], setup = $setup:expr $(,)?) => {
+        $(use ::$job_crate as _;)*
+        $crate::main!(setup = $setup);
+    };
+    (setup = $setup:expr, jobs = [$($job_crate:ident),* $(,)?] $(,)?) => {
+        $(use ::$job_crate as _;)*
+        $crate::main!(setup = $setup);
+    };
     () => {
         fn main() -> ::std::process::ExitCode {
             $crate::__private::run_main()
@@ -115,6 +145,11 @@ macro_rules! main {
         fn main() -> ::std::process::ExitCode {
             $crate::__private::run_main_with_setup($setup)
         }
+    };
+    ($($other:tt)*) => {
+        ::core::compile_error!(
+            "expected `warren::main!()`, `warren::main!(setup = path::to::setup)`, `warren::main!(jobs = [job_crate, ...])`, or `jobs` and `setup` together, separated by a comma"
+        );
     };
 }
 
@@ -136,6 +171,7 @@ pub mod guide {
 pub mod __private {
     #[cfg(feature = "cli")]
     pub use crate::cli::{run_main, run_main_with_setup};
+    pub use crate::job::contract::{BoundHandler, start as start_bound};
     pub use crate::job::registry::Registration;
     pub use inventory;
 

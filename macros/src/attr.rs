@@ -21,11 +21,12 @@ enum Key {
     Format,
     QueueDefault,
     QueueType,
+    Contract,
 }
 
 impl Key {
     /// Every key, in the order the unknown-key error lists them.
-    const ALL: [Key; 8] = [
+    const ALL: [Key; 9] = [
         Key::Name,
         Key::Queue,
         Key::Timeout,
@@ -34,6 +35,7 @@ impl Key {
         Key::Format,
         Key::QueueDefault,
         Key::QueueType,
+        Key::Contract,
     ];
 
     fn as_str(self) -> &'static str {
@@ -46,6 +48,7 @@ impl Key {
             Key::Format => "format",
             Key::QueueDefault => "queue_default",
             Key::QueueType => "queue_type",
+            Key::Contract => "contract",
         }
     }
 
@@ -60,6 +63,7 @@ impl Key {
             Key::Format => "format = \"json\"",
             Key::QueueDefault => "queue_default",
             Key::QueueType => "queue_type = \"quorum\"",
+            Key::Contract => "contract",
         }
     }
 }
@@ -76,6 +80,8 @@ pub(crate) struct Attrs {
     pub(crate) format: Option<LitStr>,
     pub(crate) queue_default: bool,
     pub(crate) queue_type: Option<LitStr>,
+    /// Declared without a handler, which another crate binds.
+    pub(crate) contract: bool,
 }
 
 impl Attrs {
@@ -130,14 +136,15 @@ impl Parser<'_> {
         let expected_string = || format!("expected a string, like #[job({})]", key.example());
         match (key, entry) {
             (Key::QueueDefault, Meta::Path(_)) => self.attrs.queue_default = true,
-            (Key::QueueDefault, Meta::NameValue(entry)) => {
+            (Key::Contract, Meta::Path(_)) => self.attrs.contract = true,
+            (flag @ (Key::QueueDefault | Key::Contract), Meta::NameValue(entry)) => {
                 let (eq_token, value) = (entry.eq_token, entry.value);
-                self.error(quote!(#eq_token #value), QUEUE_DEFAULT_TAKES_NO_VALUE);
+                self.error(quote!(#eq_token #value), takes_no_value(flag));
             }
-            (Key::QueueDefault, Meta::List(entry)) => {
+            (flag @ (Key::QueueDefault | Key::Contract), Meta::List(entry)) => {
                 let parentheses = entry.delimiter.span().join();
                 self.diagnostics
-                    .push(syn::Error::new(parentheses, QUEUE_DEFAULT_TAKES_NO_VALUE));
+                    .push(syn::Error::new(parentheses, takes_no_value(flag)));
             }
             (_, entry @ (Meta::Path(_) | Meta::List(_))) => {
                 self.error(
@@ -197,7 +204,10 @@ impl Parser<'_> {
     }
 }
 
-const QUEUE_DEFAULT_TAKES_NO_VALUE: &str = "`queue_default` is a flag and takes no value: write #[job(queue_default)]";
+/// The error for a value given to a flag (`queue_default`, `contract`).
+fn takes_no_value(flag: Key) -> String {
+    format!("`{0}` is a flag and takes no value: write #[job({0})]", flag.as_str())
+}
 
 fn unknown_key_message(key: &str) -> String {
     let known = Key::ALL.map(|known| format!("`{}`", known.as_str())).join(", ");
@@ -254,7 +264,7 @@ mod tests {
         let (attrs, errors) = parse(&[
             parse_quote!(#[job(name = "a", queue = "q")]),
             parse_quote!(#[serde(rename_all = "camelCase")]),
-            parse_quote!(#[job(retries = 3, queue_default, queue_type = "quorum")]),
+            parse_quote!(#[job(retries = 3, queue_default, queue_type = "quorum", contract)]),
         ]);
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(attrs.name.map(|lit| lit.value()).as_deref(), Some("a"));
@@ -263,7 +273,7 @@ mod tests {
             attrs.retries.map(|lit| lit.base10_digits().to_owned()).as_deref(),
             Some("3")
         );
-        assert!(attrs.queue_default);
+        assert!(attrs.queue_default && attrs.contract);
         assert_eq!(attrs.queue_type.map(|lit| lit.value()).as_deref(), Some("quorum"));
         assert!(attrs.timeout.is_none() && attrs.format.is_none());
     }
@@ -287,6 +297,27 @@ mod tests {
         assert_eq!(errors[7], "expected \"classic\" or \"quorum\"");
         assert!(attrs.retries.is_none() && attrs.timeout.is_none() && !attrs.queue_default);
         assert!(attrs.queue_type.is_none());
+    }
+
+    #[test]
+    fn contract_is_a_flag() {
+        let (attrs, errors) = parse(&[
+            parse_quote!(#[job(contract = true)]),
+            parse_quote!(#[job(contract(yes))]),
+        ]);
+        assert_eq!(
+            errors,
+            [
+                "`contract` is a flag and takes no value: write #[job(contract)]",
+                "`contract` is set twice; give each key once across all #[job(...)] attributes",
+            ]
+        );
+        assert!(!attrs.contract);
+        let typo = unknown_key_message("contarct");
+        assert!(
+            typo.starts_with("unknown key `contarct` in #[job(...)]: did you mean `contract`?"),
+            "{typo}"
+        );
     }
 
     #[test]

@@ -13,21 +13,17 @@ use crate::valid::{self, BodyFormat, Job, QueueType};
 
 /// The whole expansion of `#[derive(Job)]` on `input`.
 pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
-    match try_expand(input) {
-        Ok(expanded) => expanded,
-        // Implement `Job` anyway, so that the user sees what is wrong with the
-        // attribute and not also every use of the type failing for want of
-        // a `Job` impl.
-        Err(errors) => fallback::expand(input, errors),
-    }
-}
-
-fn try_expand(input: &DeriveInput) -> syn::Result<TokenStream> {
     let mut diagnostics = Diagnostics::new();
     let attrs = Attrs::parse(&input.attrs, &mut diagnostics);
+    let contract = attrs.contract;
     let job = valid::validate(input, attrs, &mut diagnostics);
-    diagnostics.finish()?;
-    Ok(impl_job(&job))
+    match diagnostics.finish() {
+        Ok(()) => impl_job(&job),
+        // Implement `Job` (and `Contract`) anyway, so that the user sees
+        // what is wrong with the attribute and not also every use of the
+        // type failing for want of an impl.
+        Err(errors) => fallback::expand(input, contract, errors),
+    }
 }
 
 fn impl_job(job: &Job<'_>) -> TokenStream {
@@ -65,7 +61,18 @@ fn impl_job(job: &Job<'_>) -> TokenStream {
 
     // `Registration::of` requires `Handler`; spanned at the type's name, a
     // missing `impl Handler` is reported there rather than at the derive.
-    let registration = quote_spanned!(ident.span()=> ::warren::__private::Registration::of::<#ident>);
+    // A contract registers without one, for `warren::handler!` to bind.
+    let (registration, contract) = if job.contract {
+        let registration = quote!(::warren::__private::Registration::contract::<#ident>);
+        let contract = quote! {
+            #[automatically_derived]
+            impl ::warren::Contract for #ident #where_clause {}
+        };
+        (registration, Some(contract))
+    } else {
+        let registration = quote_spanned!(ident.span()=> ::warren::__private::Registration::of::<#ident>);
+        (registration, None)
+    };
     let type_name = ident.unraw().to_string();
 
     quote! {
@@ -81,6 +88,7 @@ fn impl_job(job: &Job<'_>) -> TokenStream {
                 #queue_default
                 #queue_type;
         }
+        #contract
         ::warren::__private::inventory::submit! {
             #registration(::core::concat!(::core::module_path!(), "::", #type_name))
         }
@@ -147,6 +155,39 @@ mod tests {
     }
 
     #[test]
+    fn a_contract_registers_without_a_handler_and_implements_contract() {
+        let expanded = expand(parse_quote!(
+            #[job(contract, queue = "images")]
+            struct ResizeImage {
+                path: String,
+            }
+        ));
+        let contract = quote! {
+            #[automatically_derived]
+            impl ::warren::Contract for ResizeImage {}
+            ::warren::__private::inventory::submit! {
+                ::warren::__private::Registration::contract::<ResizeImage>(::core::concat!(::core::module_path!(), "::", "ResizeImage"))
+            }
+        };
+        assert!(expanded.contains(&contract.to_string()), "{expanded}");
+        assert!(!expanded.contains("Registration :: of"), "{expanded}");
+    }
+
+    #[test]
+    fn a_contract_with_mistakes_still_implements_contract() {
+        let expanded = expand(parse_quote!(
+            #[job(contract, retries = "5")]
+            struct ResizeImage;
+        ));
+        assert_eq!(expanded.matches("compile_error").count(), 1, "{expanded}");
+        assert!(
+            expanded.contains("impl :: warren :: Contract for ResizeImage"),
+            "{expanded}"
+        );
+        assert!(!expanded.contains("inventory"), "{expanded}");
+    }
+
+    #[test]
     fn mistakes_expand_to_errors_and_a_fallback_impl_without_registration() {
         let expanded = expand(parse_quote!(
             #[job(retries = "5", queue = "amq.jobs")]
@@ -155,6 +196,7 @@ mod tests {
         assert_eq!(expanded.matches("compile_error").count(), 2, "{expanded}");
         assert!(expanded.contains("impl :: warren :: Job for ResizeImage"), "{expanded}");
         assert!(!expanded.contains("inventory"), "{expanded}");
+        assert!(!expanded.contains("Contract"), "{expanded}");
     }
 
     #[test]

@@ -12,8 +12,10 @@ use crate::valid;
 ///
 /// The type is not registered: a worker built despite the errors must not
 /// run a job under a name or queue the user did not ask for. (It cannot be
-/// built anyway; this only keeps the error list short.)
-pub(crate) fn expand(input: &DeriveInput, errors: syn::Error) -> TokenStream {
+/// built anyway; this only keeps the error list short.) A type meant as a
+/// contract gets its `impl warren::Contract` too, so that
+/// its `warren::handler!` does not add an error of its own.
+pub(crate) fn expand(input: &DeriveInput, contract: bool, errors: syn::Error) -> TokenStream {
     let errors = errors.into_compile_error();
     if !valid::can_implement(input) {
         return errors;
@@ -21,6 +23,12 @@ pub(crate) fn expand(input: &DeriveInput, errors: syn::Error) -> TokenStream {
     let ident = &input.ident;
     let where_clause = &input.generics.where_clause;
     let name = valid::default_name(ident);
+    let contract = contract.then(|| {
+        quote! {
+            #[automatically_derived]
+            impl ::warren::Contract for #ident #where_clause {}
+        }
+    });
     quote! {
         #errors
         #[automatically_derived]
@@ -29,5 +37,6 @@ pub(crate) fn expand(input: &DeriveInput, errors: syn::Error) -> TokenStream {
             const QUEUE: &'static str = ::warren::DEFAULT_QUEUE;
             const OPTIONS: ::warren::JobOptions = ::warren::JobOptions::new();
         }
+        #contract
     }
 }

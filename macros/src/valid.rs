@@ -29,6 +29,8 @@ pub(crate) struct Job<'a> {
     pub(crate) format: Option<BodyFormat>,
     pub(crate) queue_default: bool,
     pub(crate) queue_type: Option<QueueType>,
+    /// Registered without a handler: `warren::handler!` binds one elsewhere.
+    pub(crate) contract: bool,
 }
 
 /// `warren::QueueType`, as named in `#[job(queue_type = "...")]`.
@@ -146,6 +148,7 @@ pub(crate) fn validate<'a>(input: &'a DeriveInput, attrs: Attrs, diagnostics: &m
         format,
         queue_default: attrs.queue_default,
         queue_type,
+        contract: attrs.contract,
     }
 }
 

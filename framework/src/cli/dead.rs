@@ -87,7 +87,9 @@ pub(crate) enum DeadError {
     #[error("the dead-letter commands need a connection to RabbitMQ")]
     NotConnected,
     /// No `--queue` and no registered job to take queues from.
-    #[error("no jobs are registered in this binary, so there is no dead-letter queue to look at; pass --queue")]
+    #[error(
+        "no jobs are registered in this binary, so there is no dead-letter queue to look at; pass --queue, or, if the jobs are in a library crate, name it in `warren::main!(jobs = [my_jobs])` so that it is linked"
+    )]
     NoQueues,
     /// `dead retry <id>` found no such dead letter.
     #[error("no dead letter of job {id} in {}", .searched.join(", "))]

@@ -112,6 +112,14 @@ struct WorkArgs {
     name: Option<String>,
 }
 
+/// Why `work` found no job, with the likely cause: jobs in a library crate
+/// that the binary never names, so the linker drops the crate and its
+/// registrations with it (dtolnay/inventory#7).
+const NO_JOBS: &str = "no jobs are registered in this binary, so there is no queue to consume. \
+If the jobs are in a library crate, the binary must refer to it or the linker drops their registrations: \
+name it in `warren::main!(jobs = [my_jobs])`, or add `use my_jobs as _;`. \
+Otherwise derive `Job` on a type, or pass --queues";
+
 /// The setup hook of `main!(setup = ...)`, run on the I/O runtime; its error as text.
 type Setup<'a> = Box<dyn FnOnce(&Handle) -> Result<State, String> + 'a>;
 
@@ -310,9 +318,18 @@ fn work(url: &str, prefix: &str, registry: Registry, args: WorkArgs, io: Handle,
         args.queues.iter().map(|queue| &*queue.clone().leak()).collect()
     };
     if queues.is_empty() {
-        return fail(
-            "no jobs are registered in this binary, so there is no queue to consume; derive `Job` on a type or pass --queues",
-        );
+        return fail(NO_JOBS);
+    }
+    let missing = registry.missing_handlers(&queues);
+    if !missing.is_empty() {
+        let errors: Vec<String> = missing
+            .into_iter()
+            .map(|job| crate::RegistryError::missing_handler(job).to_string())
+            .collect();
+        return fail(format!(
+            "{}; or leave their queues out with --queues",
+            errors.join("; ")
+        ));
     }
     for queue in &queues {
         // The longest name warren derives from a queue is its longest hold queue's.

@@ -140,8 +140,14 @@ impl Runner {
         // A hand-written Deserialize may panic; that is the job's fault, not the worker's.
         let started = std::panic::catch_unwind(AssertUnwindSafe(|| registration.start(body, ctx)));
         let future = match started {
-            Ok(Ok(future)) => future,
-            Ok(Err(reason)) => return Outcome::dead(DeadReason::Undecodable, reason),
+            Ok(Some(Ok(future))) => future,
+            Ok(Some(Err(reason))) => return Outcome::dead(DeadReason::Undecodable, reason),
+            Ok(None) => {
+                return Outcome::dead(
+                    DeadReason::UnknownJob,
+                    crate::RegistryError::missing_handler(registration).to_string(),
+                );
+            }
             Err(panic) => return Outcome::dead(DeadReason::Panic, panic_message(panic.as_ref())),
         };
         let timeout = registration.options.effective_timeout();

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use crate::{Job, JobContext};
 
-/// The work a [`Job`] does. Implement it for every type that derives `Job`.
+/// The work a [`Job`] does. Implement it for every type that derives `Job`,
+/// except a [`Contract`](crate::Contract), whose handler is bound with
+/// [`handler!`](crate::handler) in the crate that runs it.
 ///
 /// Returning `Err` fails the attempt; so do a panic and running past the
 /// job's timeout. Each is caught by the worker: a job never takes the worker
@@ -15,7 +17,8 @@ use crate::{Job, JobContext};
 #[diagnostic::on_unimplemented(
     message = "`{Self}` derives `Job` but does not implement `warren::Handler`",
     label = "this job has no handler",
-    note = "add `impl warren::Handler for {Self} {{ async fn perform(self, ctx: &warren::JobContext) -> Result<(), warren::JobError> {{ ... }} }}`"
+    note = "add `impl warren::Handler for {Self} {{ async fn perform(self, ctx: &warren::JobContext) -> Result<(), warren::JobError> {{ ... }} }}`",
+    note = "or, to handle it in another crate, declare it #[job(contract)] and bind a handler there with `warren::handler!({Self} => handler_fn)`"
 )]
 pub trait Handler: Job {
     /// Runs the job once. `ctx` tells which job and attempt this is and

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 pub(crate) mod attempt;
 pub(crate) mod codec;
 mod context;
+pub(crate) mod contract;
 mod dead_reason;
 mod handler;
 pub(crate) mod registry;
@@ -17,9 +18,10 @@ pub(crate) mod retry;
 mod state;
 
 pub use context::JobContext;
+pub use contract::Contract;
 pub use dead_reason::DeadReason;
 pub use handler::{Handler, JobError};
-pub use registry::{Registration, Registry, RegistryError};
+pub use registry::{Registration, Registry, RegistryBuilder, RegistryError};
 pub use state::{MissingState, State};
 
 /// The queue a job goes to when its `#[job(queue = "...")]` does not name one.

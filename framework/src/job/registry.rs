@@ -1,5 +1,7 @@
-//! The jobs a binary knows, collected from every `#[derive(Job)]` it links.
+//! The jobs a binary knows, collected from every `#[derive(Job)]` and
+//! [`handler!`](crate::handler) it links.
 
+use std::any::{TypeId, type_name};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::OnceLock;
@@ -7,10 +9,14 @@ use std::sync::OnceLock;
 use futures_util::future::BoxFuture;
 
 use crate::job::codec;
+use crate::job::contract::{BoundHandler, Contract};
 use crate::{Error, Handler, Job, JobContext, JobError, JobOptions, QueueType};
 
 /// The future of one attempt, or why the body could not be decoded.
 pub(crate) type Attempt = Result<BoxFuture<'static, Result<(), JobError>>, String>;
+
+/// Decodes a body and starts one attempt of a job's handler.
+pub(crate) type Start = fn(&[u8], JobContext) -> Attempt;
 
 /// One registered job type. `#[derive(Job)]` submits one per type.
 #[derive(Clone, Copy)]
@@ -23,8 +29,20 @@ pub struct Registration {
     pub options: JobOptions,
     /// The Rust path of the type, for messages that name it.
     pub type_name: &'static str,
-    start: fn(&[u8], JobContext) -> Attempt,
+    type_id: fn() -> TypeId,
+    handling: Handling,
     encode_json: fn(&str) -> Result<Vec<u8>, String>,
+}
+
+/// Where a job's handler comes from.
+#[derive(Clone, Copy)]
+enum Handling {
+    /// The job type implements `Handler`.
+    Own(Start),
+    /// A contract, and the handler `handler!` bound to it (named).
+    Bound(Start, &'static str),
+    /// A contract with no handler in this program: a producer's view.
+    Unbound,
 }
 
 impl Registration {
@@ -36,14 +54,57 @@ impl Registration {
             queue: J::QUEUE,
             options: J::OPTIONS,
             type_name,
-            start: start::<J>,
+            type_id: TypeId::of::<J>,
+            handling: Handling::Own(start::<J>),
             encode_json: encode_json::<J>,
         }
     }
 
+    /// The registration of a contract job type, whose handler (if this
+    /// program has one) is bound with `handler!`.
+    #[doc(hidden)]
+    pub const fn contract<J: Contract>(type_name: &'static str) -> Self {
+        Registration {
+            name: J::NAME,
+            queue: J::QUEUE,
+            options: J::OPTIONS,
+            type_name,
+            type_id: TypeId::of::<J>,
+            handling: Handling::Unbound,
+            encode_json: encode_json::<J>,
+        }
+    }
+
+    /// Whether the job type is a contract (`#[job(contract)]`), whose
+    /// handler is bound with [`handler!`](crate::handler) rather than
+    /// implemented on the type.
+    pub fn is_contract(&self) -> bool {
+        !matches!(self.handling, Handling::Own(_))
+    }
+
+    /// Whether this program can run the job: it implements `Handler`, or it
+    /// is a contract with a handler bound to it.
+    pub fn has_handler(&self) -> bool {
+        !matches!(self.handling, Handling::Unbound)
+    }
+
+    /// The path of the function [`handler!`](crate::handler) bound to this
+    /// contract job; `None` for a job that implements `Handler` itself and
+    /// for a contract with no handler in this program.
+    pub fn handler(&self) -> Option<&'static str> {
+        match self.handling {
+            Handling::Bound(_, handler) => Some(handler),
+            Handling::Own(_) | Handling::Unbound => None,
+        }
+    }
+
     /// Decodes `body` and starts the handler; the future runs one attempt.
-    pub(crate) fn start(&self, body: &[u8], ctx: JobContext) -> Attempt {
-        (self.start)(body, ctx)
+    /// `None`: this program has no handler for the job.
+    pub(crate) fn start(&self, body: &[u8], ctx: JobContext) -> Option<Attempt> {
+        match self.handling {
+            Handling::Own(start) | Handling::Bound(start, _) => Some(start(body, ctx)),
+            Handling::Unbound => None,
+        }
     }
 
     /// Turns a job given as JSON (as on the command line) into its message
@@ -70,6 +131,8 @@ impl fmt::Debug for Registration {
             .field("queue", &self.queue)
             .field("options", &self.options)
             .field("type_name", &self.type_name)
+            .field("contract", &self.is_contract())
+            .field("handler", &self.handler())
             .finish_non_exhaustive()
     }
 }
@@ -130,24 +193,154 @@ pub enum RegistryError {
         /// The kind of queue that one wants.
         second_type: QueueType,
     },
+    /// Two handlers are bound to one contract job.
+    #[error(
+        "job `{name}` (`{job}`) has two handlers: `{first}` and `{second}`; keep one `warren::handler!({job} => ...)` per program"
+    )]
+    DuplicateHandler {
+        /// The job's wire name.
+        name: &'static str,
+        /// The job type.
+        job: &'static str,
+        /// One handler.
+        first: &'static str,
+        /// The other handler.
+        second: &'static str,
+    },
+    /// A handler is bound to a job type that implements `Handler` itself.
+    #[error(
+        "job `{name}` (`{job}`) implements `Handler` and is also bound to `{handler}` by `warren::handler!`; declare the job #[job(contract)] and drop its `impl Handler`, or drop the `handler!`"
+    )]
+    HandlerForNonContract {
+        /// The job's wire name.
+        name: &'static str,
+        /// The job type.
+        job: &'static str,
+        /// The handler bound to it.
+        handler: &'static str,
+    },
+    /// A handler is bound to a job type that is not registered.
+    #[error(
+        "`{handler}` is bound by `warren::handler!` to `{job}`, which is not registered as a job; derive `Job` on it with #[job(contract)]"
+    )]
+    HandlerWithoutJob {
+        /// The job type.
+        job: &'static str,
+        /// The handler bound to it.
+        handler: &'static str,
+    },
+    /// A contract job that must run here has no handler in this program.
+    #[error(
+        "job `{name}` (`{job}`) is a contract with no handler in this program; bind one with `warren::handler!({job} => your_handler);` in the crate that runs it"
+    )]
+    MissingHandler {
+        /// The job's wire name.
+        name: &'static str,
+        /// The job type.
+        job: &'static str,
+    },
+}
+
+impl RegistryError {
+    /// The error for a contract job that has no handler here.
+    pub(crate) fn missing_handler(job: &Registration) -> Self {
+        RegistryError::MissingHandler {
+            name: job.name,
+            job: job.type_name,
+        }
+    }
 }
 
 impl Registry {
-    /// The registry of every job linked into this binary.
+    /// The registry of every job linked into this binary, with the handlers
+    /// [`handler!`](crate::handler) bound to its contract jobs.
     pub fn from_inventory() -> Result<Self, RegistryError> {
-        Self::from_registrations(inventory::iter::<Registration>.into_iter().copied())
+        Self::join(
+            inventory::iter::<Registration>.into_iter().copied(),
+            inventory::iter::<BoundHandler>.into_iter().copied(),
+        )
     }
 
-    /// A registry of the given jobs.
+    /// A registry of the given jobs, as they are: a contract job keeps the
+    /// handler it had in the registry it came from, if any.
+    ///
+    /// To pick jobs by type, for a test, use [`Registry::builder`].
     pub fn from_registrations(registrations: impl IntoIterator<Item = Registration>) -> Result<Self, RegistryError> {
+        Self::join(registrations, [])
+    }
+
+    /// A registry of the job types you name, rather than of every job
+    /// linked into the program: for a test that drains only those jobs
+    /// ([`InMemoryBroker::with_registry`](crate::testing::InMemoryBroker::with_registry)).
+    ///
+    /// ```
+    /// use warren::prelude::*;
+    /// use warren::Registry;
+    ///
+    /// #[derive(Debug, Serialize, Deserialize, Job)]
+    /// struct SignUp { email: String }
+    /// # impl Handler for SignUp {
+    /// #     async fn perform(self, _ctx: &JobContext) -> Result<(), JobError> { Ok(()) }
+    /// # }
+    ///
+    /// #[derive(Debug, Serialize, Deserialize, Job)]
+    /// #[job(contract)]
+    /// struct SendWelcome { to: String }
+    ///
+    /// async fn send_welcome(_job: SendWelcome, _ctx: &JobContext) -> Result<(), JobError> { Ok(()) }
+    /// warren::handler!(SendWelcome => send_welcome);
+    ///
+    /// let registry = Registry::builder().job::<SignUp>().contract::<SendWelcome>().build()?;
+    /// assert_eq!(registry.jobs().len(), 2);
+    /// # Ok::<(), warren::RegistryError>(())
+    /// ```
+    pub fn builder() -> RegistryBuilder {
+        RegistryBuilder::default()
+    }
+
+    /// Binds each handler to its contract job, then checks the jobs against
+    /// each other.
+    fn join(
+        registrations: impl IntoIterator<Item = Registration>,
+        handlers: impl IntoIterator<Item = BoundHandler>,
+    ) -> Result<Self, RegistryError> {
+        let mut all: Vec<Registration> = registrations.into_iter().collect();
+        // inventory's order depends on link order; sort so errors are stable.
+        all.sort_by_key(|r| (r.name, r.type_name));
+        let mut handlers: Vec<(&'static str, &'static str, BoundHandler)> = handlers
+            .into_iter()
+            .map(|handler| ((handler.job_type)(), (handler.handler)(), handler))
+            .collect();
+        handlers.sort_by_key(|&(job, handler, _)| (job, handler));
+        for (job, handler, bound) in handlers {
+            let Some(registration) = all.iter_mut().find(|r| (r.type_id)() == (bound.job)()) else {
+                return Err(RegistryError::HandlerWithoutJob { job, handler });
+            };
+            registration.handling = match registration.handling {
+                Handling::Unbound => Handling::Bound(bound.start, handler),
+                Handling::Bound(_, first) => {
+                    return Err(RegistryError::DuplicateHandler {
+                        name: registration.name,
+                        job: registration.type_name,
+                        first,
+                        second: handler,
+                    });
+                }
+                Handling::Own(_) => {
+                    return Err(RegistryError::HandlerForNonContract {
+                        name: registration.name,
+                        job: registration.type_name,
+                        handler,
+                    });
+                }
+            };
+        }
+
         let mut registry = Registry {
             by_name: HashMap::new(),
             default_by_queue: HashMap::new(),
             type_by_queue: HashMap::new(),
         };
-        let mut all: Vec<Registration> = registrations.into_iter().collect();
-        // inventory's order depends on link order; sort so errors are stable.
-        all.sort_by_key(|r| (r.name, r.type_name));
         for registration in all {
             if let Some(first) = registry.by_name.insert(registration.name, registration) {
                 return Err(RegistryError::DuplicateName {
@@ -220,6 +413,60 @@ impl Registry {
         queues.dedup();
         queues
     }
+
+    /// The contract jobs of `queues` (unprefixed) that have no handler in
+    /// this program, sorted by name: a worker consuming those queues could
+    /// not run them, and refuses to start.
+    pub fn missing_handlers(&self, queues: &[&str]) -> Vec<&Registration> {
+        self.jobs()
+            .into_iter()
+            .filter(|job| !job.has_handler() && queues.contains(&job.queue))
+            .collect()
+    }
+}
+
+/// Builds a [`Registry`] of the job types you name; from [`Registry::builder`].
+#[derive(Debug, Default)]
+pub struct RegistryBuilder {
+    registrations: Vec<Registration>,
+}
+
+impl RegistryBuilder {
+    /// Adds a job type that implements [`Handler`].
+    pub fn job<J: Handler>(mut self) -> Self {
+        self.registrations.push(Registration::of::<J>(type_name::<J>()));
+        self
+    }
+
+    /// Adds a contract job type, with the handler that
+    /// [`handler!`](crate::handler) binds to it in this program.
+    pub fn contract<J: Contract>(mut self) -> Self {
+        self.registrations.push(Registration::contract::<J>(type_name::<J>()));
+        self
+    }
+
+    /// The registry; fails as [`Registry::from_inventory`] would on
+    /// conflicting jobs, and on a contract job with no handler in this
+    /// program ([`RegistryError::MissingHandler`]): a registry you build
+    /// is for running its jobs.
+    pub fn build(self) -> Result<Registry, RegistryError> {
+        Self::build_with(self.registrations, inventory::iter::<BoundHandler>.into_iter().copied())
+    }
+
+    fn build_with(
+        registrations: Vec<Registration>,
+        handlers: impl IntoIterator<Item = BoundHandler>,
+    ) -> Result<Registry, RegistryError> {
+        // Only the handlers of the jobs named: the program's other handlers
+        // are bound to jobs this registry leaves out.
+        let named: Vec<TypeId> = registrations.iter().map(|r| (r.type_id)()).collect();
+        let handlers = handlers.into_iter().filter(|handler| named.contains(&(handler.job)()));
+        let registry = Registry::join(registrations, handlers)?;
+        match registry.jobs().into_iter().find(|job| !job.has_handler()) {
+            Some(unbound) => Err(RegistryError::missing_handler(unbound)),
+            None => Ok(registry),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -227,6 +474,7 @@ mod tests {
     use serde::{Deserialize, Serialize};
 
     use super::*;
+    use crate::testing::TestContext;
 
     /// A job on `queue` of kind `TYPE`, with its handler; written by hand,
     /// as the derive names `::warren`, which this crate cannot.
@@ -246,6 +494,22 @@ mod tests {
                     Ok(())
                 }
             }
+        };
+    }
+
+    /// A contract job on `queue`, written by hand like the jobs above.
+    macro_rules! contract {
+        ($name:ident, $queue:literal) => {
+            #[derive(Serialize, Deserialize)]
+            struct $name;
+
+            impl Job for $name {
+                const NAME: &'static str = stringify!($name);
+                const QUEUE: &'static str = $queue;
+                const OPTIONS: JobOptions = JobOptions::new();
+            }
+
+            impl Contract for $name {}
         };
     }
 
@@ -290,6 +554,177 @@ mod tests {
             error.to_string(),
             "queue `payments` is declared as two kinds of queue: quorum by `billing::Charge` and classic by \
              `billing::Receipt`; give every job of the queue the same #[job(queue_type = \"...\")]"
+        );
+    }
+
+    contract!(Thumbnail, "images");
+    contract!(Invoice, "billing");
+
+    async fn thumbnail(_job: Thumbnail, _ctx: &JobContext) -> Result<(), JobError> {
+        Ok(())
+    }
+
+    async fn failing_thumbnail(_job: Thumbnail, _ctx: &JobContext) -> Result<(), JobError> {
+        Err(JobError::msg("the second handler ran"))
+    }
+
+    /// What `warren::handler!(Thumbnail => path)` submits, without putting
+    /// it in this test binary's inventory.
+    fn bound(handler: fn() -> &'static str) -> BoundHandler {
+        fn start(body: &[u8], ctx: JobContext) -> Attempt {
+            crate::job::contract::start::<Thumbnail, _, _>(
+                body,
+                ctx,
+                |job, ctx| async move { thumbnail(job, &ctx).await },
+            )
+        }
+        BoundHandler::new::<Thumbnail>(handler, start)
+    }
+
+    fn other_thumbnail_handler() -> BoundHandler {
+        fn start(body: &[u8], ctx: JobContext) -> Attempt {
+            crate::job::contract::start::<Thumbnail, _, _>(body, ctx, |job, ctx| async move {
+                failing_thumbnail(job, &ctx).await
+            })
+        }
+        BoundHandler::new::<Thumbnail>(|| "worker::failing_thumbnail", start)
+    }
+
+    #[tokio::test]
+    async fn a_contract_has_no_handler_until_one_is_bound() {
+        let contract = Registration::contract::<Thumbnail>("contracts::Thumbnail");
+        let unbound = Registry::join([contract], []).expect("a producer's registry");
+        let job = unbound.get("Thumbnail").expect("registered");
+        assert!(job.is_contract() && !job.has_handler());
+        assert_eq!(job.handler(), None);
+        assert!(job.start(b"null", TestContext::new().build()).is_none());
+        assert_eq!(
+            job.encode_json("null"),
+            Ok(b"null".to_vec()),
+            "a producer can still enqueue it"
+        );
+
+        let bound = Registry::join([contract], [bound(|| "worker::thumbnail")]).expect("a worker's registry");
+        let job = bound.get("Thumbnail").expect("registered");
+        assert!(job.is_contract() && job.has_handler());
+        assert_eq!(job.handler(), Some("worker::thumbnail"));
+        let attempt = job.start(b"null", TestContext::new().build()).expect("a handler");
+        attempt.expect("decodes").await.expect("the handler ran");
+
+        let own = Registry::join([Registration::of::<Resize>("images::Resize")], []).unwrap();
+        let job = own.get("Resize").unwrap();
+        assert!(!job.is_contract() && job.has_handler() && job.handler().is_none());
+    }
+
+    #[test]
+    fn two_handlers_for_one_contract_are_refused_naming_both() {
+        let error = Registry::join(
+            [Registration::contract::<Thumbnail>("contracts::Thumbnail")],
+            [other_thumbnail_handler(), bound(|| "worker::thumbnail")],
+        )
+        .expect_err("two handlers");
+        // Sorted by handler, whatever the link order.
+        assert_eq!(
+            error,
+            RegistryError::DuplicateHandler {
+                name: "Thumbnail",
+                job: "contracts::Thumbnail",
+                first: "worker::failing_thumbnail",
+                second: "worker::thumbnail",
+            }
+        );
+        assert_eq!(
+            error.to_string(),
+            "job `Thumbnail` (`contracts::Thumbnail`) has two handlers: `worker::failing_thumbnail` and \
+             `worker::thumbnail`; keep one `warren::handler!(contracts::Thumbnail => ...)` per program"
+        );
+    }
+
+    #[test]
+    fn a_handler_for_a_job_with_its_own_handler_or_for_no_job_is_refused() {
+        // A type that implements both `Handler` and (by hand) `Contract`.
+        job!(Both, "images", QueueType::Classic);
+        impl Contract for Both {}
+        fn start(body: &[u8], ctx: JobContext) -> Attempt {
+            crate::job::contract::start::<Both, _, _>(body, ctx, |_job, _ctx| async { Ok(()) })
+        }
+        let error = Registry::join(
+            [Registration::of::<Both>("images::Both")],
+            [BoundHandler::new::<Both>(|| "worker::both", start)],
+        )
+        .expect_err("a handler too many");
+        assert_eq!(
+            error,
+            RegistryError::HandlerForNonContract {
+                name: "Both",
+                job: "images::Both",
+                handler: "worker::both",
+            }
+        );
+        assert!(
+            error.to_string().contains("declare the job #[job(contract)]"),
+            "{error}"
+        );
+
+        let error = Registry::join([], [bound(|| "worker::thumbnail")]).expect_err("no such job");
+        assert_eq!(
+            error,
+            RegistryError::HandlerWithoutJob {
+                job: type_name::<Thumbnail>(),
+                handler: "worker::thumbnail",
+            }
+        );
+    }
+
+    #[test]
+    fn missing_handlers_are_the_unbound_contracts_of_the_queues_served() {
+        let registry = Registry::join(
+            [
+                Registration::contract::<Thumbnail>("contracts::Thumbnail"),
+                Registration::contract::<Invoice>("contracts::Invoice"),
+                Registration::of::<Resize>("images::Resize"),
+            ],
+            [],
+        )
+        .unwrap();
+        let names =
+            |queues: &[&str]| -> Vec<&str> { registry.missing_handlers(queues).iter().map(|job| job.name).collect() };
+        assert_eq!(names(&["images", "billing"]), ["Invoice", "Thumbnail"]);
+        assert_eq!(names(&["billing"]), ["Invoice"]);
+        assert!(names(&["elsewhere"]).is_empty());
+        assert_eq!(
+            RegistryError::missing_handler(registry.get("Invoice").unwrap()).to_string(),
+            "job `Invoice` (`contracts::Invoice`) is a contract with no handler in this program; bind one with \
+             `warren::handler!(contracts::Invoice => your_handler);` in the crate that runs it"
+        );
+    }
+
+    #[test]
+    fn a_built_registry_has_only_the_jobs_named_and_their_handlers() {
+        let registry = RegistryBuilder::build_with(
+            vec![
+                Registration::of::<Charge>("billing::Charge"),
+                Registration::contract::<Thumbnail>("contracts::Thumbnail"),
+            ],
+            [bound(|| "worker::thumbnail")],
+        )
+        .expect("no conflict");
+        let names: Vec<_> = registry.jobs().iter().map(|job| job.name).collect();
+        assert_eq!(names, ["Charge", "Thumbnail"]);
+        assert_eq!(registry.get("Thumbnail").unwrap().handler(), Some("worker::thumbnail"));
+
+        // The program's handler of a job left out is not an error here.
+        let unbound = RegistryBuilder::build_with(
+            vec![Registration::contract::<Invoice>("contracts::Invoice")],
+            [bound(|| "worker::thumbnail")],
+        )
+        .expect_err("a contract without a handler cannot run");
+        assert_eq!(
+            unbound,
+            RegistryError::MissingHandler {
+                name: "Invoice",
+                job: "contracts::Invoice",
+            }
         );
     }
 }

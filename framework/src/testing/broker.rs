@@ -84,7 +84,8 @@ impl InMemoryBroker {
 
     /// Drains through these jobs only, rather than every job linked into
     /// the test binary; a job missing from it ends in the dead letters as
-    /// an unknown job.
+    /// an unknown job. [`Registry::builder`] makes one from job types:
+    /// `Registry::builder().job::<SignUp>().build()?`.
     pub fn with_registry(mut self, registry: Registry) -> Self {
         self.registry = Some(registry);
         self

@@ -377,9 +377,29 @@ async fn jobs_that_enqueue_each_other_forever_stop_at_the_step_limit() {
     assert!(message.contains("ping, ping"), "{message}");
 }
 
+/// A job declared in a contract crate, with its handler bound in the
+/// worker's (here, both in this module).
+#[derive(Debug, Serialize, Deserialize, Job)]
+#[job(contract, queue = "receipts")]
+struct SendReceipt {
+    order: u64,
+}
+
+async fn send_receipt(job: SendReceipt, ctx: &JobContext) -> Result<(), JobError> {
+    let outbox: &Outbox = ctx.state()?;
+    outbox
+        .0
+        .lock()
+        .unwrap()
+        .push(format!("receipt for order {}", job.order));
+    Ok(())
+}
+
+crate::handler!(SendReceipt => send_receipt);
+
 #[tokio::test]
 async fn an_explicit_registry_limits_what_drains() {
-    let only_signups = Registry::from_registrations([crate::Registration::of::<SignUp>("SignUp")]).unwrap();
+    let only_signups = Registry::builder().job::<SignUp>().build().unwrap();
     let broker = InMemoryBroker::new().with_registry(only_signups);
     broker
         .client()
@@ -392,6 +412,56 @@ async fn an_explicit_registry_limits_what_drains() {
     let message = error.to_string();
     assert!(message.contains("job `welcome`"), "{message}");
     assert!(message.contains("(unknown_job): no job named `welcome`"), "{message}");
+}
+
+#[tokio::test]
+async fn a_built_registry_drains_contract_jobs_through_their_bound_handler() {
+    let registry = Registry::builder()
+        .job::<SignUp>()
+        .contract::<SendReceipt>()
+        .build()
+        .unwrap();
+    let bound = registry.get("send_receipt").expect("registered");
+    assert!(bound.is_contract());
+    assert!(bound.handler().unwrap().ends_with("::send_receipt"), "{bound:?}");
+
+    let outbox = State::new().with(Outbox::default());
+    let broker = InMemoryBroker::new().with_state(outbox).with_registry(registry);
+    let client = broker.client();
+    client.enqueue(SendReceipt { order: 7 }).await.unwrap();
+    client
+        .enqueue(SignUp {
+            email: "ada@example.com".into(),
+        })
+        .await
+        .unwrap();
+    let drained = broker.drain_allowing_failures().await.unwrap();
+    assert_eq!(drained.runs.len(), 3, "{drained:?}");
+    let sent = broker.state().get::<Outbox>().unwrap();
+    assert_eq!(*sent.0.lock().unwrap(), ["receipt for order 7"]);
+    // Welcome, enqueued by SignUp, is not among the jobs named.
+    let dead = broker.dead_letters();
+    assert_eq!((dead.len(), dead[0].name.as_str()), (1, "welcome"));
+    assert_eq!(dead[0].reason, DeadReason::UnknownJob);
+}
+
+#[tokio::test]
+async fn the_linked_registry_binds_the_handler_and_enqueue_raw_takes_contract_jobs() {
+    let linked = Registry::from_inventory().unwrap();
+    let job = linked.get("send_receipt").expect("linked");
+    assert!(job.is_contract() && job.has_handler());
+
+    let outbox = State::new().with(Outbox::default());
+    let broker = InMemoryBroker::new().with_state(outbox);
+    broker
+        .client()
+        .enqueue_raw("send_receipt", r#"{"order": 8}"#, EnqueueOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(broker.assert_enqueued_one::<SendReceipt>().order, 8);
+    broker.drain().await.unwrap();
+    let sent = broker.state().get::<Outbox>().unwrap();
+    assert_eq!(*sent.0.lock().unwrap(), ["receipt for order 8"]);
 }
 
 #[tokio::test]

@@ -27,6 +27,21 @@ impl Handler for ResizeImage {
     }
 }
 
+/// Sends an email; declared as a contract, its handler bound below.
+#[derive(Debug, Serialize, Deserialize, Job)]
+#[job(contract, queue = "emails")]
+pub struct SendEmail {
+    /// To whom.
+    pub to: String,
+}
+
+async fn send_email(_job: SendEmail, _ctx: &JobContext) -> Result<(), JobError> {
+    Ok(())
+}
+
+warren::handler!(SendEmail => send_email);
+
 fn main() {
     assert_eq!(ResizeImage::NAME, "resize_image");
+    assert_eq!(SendEmail::NAME, "send_email");
 }

@@ -1,0 +1,9 @@
+use warren::prelude::*;
+
+#[derive(Serialize, Deserialize, Job)]
+#[job(contarct, queue = "images")]
+struct ResizeImage {
+    path: String,
+}
+
+fn main() {}

@@ -1,0 +1,1 @@
+warren::main!(jobs = [no_such_crate]);

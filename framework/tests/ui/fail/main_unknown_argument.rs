@@ -1,0 +1,1 @@
+warren::main!(job = [my_jobs]);
