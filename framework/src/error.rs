@@ -15,6 +15,62 @@ pub enum Error {
         #[source]
         source: AmqpError,
     },
+    /// The RabbitMQ URL is not one warren can connect to: empty, without
+    /// `amqp://` or `amqps://`, or malformed. Not retried.
+    #[error("invalid RabbitMQ URL `{url}`: {reason}")]
+    InvalidUrl {
+        /// The URL, without its password.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A TLS file (the CA, the client certificate or its key) could not be
+    /// read or holds nothing usable. Not retried.
+    #[error("cannot use the TLS {what} `{}`: {reason}", .path.display())]
+    TlsFile {
+        /// Which file: `CA file`, `client certificate` or `client key`.
+        what: &'static str,
+        /// Its path.
+        path: std::path::PathBuf,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// The TLS handshake with the broker failed: its certificate did not
+    /// verify, the port does not speak TLS, or the broker refused the
+    /// client certificate. Not retried.
+    #[error("TLS with RabbitMQ at {url} failed: {reason}")]
+    Tls {
+        /// The broker's URL, without its password.
+        url: String,
+        /// What failed, and what to check.
+        reason: String,
+    },
+    /// The broker refused the user name and password (or the client
+    /// certificate, with `auth_mechanism=external`). Not retried.
+    #[error("RabbitMQ at {url} refused the credentials of user `{user}`: check the user name and password ({reason})")]
+    AccessRefused {
+        /// The broker's URL, without its password.
+        url: String,
+        /// The user name it refused.
+        user: String,
+        /// The broker's reply text.
+        reason: String,
+    },
+    /// The broker refused the virtual host: it does not exist, or the user
+    /// may not use it. Not retried.
+    #[error(
+        "RabbitMQ at {url} refused virtual host `{vhost}`: it does not exist or user `{user}` has no access to it ({reason})"
+    )]
+    VhostRefused {
+        /// The broker's URL, without its password.
+        url: String,
+        /// The virtual host.
+        vhost: String,
+        /// The user name.
+        user: String,
+        /// The broker's reply text.
+        reason: String,
+    },
     /// The broker did not complete the connection handshake in time.
     #[error("could not connect to RabbitMQ at {url}: no answer within {timeout:?}")]
     ConnectTimeout {
@@ -129,6 +185,33 @@ pub enum Error {
     /// An AMQP operation failed (usually: the connection or channel is gone).
     #[error("RabbitMQ error: {0}")]
     Amqp(#[source] AmqpError),
+}
+
+impl Error {
+    /// Whether trying again later may succeed: the broker unreachable or
+    /// restarting, a connection lost, no answer in time. `false` for what
+    /// only a change of configuration fixes: an invalid URL, a TLS file or
+    /// handshake that fails, credentials or a virtual host the broker
+    /// refuses.
+    pub fn is_transient(&self) -> bool {
+        !matches!(
+            self,
+            Error::InvalidUrl { .. }
+                | Error::TlsFile { .. }
+                | Error::Tls { .. }
+                | Error::AccessRefused { .. }
+                | Error::VhostRefused { .. }
+                | Error::NoRuntime
+        )
+    }
+
+    /// Whether the error is in the configuration given (a URL, a TLS file)
+    /// rather than in what the broker answered: a command line would
+    /// report it as a usage error.
+    #[cfg(feature = "cli")]
+    pub(crate) fn is_configuration(&self) -> bool {
+        matches!(self, Error::InvalidUrl { .. } | Error::TlsFile { .. })
+    }
 }
 
 impl From<lapin::Error> for Error {
@@ -247,15 +330,20 @@ pub(crate) fn redact(urls: &str) -> String {
     urls.split(',').map(redact_one).collect::<Vec<_>>().join(",")
 }
 
+/// Hides everything from the first `:` of the user information to the
+/// last `@`, so that a password with `/`, `@` or `:` in it, or in a URL too
+/// malformed to parse (`amqp//user:secret@host`), is hidden all the same.
 fn redact_one(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
+    let start = url
+        .find("://")
+        .map(|at| at + 3)
+        .or_else(|| url.find("//").map(|at| at + 2))
+        .unwrap_or(0);
+    let Some(at) = url.rfind('@').filter(|&at| at >= start) else {
         return url.to_owned();
     };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else {
-        return url.to_owned();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+    match url[start..at].find(':') {
+        Some(colon) => format!("{}:***{}", &url[..start + colon], &url[at..]),
         None => url.to_owned(),
     }
 }
@@ -276,6 +364,16 @@ mod tests {
             redact("amqp://u:one@a:5672,amqp://u:two@b:5672"),
             "amqp://u:***@a:5672,amqp://u:***@b:5672"
         );
+    }
+
+    #[test]
+    fn passwords_in_malformed_urls_never_reach_logs_either() {
+        assert_eq!(redact("amqp//guest:secret@host:5672"), "amqp//guest:***@host:5672");
+        assert_eq!(redact("guest:secret@host:5672"), "guest:***@host:5672");
+        assert_eq!(redact("amqp://guest:se/cr@t@host/%2f"), "amqp://guest:***@host/%2f");
+        assert_eq!(redact("amqps://guest:a:b@host"), "amqps://guest:***@host");
+        assert_eq!(redact("127.0.0.1:5672"), "127.0.0.1:5672");
+        assert_eq!(redact(""), "");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use crate::Error;
 use crate::amqp::backoff::Backoff;
-use crate::amqp::connect::Endpoint;
+use crate::amqp::connect::{Endpoint, Refusals, with_retries};
 
 /// The first wait between reconnection attempts (full jitter); it doubles up to [`MAX_WAIT`].
 const FIRST_WAIT: Duration = Duration::from_millis(100);
@@ -156,35 +156,26 @@ impl Sessions {
             let close = old.connection.close(200, "reconnecting".into());
             let _ = tokio::time::timeout(Duration::from_secs(5), close).await;
         });
-        let mut backoff = Backoff::new(FIRST_WAIT, MAX_WAIT);
-        let mut attempt = 1u32;
-        loop {
-            let opened = tokio::time::timeout_at(deadline, Session::open(&self.endpoint, dead.generation + 1))
-                .await
-                .map_err(|_elapsed| self.unavailable())?;
-            match opened {
-                Ok(session) if self.closed.load(Ordering::Relaxed) => {
-                    // Closed while reconnecting: the new connection must not outlive the client.
-                    let _ = session.connection.close(200, "client closed".into()).await;
-                    return Err(Error::ClientClosed);
-                }
-                Ok(session) => {
-                    info!(connection = %self.endpoint.name, attempt, "reconnected to RabbitMQ");
-                    *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(session);
-                    return Ok(());
-                }
-                Err(error) if Instant::now() >= deadline => return Err(error),
-                Err(error) => {
-                    // Never past the deadline: the operation's caller is waiting.
-                    let wait = backoff
-                        .next_wait()
-                        .min(deadline.saturating_duration_since(Instant::now()));
-                    warn!(%error, connection = %self.endpoint.name, attempt, retry_in = ?wait, "RabbitMQ unreachable");
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-            }
+        // Refusals fail at once: the enqueue waiting here learns that the
+        // broker refuses its credentials rather than waiting out its
+        // recovery timeout.
+        let reopen = with_retries(
+            &self.endpoint.name,
+            Backoff::new(FIRST_WAIT, MAX_WAIT),
+            Refusals::Fail,
+            || Session::open(&self.endpoint, dead.generation + 1),
+        );
+        let session = tokio::time::timeout_at(deadline, reopen)
+            .await
+            .map_err(|_elapsed| self.unavailable())??;
+        if self.closed.load(Ordering::Relaxed) {
+            // Closed while reconnecting: the new connection must not outlive the client.
+            let _ = session.connection.close(200, "client closed".into()).await;
+            return Err(Error::ClientClosed);
         }
+        info!(connection = %self.endpoint.name, "reconnected to RabbitMQ");
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(session);
+        Ok(())
     }
 
     fn unavailable(&self) -> Error {

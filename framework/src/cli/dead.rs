@@ -16,6 +16,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ErrorKind};
 use tracing::{info, warn};
 
+use crate::amqp::connect::TlsFiles;
 use crate::amqp::message;
 use crate::amqp::topology;
 use crate::{Client, Error, JobId, QueueType, Registry};
@@ -158,7 +159,13 @@ impl From<lapin::Error> for DeadError {
 }
 
 /// Runs a `dead` command against the broker at `url`.
-pub(crate) async fn run(url: &str, prefix: &str, registry: &Registry, command: DeadCommand) -> Result<(), DeadError> {
+pub(crate) async fn run(
+    url: &str,
+    tls: &TlsFiles,
+    prefix: &str,
+    registry: &Registry,
+    command: DeadCommand,
+) -> Result<(), DeadError> {
     // Checked before connecting: a script that forgot --yes learns it at once.
     if matches!(command, DeadCommand::Purge { yes: false, .. }) && !std::io::stdin().is_terminal() {
         return Err(DeadError::Unconfirmed);
@@ -171,6 +178,7 @@ pub(crate) async fn run(url: &str, prefix: &str, registry: &Registry, command: D
         return Err(DeadError::NoQueues);
     }
     let client = Client::builder(url)
+        .tls_files(tls.clone())
         .queue_prefix(prefix)
         .connection_name(format!("warren dead {}", command.name()))
         .connect()

@@ -5,6 +5,7 @@ pub(crate) mod dead;
 use std::future::Future;
 use std::io::IsTerminal;
 use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,19 +16,21 @@ use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
-use crate::amqp::connect::Endpoint;
+use crate::amqp::backoff::Backoff;
+use crate::amqp::connect::{Endpoint, Refusals, TlsFiles, with_retries};
 use crate::error::redact;
 use crate::job::attempt::Runner;
 use crate::worker::consumer::WorkerSettings;
 use crate::worker::signals::Signals;
-use crate::worker::supervisor::{Exit, Supervisor, backoff};
+use crate::worker::supervisor::{Exit, FIRST_WAIT, MAX_BACKOFF, Supervisor};
 use crate::{AckMode, Client, EnqueueOptions, Error, Registry, State};
 use dead::{DeadCommand, DeadError};
 
 /// Exit code of a run that failed: broker unreachable for a command, bad
 /// job, conflicting registrations.
 const EXIT_FAILURE: u8 = 1;
-/// Exit code of bad usage, as clap uses for bad arguments.
+/// Exit code of bad usage, as clap uses for bad arguments, and of a
+/// configuration that cannot work (a malformed URL, a missing TLS file).
 const EXIT_USAGE: u8 = 2;
 /// Exit code after a second signal or a drain that overran its timeout.
 const EXIT_FORCED: u8 = 3;
@@ -41,6 +44,27 @@ struct Cli {
     /// RabbitMQ URL; several, comma-separated (the nodes of a cluster), are tried in turn.
     #[arg(long, env = "AMQP_URL", default_value = "amqp://127.0.0.1:5672/%2f", global = true)]
     amqp_url: String,
+    /// CA certificates (PEM) that `amqps://` trusts besides the system's roots: a private CA's.
+    #[arg(long, env = "WARREN_TLS_CA", value_name = "PEM", global = true)]
+    tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) to present over `amqps://` (mutual TLS); needs --tls-key.
+    #[arg(
+        long,
+        env = "WARREN_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key",
+        global = true
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM); needs --tls-cert.
+    #[arg(
+        long,
+        env = "WARREN_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert",
+        global = true
+    )]
+    tls_key: Option<PathBuf>,
     /// Prefix for every queue name (must match the producers' `queue_prefix`).
     #[arg(long, env = "WARREN_QUEUE_PREFIX", default_value = "", global = true)]
     queue_prefix: String,
@@ -147,15 +171,11 @@ where
 
 fn run(setup: Option<Setup<'_>>) -> ExitCode {
     let cli = Cli::parse();
-    // `dead` probes for dead-letter queues that may not exist; the broker
-    // answers by closing the probe's channel, which lapin logs as an error.
-    // The command reports what matters itself.
-    let lapin = if matches!(cli.command, Command::Dead { .. }) {
-        "off"
-    } else {
-        "warn"
+    init_logging(cli.log_format);
+    let tls = TlsFiles {
+        ca: cli.tls_ca,
+        client: cli.tls_cert.zip(cli.tls_key),
     };
-    init_logging(cli.log_format, lapin);
     let registry = match Registry::from_inventory() {
         Ok(registry) => registry,
         Err(error) => return fail(error),
@@ -186,6 +206,7 @@ fn run(setup: Option<Setup<'_>>) -> ExitCode {
             }
             io.block_on(enqueue(
                 &cli.amqp_url,
+                &tls,
                 &cli.queue_prefix,
                 &registry,
                 &job,
@@ -194,14 +215,16 @@ fn run(setup: Option<Setup<'_>>) -> ExitCode {
             ))
         }
         Command::Dead { command } => {
-            match io.block_on(dead::run(&cli.amqp_url, &cli.queue_prefix, &registry, command)) {
+            match io.block_on(dead::run(&cli.amqp_url, &tls, &cli.queue_prefix, &registry, command)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error @ DeadError::Unconfirmed) => usage(error),
+                Err(DeadError::Broker(error)) => connect_failed(error),
                 Err(error) => fail(error),
             }
         }
         Command::Work(args) => work(
             &cli.amqp_url,
+            &tls,
             &cli.queue_prefix,
             registry,
             args,
@@ -213,10 +236,13 @@ fn run(setup: Option<Setup<'_>>) -> ExitCode {
     code
 }
 
-/// Logs to stderr at `RUST_LOG`'s level, by default `info` and `lapin` at `lapin_level`.
-fn init_logging(format: LogFormat, lapin_level: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("info,lapin={lapin_level}")));
+/// Logs to stderr at `RUST_LOG`'s level, by default `info`, and nothing of
+/// lapin's: it logs every closed connection and channel as an error with a
+/// debug dump (a refused login three times, a passive declare's probe of a
+/// missing queue), while warren reports each failure it acts on itself.
+/// `RUST_LOG=info,lapin=debug` shows them.
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,lapin=off"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -237,6 +263,16 @@ fn fail(error: impl std::fmt::Display) -> ExitCode {
 fn usage(error: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {error}");
     ExitCode::from(EXIT_USAGE)
+}
+
+/// A failure to reach the broker: exit 2 when the configuration given
+/// cannot work (see [`Error::is_configuration`]), else 1.
+fn connect_failed(error: Error) -> ExitCode {
+    if error.is_configuration() {
+        usage(error)
+    } else {
+        fail(error)
+    }
 }
 
 fn list_jobs(registry: &Registry) -> ExitCode {
@@ -275,6 +311,7 @@ fn write_jobs(registry: &Registry, out: &mut impl std::io::Write) -> std::io::Re
 
 async fn enqueue(
     url: &str,
+    tls: &TlsFiles,
     prefix: &str,
     registry: &Registry,
     name: &str,
@@ -290,13 +327,14 @@ async fn enqueue(
         Err(error) => return fail(error),
     };
     let client = match Client::builder(url)
+        .tls_files(tls.clone())
         .queue_prefix(prefix)
         .connection_name("warren enqueue")
         .connect()
         .await
     {
         Ok(client) => client,
-        Err(error) => return fail(error),
+        Err(error) => return connect_failed(error),
     };
     let result = client
         .publish_job(job.name, job.queue, &job.options, &body, options)
@@ -311,7 +349,22 @@ async fn enqueue(
     }
 }
 
-fn work(url: &str, prefix: &str, registry: Registry, args: WorkArgs, io: Handle, setup: Option<Setup<'_>>) -> ExitCode {
+fn work(
+    url: &str,
+    tls: &TlsFiles,
+    prefix: &str,
+    registry: Registry,
+    args: WorkArgs,
+    io: Handle,
+    setup: Option<Setup<'_>>,
+) -> ExitCode {
+    // Before anything else: a URL or TLS file that cannot work is reported
+    // at once, not after the setup hook or as a wait for the broker.
+    let endpoint =
+        Endpoint::new(url, format!("warren worker {}", worker_name(&args)), io.clone()).with_tls(tls.clone());
+    if let Err(error) = endpoint.check() {
+        return connect_failed(error);
+    }
     let queues: Vec<&'static str> = if args.queues.is_empty() {
         registry.queues()
     } else {
@@ -365,7 +418,7 @@ fn work(url: &str, prefix: &str, registry: Registry, args: WorkArgs, io: Handle,
     info!(state = ?state, "handlers' state");
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let workers = args.workers.map_or(cores, usize::from);
-    let name = args.name.unwrap_or_else(|| std::process::id().to_string());
+    let name = worker_name(&args);
     let settings = Arc::new(WorkerSettings {
         registry,
         ack: args.ack,
@@ -376,9 +429,10 @@ fn work(url: &str, prefix: &str, registry: Registry, args: WorkArgs, io: Handle,
     let system = actix::System::new();
     let exit = system.block_on(async move {
         let signals = Signals::install();
-        let endpoint = Endpoint::new(url, format!("warren worker {name}"), io.clone());
-        let Some(connection) = until_connected(|| endpoint.connect(), signals.clone()).await else {
-            return Ok(Exit::Drained);
+        let connection = match until_connected(&endpoint.name, || endpoint.connect(), signals.clone()).await {
+            Ok(Some(connection)) => connection,
+            Ok(None) => return Ok(Exit::Drained),
+            Err(error) => return Err(connect_failed(error)),
         };
         // Each worker consumes on a channel of its own: past the broker's
         // limit, the ones over it would fail and restart for ever.
@@ -386,17 +440,21 @@ fn work(url: &str, prefix: &str, registry: Registry, args: WorkArgs, io: Handle,
         let channel_max = usize::from(connection.configuration().channel_max());
         if channel_max > 0 && channels >= channel_max {
             let _ = connection.close(200, "too many workers".into()).await;
-            return Err(format!(
+            return Err(usage(format!(
                 "{workers} workers for each of {} queues need {channels} channels and one to declare queues on, and RabbitMQ allows {channel_max} per connection (its `channel_max`); lower --workers, split the queues over processes, or raise `channel_max` on the broker",
                 queues.len(),
-            ));
+            )));
         }
         let publisher = Client::builder(url)
+            .tls_files(tls.clone())
             .queue_prefix(prefix)
             .connection_name(format!("warren worker {name} (publisher)"))
             .runtime(io.clone());
-        let Some(client) = until_connected(|| publisher.clone().connect(), signals.clone()).await else {
-            return Ok(Exit::Drained);
+        let connected = until_connected("warren worker publisher", || publisher.clone().connect(), signals.clone());
+        let client = match connected.await {
+            Ok(Some(client)) => client,
+            Ok(None) => return Ok(Exit::Drained),
+            Err(error) => return Err(connect_failed(error)),
         };
         let mut runners = Vec::new();
         for queue in &queues {
@@ -423,7 +481,7 @@ fn work(url: &str, prefix: &str, registry: Registry, args: WorkArgs, io: Handle,
         Ok(exit)
     });
     match exit {
-        Err(refusal) => usage(refusal),
+        Err(code) => code,
         Ok(Exit::Drained) => {
             info!("worker stopped");
             ExitCode::SUCCESS
@@ -432,30 +490,23 @@ fn work(url: &str, prefix: &str, registry: Registry, args: WorkArgs, io: Handle,
     }
 }
 
-/// Retries `connect` with capped backoff until it succeeds, logging one line
-/// per failed attempt; `None` if a shutdown signal comes first.
-async fn until_connected<T, F, Fut>(mut connect: F, mut signals: Signals) -> Option<T>
+/// This process's name in worker ids and connection names.
+fn worker_name(args: &WorkArgs) -> String {
+    args.name.clone().unwrap_or_else(|| std::process::id().to_string())
+}
+
+/// Retries `connect` while its failures are transient, with the backoff of
+/// every reconnection loop; `Ok(None)` if a shutdown signal comes first, an
+/// error at once if the broker refuses the connection or the configuration
+/// cannot work.
+async fn until_connected<T, F, Fut>(connection: &str, connect: F, mut signals: Signals) -> Result<Option<T>, Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Error>>,
 {
-    let mut attempt = 0u32;
-    loop {
-        let result = tokio::select! {
-            result = connect() => result,
-            () = signals.received(1) => return None,
-        };
-        match result {
-            Ok(connected) => return Some(connected),
-            Err(error) => {
-                let delay = backoff(attempt);
-                attempt += 1;
-                warn!(%error, attempt, retry_in = ?delay, "RabbitMQ unreachable; retrying");
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    () = signals.received(1) => return None,
-                }
-            }
-        }
+    let backoff = Backoff::new(FIRST_WAIT, MAX_BACKOFF);
+    tokio::select! {
+        connected = with_retries(connection, backoff, Refusals::Fail, connect) => connected.map(Some),
+        () = signals.received(1) => Ok(None),
     }
 }

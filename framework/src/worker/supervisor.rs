@@ -11,15 +11,18 @@ use lapin::Connection;
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
-use crate::amqp::connect::Endpoint;
+use crate::amqp::backoff::Backoff;
+use crate::amqp::connect::{Endpoint, Refusals, with_retries};
 use crate::job::attempt::Runner;
 use crate::worker::consumer::{Drain, Worker, WorkerSettings, WorkerStopped};
 use crate::worker::signals::Signals;
 
 /// A worker restarted after running this long starts its backoff afresh.
 const STABLE_AFTER: Duration = Duration::from_secs(60);
+/// The first wait's ceiling before restarting a worker or reconnecting (full jitter).
+pub(crate) const FIRST_WAIT: Duration = Duration::from_secs(1);
 /// The longest wait before restarting a worker or reconnecting.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long closing the connection may take at exit.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Extra time after the shutdown timeout for channels to close.
@@ -40,7 +43,8 @@ struct Slot {
     runner: Runner,
     arbiter: usize,
     worker: Option<Addr<Worker>>,
-    failures: u32,
+    /// The waits between this worker's restarts.
+    restarts: Backoff,
     started_at: Instant,
 }
 
@@ -81,7 +85,7 @@ impl Supervisor {
                 runner,
                 arbiter: i % arbiters.len(),
                 worker: None,
-                failures: 0,
+                restarts: restart_backoff(),
                 started_at: Instant::now(),
             })
             .collect();
@@ -105,7 +109,7 @@ impl Supervisor {
         }
         if !self.connection.status().connected() {
             self.waiting.push(slot);
-            self.reconnect(0, ctx);
+            self.reconnect(ctx);
             return;
         }
         let arbiter: ArbiterHandle = self.arbiters[self.slots[slot].arbiter].handle();
@@ -122,37 +126,38 @@ impl Supervisor {
     }
 
     /// Opens a new consumer connection, then starts the waiting workers.
-    fn reconnect(&mut self, attempt: u32, ctx: &mut Context<Self>) {
-        if self.reconnecting && attempt == 0 {
+    fn reconnect(&mut self, ctx: &mut Context<Self>) {
+        if self.reconnecting {
             return;
         }
-        if attempt == 0 {
-            // The node that was lost is tried last (with several URLs).
-            self.endpoint.fail_over();
-        }
+        // The node that was lost is tried last (with several URLs).
+        self.endpoint.fail_over();
         self.reconnecting = true;
         let endpoint = self.endpoint.clone();
-        let connect = async move { endpoint.connect().await };
+        // A worker that ran keeps trying even when the broker refuses it:
+        // see `Refusals::Retry`.
+        let connect = async move {
+            with_retries(
+                &endpoint.name,
+                Backoff::new(FIRST_WAIT, MAX_BACKOFF),
+                Refusals::Retry,
+                || endpoint.connect(),
+            )
+            .await
+        };
         let url = crate::error::redact(&self.endpoint.url);
-        ctx.spawn(
-            connect
-                .into_actor(self)
-                .map(move |result, supervisor, ctx| match result {
-                    Ok(connection) => {
-                        info!(%url, "reconnected to RabbitMQ");
-                        supervisor.connection = Arc::new(connection);
-                        supervisor.reconnecting = false;
-                        for slot in std::mem::take(&mut supervisor.waiting) {
-                            supervisor.start_worker(slot, ctx);
-                        }
-                    }
-                    Err(error) => {
-                        let delay = backoff(attempt);
-                        warn!(%error, attempt = attempt + 1, retry_in = ?delay, "RabbitMQ unreachable");
-                        ctx.run_later(delay, move |supervisor, ctx| supervisor.reconnect(attempt + 1, ctx));
-                    }
-                }),
-        );
+        ctx.spawn(connect.into_actor(self).map(move |result, supervisor, ctx| {
+            let Ok(connection) = result else {
+                // `Refusals::Retry` returns only once connected.
+                return;
+            };
+            info!(%url, "reconnected to RabbitMQ");
+            supervisor.connection = Arc::new(connection);
+            supervisor.reconnecting = false;
+            for slot in std::mem::take(&mut supervisor.waiting) {
+                supervisor.start_worker(slot, ctx);
+            }
+        }));
     }
 
     fn drain(&mut self, ctx: &mut Context<Self>) {
@@ -250,31 +255,18 @@ impl actix::Handler<WorkerStopped> for Supervisor {
             Err(error) => error.to_string(),
         };
         if slot.started_at.elapsed() > STABLE_AFTER {
-            slot.failures = 0;
+            slot.restarts = restart_backoff();
         }
-        let delay = backoff(slot.failures);
-        slot.failures += 1;
+        let delay = slot.restarts.next_wait();
         warn!(worker = %slot.runner.worker, queue = %slot.runner.full_queue, %error, restart_in = ?delay, "worker stopped; restarting it");
         let index = stopped.slot;
         ctx.run_later(delay, move |supervisor, ctx| supervisor.start_worker(index, ctx));
     }
 }
 
-/// 1 s, 2 s, 4 s, … up to [`MAX_BACKOFF`].
-pub(crate) fn backoff(failures: u32) -> Duration {
-    Duration::from_secs(1u64 << failures.min(5)).min(MAX_BACKOFF)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_and_is_capped() {
-        assert_eq!(backoff(0), Duration::from_secs(1));
-        assert_eq!(backoff(1), Duration::from_secs(2));
-        assert_eq!(backoff(4), Duration::from_secs(16));
-        assert_eq!(backoff(5), MAX_BACKOFF);
-        assert_eq!(backoff(40), MAX_BACKOFF);
-    }
+/// The waits before restarting a worker: up to 1 s, 2 s, 4 s, … up to
+/// [`MAX_BACKOFF`], jittered, so that the workers whose channels a broker
+/// restart closed together do not all come back at one instant.
+fn restart_backoff() -> Backoff {
+    Backoff::new(FIRST_WAIT, MAX_BACKOFF)
 }
