@@ -360,6 +360,8 @@ fn work(
 ) -> ExitCode {
     // Before anything else: a URL or TLS file that cannot work is reported
     // at once, not after the setup hook or as a wait for the broker.
+    // (A worker builder takes the same `TlsFiles`: `Endpoint::with_tls` for
+    // the consumer connection, `ClientBuilder::tls_files` for its publisher.)
     let endpoint =
         Endpoint::new(url, format!("warren worker {}", worker_name(&args)), io.clone()).with_tls(tls.clone());
     if let Err(error) = endpoint.check() {
