@@ -37,7 +37,7 @@ extern crate self as warren;
 
 mod amqp;
 #[cfg(feature = "cli")]
-mod cli;
+pub mod cli;
 mod client;
 mod error;
 mod job;
@@ -52,7 +52,7 @@ pub use job::{
     MissingState, QueueType, Registration, Registry, RegistryBuilder, RegistryError, State,
 };
 #[cfg(feature = "worker")]
-pub use worker::AckMode;
+pub use worker::{AckMode, Exit, Worker, WorkerBuilder, WorkerError, WorkerHandle};
 
 /// Derives [`Job`] and registers the type with the worker binary.
 ///
@@ -138,12 +138,16 @@ macro_rules! main {
     };
     () => {
         fn main() -> ::std::process::ExitCode {
-            $crate::__private::run_main()
+            $crate::__private::run_main(::std::env!("CARGO_PKG_NAME"), ::std::env!("CARGO_PKG_VERSION"))
         }
     };
     (setup = $setup:expr $(,)?) => {
         fn main() -> ::std::process::ExitCode {
-            $crate::__private::run_main_with_setup($setup)
+            $crate::__private::run_main_with_setup(
+                ::std::env!("CARGO_PKG_NAME"),
+                ::std::env!("CARGO_PKG_VERSION"),
+                $setup,
+            )
         }
     };
     ($($other:tt)*) => {
@@ -170,7 +174,7 @@ pub mod guide {
 #[doc(hidden)]
 pub mod __private {
     #[cfg(feature = "cli")]
-    pub use crate::cli::{run_main, run_main_with_setup};
+    pub use crate::cli::generated::{run_main, run_main_with_setup};
     pub use crate::job::contract::{BoundHandler, start as start_bound};
     pub use crate::job::registry::Registration;
     pub use inventory;

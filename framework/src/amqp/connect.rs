@@ -162,17 +162,6 @@ impl Endpoint {
         self
     }
 
-    /// Checks the configuration without connecting: the URLs parse, and the
-    /// TLS files (if any URL is `amqps://`) can be read.
-    #[cfg(feature = "cli")]
-    pub(crate) fn check(&self) -> Result<(), Error> {
-        let targets = targets(&self.url, &self.tls)?;
-        if targets.iter().any(Target::is_tls) {
-            self.tls.load()?;
-        }
-        Ok(())
-    }
-
     /// Makes the next URL of the list the first to try: the one in use failed.
     pub(crate) fn fail_over(&self) {
         let count = split_urls(&self.url).count().max(1);
@@ -224,6 +213,18 @@ impl Endpoint {
         }
         Err(lasting.or(last).unwrap_or_else(no_url))
     }
+}
+
+/// Checks a configuration without connecting: the URLs parse, and the TLS
+/// files (if any URL is `amqps://`) can be read. A worker checks before
+/// it starts, so that what cannot work is reported at once.
+#[cfg(feature = "worker")]
+pub(crate) fn check(url: &str, tls: &TlsFiles) -> Result<(), Error> {
+    let targets = targets(url, tls)?;
+    if targets.iter().any(Target::is_tls) {
+        tls.load()?;
+    }
+    Ok(())
 }
 
 /// How long opening a connection may take.

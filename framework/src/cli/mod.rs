@@ -1,29 +1,77 @@
-//! The command line of a worker binary made by [`main!`](crate::main).
+//! warren's command line as parts of your own: the [`Command`]s of the
+//! generated worker binary (`work`, `enqueue`, `jobs`, `dead …`) as a
+//! [`clap::Subcommand`], its [`GlobalArgs`] as [`clap::Args`], [`run`] to
+//! run a parsed command, and [`init_logging`] for a binary that wants
+//! warren's log output. [`main!`](crate::main) is these parts put together.
+//!
+//! ```no_run
+//! use std::process::ExitCode;
+//!
+//! use clap::{Parser, Subcommand};
+//!
+//! /// My service: serves HTTP, and runs warren's commands.
+//! #[derive(Parser)]
+//! #[command(version)]
+//! struct Cli {
+//!     #[command(flatten)]
+//!     warren: warren::cli::GlobalArgs,
+//!     #[command(subcommand)]
+//!     command: Command,
+//! }
+//!
+//! #[derive(Subcommand)]
+//! enum Command {
+//!     /// Serve HTTP.
+//!     Serve {
+//!         #[arg(long, default_value_t = 8080)]
+//!         port: u16,
+//!     },
+//!     /// warren's commands: `my-service warren work`, `my-service warren enqueue …`.
+//!     Warren {
+//!         #[command(subcommand)]
+//!         command: warren::cli::Command,
+//!     },
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> ExitCode {
+//!     let cli = Cli::parse();
+//!     warren::cli::init_logging(cli.warren.log_format());
+//!     match cli.command {
+//!         Command::Serve { port } => {
+//!             println!("serving on port {port}");
+//!             ExitCode::SUCCESS
+//!         }
+//!         Command::Warren { command } => warren::cli::run(command, &cli.warren).await,
+//!     }
+//! }
+//! ```
+//!
+//! Exit codes: `0` success, including a drained shutdown (also one whose
+//! shutdown timeout cut jobs off); `1` a failure the message explains; `2`
+//! bad usage (clap's own, a malformed URL or a missing TLS file, `dead
+//! purge` without `--yes` and no terminal, more workers than the broker has
+//! channels for); `3` a forced stop (a second signal, or workers that did
+//! not stop in time).
 
 pub(crate) mod dead;
+pub(crate) mod generated;
 
 use std::future::Future;
 use std::io::IsTerminal;
 use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgMatches, Args, FromArgMatches, Subcommand, ValueEnum};
+use futures_util::FutureExt;
 use tokio::runtime::Handle;
-use tokio::sync::oneshot;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
-use crate::amqp::backoff::Backoff;
-use crate::amqp::connect::{Endpoint, Refusals, TlsFiles, with_retries};
-use crate::error::redact;
-use crate::job::attempt::Runner;
-use crate::worker::consumer::WorkerSettings;
-use crate::worker::signals::Signals;
-use crate::worker::supervisor::{Exit, FIRST_WAIT, MAX_BACKOFF, Supervisor};
-use crate::{AckMode, Client, EnqueueOptions, Error, Registry, State};
+use crate::amqp::connect::TlsFiles;
+use crate::{AckMode, Client, EnqueueOptions, Error, Exit, Registry, State, Worker, WorkerBuilder, WorkerError};
 use dead::{DeadCommand, DeadError};
 
 /// Exit code of a run that failed: broker unreachable for a command, bad
@@ -32,15 +80,16 @@ const EXIT_FAILURE: u8 = 1;
 /// Exit code of bad usage, as clap uses for bad arguments, and of a
 /// configuration that cannot work (a malformed URL, a missing TLS file).
 const EXIT_USAGE: u8 = 2;
-/// Exit code after a second signal or a drain that overran its timeout.
+/// Exit code after a forced stop: a second signal, or workers that did not
+/// stop in time.
 const EXIT_FORCED: u8 = 3;
 
-#[derive(Debug, Parser)]
-#[command(
-    about = "warren worker: run, enqueue and list background jobs, and handle dead letters",
-    version
-)]
-struct Cli {
+/// The options every warren command takes: the broker and its TLS files,
+/// the queue prefix and the log format, each with an environment fallback. Flatten it into
+/// your own [`clap::Parser`] (`#[command(flatten)]`); the options are
+/// global, so they go before or after the subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
     /// RabbitMQ URL; several, comma-separated (the nodes of a cluster), are tried in turn.
     #[arg(long, env = "AMQP_URL", default_value = "amqp://127.0.0.1:5672/%2f", global = true)]
     amqp_url: String,
@@ -71,20 +120,64 @@ struct Cli {
     /// Log format (level from `RUST_LOG`, default `info`).
     #[arg(long, env = "WARREN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
     log_format: LogFormat,
-    #[command(subcommand)]
-    command: Command,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum LogFormat {
+impl GlobalArgs {
+    /// The broker's URL (`--amqp-url`, `AMQP_URL`), or several, comma-separated.
+    pub fn amqp_url(&self) -> &str {
+        &self.amqp_url
+    }
+
+    /// The CA file that `amqps://` trusts besides the system's roots
+    /// (`--tls-ca`, `WARREN_TLS_CA`), for [`ClientBuilder::tls_ca`](crate::ClientBuilder::tls_ca).
+    pub fn tls_ca(&self) -> Option<&Path> {
+        self.tls_ca.as_deref()
+    }
+
+    /// The client certificate and its key for mutual TLS (`--tls-cert`,
+    /// `--tls-key`), for [`ClientBuilder::tls_client_cert`](crate::ClientBuilder::tls_client_cert).
+    pub fn tls_client_cert(&self) -> Option<(&Path, &Path)> {
+        self.tls_cert.as_deref().zip(self.tls_key.as_deref())
+    }
+
+    fn tls(&self) -> TlsFiles {
+        TlsFiles {
+            ca: self.tls_ca.clone(),
+            client: self.tls_cert.clone().zip(self.tls_key.clone()),
+        }
+    }
+
+    /// The prefix of every queue name (`--queue-prefix`, `WARREN_QUEUE_PREFIX`).
+    pub fn queue_prefix(&self) -> &str {
+        &self.queue_prefix
+    }
+
+    /// How logs should look (`--log-format`, `WARREN_LOG_FORMAT`): pass it to [`init_logging`].
+    pub fn log_format(&self) -> LogFormat {
+        self.log_format
+    }
+}
+
+/// How [`init_logging`] writes log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+#[non_exhaustive]
+pub enum LogFormat {
     /// Human-readable lines.
+    #[default]
     Pretty,
     /// One JSON object per line.
     Json,
 }
 
+/// One of warren's commands, parsed: `work`, `enqueue <job> <json>`,
+/// `jobs` or `dead list|retry|purge`. Embed it in your own CLI as a
+/// [`clap::Subcommand`] (nested under a command of yours, or flattened into
+/// your subcommands), then [`run`] it.
+#[derive(Debug)]
+pub struct Command(Commands);
+
 #[derive(Debug, Subcommand)]
-enum Command {
+enum Commands {
     /// Run workers that consume the job queues.
     Work(WorkArgs),
     /// Enqueue one job, given as JSON; prints its id once RabbitMQ confirmed it.
@@ -118,7 +211,7 @@ struct WorkArgs {
     #[arg(long, env = "WARREN_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
     workers: Option<u16>,
     /// Unacknowledged deliveries per worker; also the number of jobs a worker runs at once.
-    #[arg(long, env = "WARREN_PREFETCH", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, env = "WARREN_PREFETCH", default_value_t = WorkerBuilder::DEFAULT_PREFETCH, value_parser = clap::value_parser!(u16).range(1..))]
     prefetch: u16,
     /// When deliveries are acknowledged: none (at most once), early (on receipt), late (after the job; at least once).
     #[arg(long, env = "WARREN_ACK", value_enum, default_value_t = AckMode::Late)]
@@ -136,62 +229,108 @@ struct WorkArgs {
     name: Option<String>,
 }
 
-/// Why `work` found no job, with the likely cause: jobs in a library crate
-/// that the binary never names, so the linker drops the crate and its
-/// registrations with it (dtolnay/inventory#7).
-const NO_JOBS: &str = "no jobs are registered in this binary, so there is no queue to consume. \
-If the jobs are in a library crate, the binary must refer to it or the linker drops their registrations: \
-name it in `warren::main!(jobs = [my_jobs])`, or add `use my_jobs as _;`. \
-Otherwise derive `Job` on a type, or pass --queues";
+// By hand rather than derived on a public enum: the commands' arguments
+// stay private, free to grow, and the type is all an app needs to name.
+impl FromArgMatches for Command {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        Commands::from_arg_matches(matches).map(Command)
+    }
 
-/// The setup hook of `main!(setup = ...)`, run on the I/O runtime; its error as text.
-type Setup<'a> = Box<dyn FnOnce(&Handle) -> Result<State, String> + 'a>;
+    fn from_arg_matches_mut(matches: &mut ArgMatches) -> Result<Self, clap::Error> {
+        Commands::from_arg_matches_mut(matches).map(Command)
+    }
 
-/// Parses the command line and runs the command. The body of `main!()`.
-pub fn run_main() -> ExitCode {
-    run(None)
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(matches)
+    }
+
+    fn update_from_arg_matches_mut(&mut self, matches: &mut ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches_mut(matches)
+    }
 }
 
-/// Like [`run_main`], with a setup hook that `work` runs once before it
-/// consumes, giving handlers the [`State`] it returns. The body of
-/// `main!(setup = ...)`.
-pub fn run_main_with_setup<F, Fut, E>(setup: F) -> ExitCode
+impl Subcommand for Command {
+    fn augment_subcommands(command: clap::Command) -> clap::Command {
+        Commands::augment_subcommands(command)
+    }
+
+    fn augment_subcommands_for_update(command: clap::Command) -> clap::Command {
+        Commands::augment_subcommands_for_update(command)
+    }
+
+    fn has_subcommand(name: &str) -> bool {
+        Commands::has_subcommand(name)
+    }
+}
+
+/// Installs warren's log output as the program's global `tracing`
+/// subscriber: lines on stderr in `format`, at the levels `RUST_LOG` sets,
+/// by default `info` and nothing of lapin's (the AMQP library logs every
+/// closed connection and channel as an error with a debug dump, while
+/// warren reports each failure it acts on itself; `RUST_LOG=info,lapin=debug`
+/// shows them). Call it once, early in `main`, unless the program sets up
+/// logging itself: nothing else in warren installs a subscriber. A
+/// subscriber installed before stays, and this does nothing.
+pub fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,lapin=off"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    // A subscriber installed before (the program's own, or a test's) wins.
+    let _ = match format {
+        LogFormat::Pretty => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Runs a parsed warren command, as the generated binary does, and says how
+/// the process should exit (see the [module docs](self) for the codes).
+///
+/// It prints what the command prints (job ids, listings) to stdout and its
+/// errors to stderr; it installs no log subscriber ([`init_logging`]
+/// does). `work` runs until SIGINT or SIGTERM has drained it. Call it from
+/// within a tokio runtime. With a subscriber of your own, filter out
+/// `lapin` (or keep it at `warn`) as [`init_logging`] does: `dead` probes
+/// for queues that may not exist, which lapin logs as errors.
+pub async fn run(command: Command, global: &GlobalArgs) -> ExitCode {
+    run_command(
+        command,
+        global,
+        None::<fn() -> std::future::Ready<Result<State, String>>>,
+        None,
+    )
+    .await
+}
+
+/// Like [`run`], with a setup hook that `work` runs once, after checking
+/// its options and before it consumes, giving handlers the [`State`] it
+/// returns; the other commands do not run it. If it fails or panics, `work`
+/// exits with code 1 and the error.
+pub async fn run_with_setup<F, Fut, E>(command: Command, global: &GlobalArgs, setup: F) -> ExitCode
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<State, E>>,
     E: std::fmt::Display,
 {
-    // On the I/O runtime, which outlives every arbiter: what the state
-    // spawns there (a pool's reaper, a client's connections) lives as long
-    // as the worker.
-    run(Some(Box::new(move |io: &Handle| {
-        io.block_on(setup()).map_err(|error| error.to_string())
-    })))
+    run_command(command, global, Some(setup), None).await
 }
 
-fn run(setup: Option<Setup<'_>>) -> ExitCode {
-    let cli = Cli::parse();
-    init_logging(cli.log_format);
-    let tls = TlsFiles {
-        ca: cli.tls_ca,
-        client: cli.tls_cert.zip(cli.tls_key),
-    };
+/// Runs `command`; `io`: a runtime that outlives the worker, for its connections.
+async fn run_command<F, Fut, E>(command: Command, global: &GlobalArgs, setup: Option<F>, io: Option<Handle>) -> ExitCode
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<State, E>>,
+    E: std::fmt::Display,
+{
     let registry = match Registry::from_inventory() {
         Ok(registry) => registry,
         Err(error) => return fail(error),
     };
-    let io = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("warren-io")
-        .enable_all()
-        .build()
-    {
-        Ok(io) => io,
-        Err(error) => return fail(format!("could not start the I/O runtime: {error}")),
-    };
-    let code = match cli.command {
-        Command::Jobs => list_jobs(&registry),
-        Command::Enqueue {
+    let (url, prefix, tls) = (global.amqp_url.as_str(), global.queue_prefix.as_str(), global.tls());
+    match command.0 {
+        Commands::Jobs => list_jobs(&registry),
+        Commands::Enqueue {
             job,
             json,
             delay,
@@ -204,54 +343,83 @@ fn run(setup: Option<Setup<'_>>) -> ExitCode {
             if let Some(retries) = retries {
                 options = options.retries(retries);
             }
-            io.block_on(enqueue(
-                &cli.amqp_url,
-                &tls,
-                &cli.queue_prefix,
-                &registry,
-                &job,
-                &json,
-                &options,
-            ))
+            enqueue(url, &tls, prefix, &registry, &job, &json, &options).await
         }
-        Command::Dead { command } => {
-            match io.block_on(dead::run(&cli.amqp_url, &tls, &cli.queue_prefix, &registry, command)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(error @ DeadError::Unconfirmed) => usage(error),
-                Err(DeadError::Broker(error)) => connect_failed(error),
-                Err(error) => fail(error),
+        Commands::Dead { command } => match dead::run(url, &tls, prefix, &registry, command).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error @ DeadError::Unconfirmed) => usage(error),
+            Err(DeadError::Broker(error)) => connect_failed(error),
+            Err(error) => fail(error),
+        },
+        Commands::Work(args) => {
+            let mut worker = Worker::builder(url)
+                .tls_files(tls)
+                .queue_prefix(prefix)
+                .registry(registry)
+                .prefetch(args.prefetch)
+                .ack(args.ack)
+                .shutdown_timeout(args.shutdown_timeout)
+                .unknown_job_window(args.unknown_job_window)
+                .queues(args.queues)
+                // With a warning: a queue of foreign producers' typed messages.
+                .allow_unknown_queues(true);
+            if let Some(workers) = args.workers {
+                worker = worker.workers_per_queue(usize::from(workers));
             }
+            if let Some(name) = args.name {
+                worker = worker.name(name);
+            }
+            if let Some(io) = io {
+                worker = worker.io_runtime(io);
+            }
+            work(worker, setup).await
         }
-        Command::Work(args) => work(
-            &cli.amqp_url,
-            &tls,
-            &cli.queue_prefix,
-            registry,
-            args,
-            io.handle().clone(),
-            setup,
-        ),
-    };
-    io.shutdown_timeout(Duration::from_secs(1));
-    code
+    }
 }
 
-/// Logs to stderr at `RUST_LOG`'s level, by default `info`, and nothing of
-/// lapin's: it logs every closed connection and channel as an error with a
-/// debug dump (a refused login three times, a passive declare's probe of a
-/// missing queue), while warren reports each failure it acts on itself.
-/// `RUST_LOG=info,lapin=debug` shows them.
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,lapin=off"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    // A second subscriber (in tests that call this twice) is not an error worth failing on.
-    let _ = match format {
-        LogFormat::Pretty => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+/// Checks the worker's options, runs the setup hook, then the worker.
+async fn work<F, Fut, E>(worker: WorkerBuilder, setup: Option<F>) -> ExitCode
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<State, E>>,
+    E: std::fmt::Display,
+{
+    let mut plan = match worker.plan() {
+        Ok(plan) => plan,
+        Err(WorkerError::Connect(error)) => return connect_failed(error),
+        Err(error) => return fail(error),
     };
+    // After the checks: a hook may connect to databases, which is wasted
+    // on a worker that cannot start.
+    if let Some(setup) = setup {
+        info!("running the setup hook");
+        let hook = match std::panic::catch_unwind(AssertUnwindSafe(setup)) {
+            Ok(hook) => AssertUnwindSafe(hook).catch_unwind().await,
+            Err(panic) => Err(panic),
+        };
+        plan.state = match hook {
+            Ok(Ok(state)) => state,
+            Ok(Err(error)) => return fail(format!("the setup hook failed: {error}")),
+            Err(panic) => {
+                return fail(format!(
+                    "the setup hook {}",
+                    crate::job::attempt::panic_message(&*panic)
+                ));
+            }
+        };
+    }
+    let exit = match plan.start() {
+        Ok(handle) => handle.wait().await,
+        Err(error) => Err(error),
+    };
+    match exit {
+        Ok(Exit::Drained | Exit::DrainTimedOut { .. }) => ExitCode::SUCCESS,
+        Ok(Exit::Forced) => ExitCode::from(EXIT_FORCED),
+        // A refusal the broker's limits decide: bad usage, said in one line.
+        Err(error @ WorkerError::TooManyChannels { .. }) => usage(error),
+        Err(WorkerError::Connect(error)) => connect_failed(error),
+        Err(error) => fail(error),
+    }
 }
 
 fn fail(error: impl std::fmt::Display) -> ExitCode {
@@ -349,166 +517,94 @@ async fn enqueue(
     }
 }
 
-fn work(
-    url: &str,
-    tls: &TlsFiles,
-    prefix: &str,
-    registry: Registry,
-    args: WorkArgs,
-    io: Handle,
-    setup: Option<Setup<'_>>,
-) -> ExitCode {
-    // Before anything else: a URL or TLS file that cannot work is reported
-    // at once, not after the setup hook or as a wait for the broker.
-    // (A worker builder takes the same `TlsFiles`: `Endpoint::with_tls` for
-    // the consumer connection, `ClientBuilder::tls_files` for its publisher.)
-    let endpoint =
-        Endpoint::new(url, format!("warren worker {}", worker_name(&args)), io.clone()).with_tls(tls.clone());
-    if let Err(error) = endpoint.check() {
-        return connect_failed(error);
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser, Subcommand};
+
+    use super::*;
+
+    /// An app's own CLI, with warren's commands folded in both ways.
+    #[derive(Debug, Parser)]
+    #[command(name = "my-app", version = "2.3.4")]
+    struct App {
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        #[command(flatten)]
+        warren: GlobalArgs,
+        #[command(subcommand)]
+        command: AppCommand,
     }
-    let queues: Vec<&'static str> = if args.queues.is_empty() {
-        registry.queues()
-    } else {
-        args.queues.iter().map(|queue| &*queue.clone().leak()).collect()
-    };
-    if queues.is_empty() {
-        return fail(NO_JOBS);
+
+    #[derive(Debug, Subcommand)]
+    enum AppCommand {
+        /// Serve HTTP.
+        Serve,
+        /// warren's commands, nested.
+        Queue {
+            #[command(subcommand)]
+            command: Command,
+        },
+        #[command(flatten)]
+        Warren(Command),
     }
-    let missing = registry.missing_handlers(&queues);
-    if !missing.is_empty() {
-        let errors: Vec<String> = missing
-            .into_iter()
-            .map(|job| crate::RegistryError::missing_handler(job).to_string())
-            .collect();
-        return fail(format!(
-            "{}; or leave their queues out with --queues",
-            errors.join("; ")
+
+    fn parse(args: &[&str]) -> App {
+        App::try_parse_from(args).unwrap_or_else(|error| panic!("{args:?}: {error}"))
+    }
+
+    #[test]
+    fn an_app_embeds_the_commands_and_global_options_next_to_its_own() {
+        App::command().debug_assert();
+
+        let app = parse(&["my-app", "--port", "9000", "serve"]);
+        assert_eq!(app.port, 9000);
+        assert!(matches!(app.command, AppCommand::Serve));
+
+        let app = parse(&[
+            "my-app",
+            "queue",
+            "work",
+            "--workers",
+            "2",
+            "--amqp-url",
+            "amqp://rabbit:5672/%2f",
+            "--queue-prefix",
+            "staging-",
+        ]);
+        let AppCommand::Queue {
+            command: Command(Commands::Work(work)),
+        } = app.command
+        else {
+            panic!("{:?}", app.command)
+        };
+        assert_eq!(work.workers, Some(2));
+        assert_eq!(app.warren.amqp_url(), "amqp://rabbit:5672/%2f");
+        assert_eq!(app.warren.queue_prefix(), "staging-");
+
+        let app = parse(&["my-app", "--log-format", "json", "enqueue", "resize_image", "{}"]);
+        assert!(matches!(
+            app.command,
+            AppCommand::Warren(Command(Commands::Enqueue { .. }))
+        ));
+        assert_eq!(app.warren.log_format(), LogFormat::Json);
+
+        let app = parse(&["my-app", "dead", "list"]);
+        assert!(matches!(
+            app.command,
+            AppCommand::Warren(Command(Commands::Dead { .. }))
         ));
     }
-    for queue in &queues {
-        // The longest name warren derives from a queue is its longest hold queue's.
-        let longest = crate::amqp::hold::queue_name(&format!("{prefix}{queue}"), crate::amqp::hold::LONGEST_HOLD);
-        if let Err(error) = crate::amqp::short(&longest) {
-            return fail(format!("cannot consume queue `{prefix}{queue}`: {error}"));
-        }
-        if !registry.jobs().iter().any(|job| job.queue == *queue) {
-            warn!(
-                queue,
-                "no registered job uses this queue; only messages typed with a registered job name will run"
-            );
-        }
-    }
-    // After the checks above: a hook may connect to databases, which is
-    // wasted on a worker that cannot start.
-    let state = match setup {
-        Some(setup) => {
-            info!("running the setup hook");
-            match std::panic::catch_unwind(AssertUnwindSafe(|| setup(&io))) {
-                Ok(Ok(state)) => state,
-                Ok(Err(error)) => return fail(format!("the setup hook failed: {error}")),
-                Err(panic) => {
-                    return fail(format!(
-                        "the setup hook {}",
-                        crate::job::attempt::panic_message(&*panic)
-                    ));
-                }
-            }
-        }
-        None => State::new(),
-    };
-    info!(state = ?state, "handlers' state");
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let workers = args.workers.map_or(cores, usize::from);
-    let name = worker_name(&args);
-    let settings = Arc::new(WorkerSettings {
-        registry,
-        ack: args.ack,
-        prefetch: args.prefetch,
-        shutdown_timeout: args.shutdown_timeout,
-        unknown_job_window: args.unknown_job_window,
-    });
-    let system = actix::System::new();
-    let exit = system.block_on(async move {
-        let signals = Signals::install();
-        let connection = match until_connected(&endpoint.name, || endpoint.connect(), signals.clone()).await {
-            Ok(Some(connection)) => connection,
-            Ok(None) => return Ok(Exit::Drained),
-            Err(error) => return Err(connect_failed(error)),
-        };
-        // Each worker consumes on a channel of its own: past the broker's
-        // limit, the ones over it would fail and restart for ever.
-        let channels = workers.saturating_mul(queues.len());
-        let channel_max = usize::from(connection.configuration().channel_max());
-        if channel_max > 0 && channels >= channel_max {
-            let _ = connection.close(200, "too many workers".into()).await;
-            return Err(usage(format!(
-                "{workers} workers for each of {} queues need {channels} channels and one to declare queues on, and RabbitMQ allows {channel_max} per connection (its `channel_max`); lower --workers, split the queues over processes, or raise `channel_max` on the broker",
-                queues.len(),
-            )));
-        }
-        let publisher = Client::builder(url)
-            .tls_files(tls.clone())
-            .queue_prefix(prefix)
-            .connection_name(format!("warren worker {name} (publisher)"))
-            .runtime(io.clone());
-        let connected = until_connected("warren worker publisher", || publisher.clone().connect(), signals.clone());
-        let client = match connected.await {
-            Ok(Some(client)) => client,
-            Ok(None) => return Ok(Exit::Drained),
-            Err(error) => return Err(connect_failed(error)),
-        };
-        let mut runners = Vec::new();
-        for queue in &queues {
-            for _ in 0..workers {
-                runners.push(Runner {
-                    queue: (*queue).into(),
-                    full_queue: client.queue_name(queue).into(),
-                    queue_type: settings.registry.queue_type(queue),
-                    worker: format!("{name}.{}", runners.len() + 1).into(),
-                    client: client.clone(),
-                    state: state.clone(),
-                });
-            }
-        }
-        info!(url = %redact(url), queues = ?queues, workers, prefetch = settings.prefetch, ack = %settings.ack, "worker starting");
-        let (sender, receiver) = oneshot::channel();
-        actix::Actor::start(Supervisor::new(endpoint, Arc::new(connection), settings, runners, signals, sender));
-        let exit = receiver.await.unwrap_or(Exit::Forced);
-        if exit == Exit::Drained {
-            client.close().await;
-        }
-        // Forced: the process exits now; the broker notices the closed
-        // sockets, and a stalled network must not hold the exit.
-        Ok(exit)
-    });
-    match exit {
-        Err(code) => code,
-        Ok(Exit::Drained) => {
-            info!("worker stopped");
-            ExitCode::SUCCESS
-        }
-        Ok(Exit::Forced) => ExitCode::from(EXIT_FORCED),
-    }
-}
 
-/// This process's name in worker ids and connection names.
-fn worker_name(args: &WorkArgs) -> String {
-    args.name.clone().unwrap_or_else(|| std::process::id().to_string())
-}
+    #[test]
+    fn the_embedding_app_keeps_its_own_name_and_version() {
+        let error = App::try_parse_from(["my-app", "--version"]).expect_err("prints the version");
+        assert_eq!(error.kind(), clap::error::ErrorKind::DisplayVersion);
+        assert_eq!(error.to_string(), "my-app 2.3.4\n");
+    }
 
-/// Retries `connect` while its failures are transient, with the backoff of
-/// every reconnection loop; `Ok(None)` if a shutdown signal comes first, an
-/// error at once if the broker refuses the connection or the configuration
-/// cannot work.
-async fn until_connected<T, F, Fut>(connection: &str, connect: F, mut signals: Signals) -> Result<Option<T>, Error>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, Error>>,
-{
-    let backoff = Backoff::new(FIRST_WAIT, MAX_BACKOFF);
-    tokio::select! {
-        connected = with_retries(connection, backoff, Refusals::Fail, connect) => connected.map(Some),
-        () = signals.received(1) => Ok(None),
+    #[test]
+    fn bad_worker_options_are_usage_errors() {
+        let error = App::try_parse_from(["my-app", "work", "--prefetch", "0"]).expect_err("refused");
+        assert_eq!(error.exit_code(), 2);
     }
 }

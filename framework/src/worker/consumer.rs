@@ -48,8 +48,9 @@ pub(crate) struct WorkerSettings {
 #[rtype(result = "()")]
 pub(crate) struct WorkerStopped {
     pub(crate) slot: usize,
-    /// `Ok` after a drain; otherwise what killed the worker's channel or consumer.
-    pub(crate) result: Result<(), Stopped>,
+    /// After a drain, how many jobs the shutdown timeout cut off; otherwise
+    /// what killed the worker's channel or consumer.
+    pub(crate) result: Result<usize, Stopped>,
 }
 
 /// Why a worker's consumer stopped, other than a drain.
@@ -141,13 +142,14 @@ impl actix::Handler<Drain> for Worker {
     }
 }
 
-/// Consumes until the channel dies (an error) or a drain completes (`Ok`).
+/// Consumes until the channel dies (an error) or a drain completes (`Ok`,
+/// with the number of jobs the shutdown timeout cut off).
 async fn consume(
     runner: Runner,
     settings: Arc<WorkerSettings>,
     connection: Arc<Connection>,
     mut drain: watch::Receiver<bool>,
-) -> Result<(), Stopped> {
+) -> Result<usize, Stopped> {
     let queue = runner.full_queue.to_string();
     topology::declare(&connection, &topology::worker_queues(&queue, runner.queue_type)).await?;
     let channel = connection.create_channel().await?;
@@ -228,6 +230,7 @@ async fn consume(
         .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
         .await;
     let deadline = tokio::time::Instant::now() + settings.shutdown_timeout;
+    let mut cut_off = 0;
     if !ack.ack_required() {
         // Without acks the jobs already pushed to us exist nowhere else: run them.
         let mut lost = Vec::new();
@@ -242,6 +245,7 @@ async fn consume(
         while let Some(Some(Ok(delivery))) = consumer.next().now_or_never() {
             lost.push(message::job_id(&delivery.properties).to_string());
         }
+        cut_off += lost.len();
         if !lost.is_empty() {
             error!(worker = %runner.worker, %queue, count = lost.len(), jobs = ?lost, "shutdown timeout reached with jobs pushed to this worker but not run; under ack mode `none` they are lost");
         }
@@ -252,6 +256,7 @@ async fn consume(
         .is_err()
     {
         let running = usize::from(settings.prefetch) - slots.available_permits();
+        cut_off += running;
         if ack == AckMode::Late {
             warn!(worker = %runner.worker, %queue, running, "shutdown timeout reached with jobs still running; they return to the queue");
         } else {
@@ -261,7 +266,7 @@ async fn consume(
     // Unacked deliveries (prefetched, never started) go back to the queue.
     let _ = channel.close(200, "worker drained".into()).await;
     info!(worker = %runner.worker, %queue, "worker drained");
-    Ok(())
+    Ok(cut_off)
 }
 
 /// Runs one delivery and settles it by the ack mode.

@@ -1,9 +1,16 @@
-//! Running jobs: the supervisor actor and its connection, the worker actors
-//! that consume, run and settle deliveries, ack modes and shutdown signals.
+//! Running jobs: the public builder and the handle of a started worker,
+//! the supervisor actor and its connection, the worker actors that consume,
+//! run and settle deliveries, ack modes and shutdown requests.
 
 mod ack;
+mod builder;
 pub(crate) mod consumer;
+mod error;
+mod run;
 pub(crate) mod signals;
 pub(crate) mod supervisor;
 
 pub use ack::AckMode;
+pub use builder::{Worker, WorkerBuilder};
+pub use error::WorkerError;
+pub use run::{Exit, WorkerHandle};

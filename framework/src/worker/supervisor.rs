@@ -1,6 +1,6 @@
 //! The supervisor actor: owns the consumer connection, starts one worker per
 //! slot spread over arbiters, restarts workers whose channel dies, and drains
-//! them all on SIGINT/SIGTERM.
+//! them all on a shutdown request (SIGINT/SIGTERM, or a `WorkerHandle`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +14,7 @@ use tracing::{error, info, warn};
 use crate::amqp::backoff::Backoff;
 use crate::amqp::connect::{Endpoint, Refusals, with_retries};
 use crate::job::attempt::Runner;
+use crate::worker::Exit;
 use crate::worker::consumer::{Drain, Worker, WorkerSettings, WorkerStopped};
 use crate::worker::signals::Signals;
 
@@ -27,15 +28,6 @@ pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Extra time after the shutdown timeout for channels to close.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
-
-/// Why the process ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Exit {
-    /// Drained after a signal.
-    Drained,
-    /// A second signal, or the drain overran: unfinished jobs return to RabbitMQ.
-    Forced,
-}
 
 /// One worker's place: which queue it consumes and how often it restarted.
 #[derive(Debug)]
@@ -60,6 +52,8 @@ pub(crate) struct Supervisor {
     waiting: Vec<usize>,
     reconnecting: bool,
     draining: bool,
+    /// Jobs that drained workers reported cut off by the shutdown timeout.
+    cut_off: usize,
     signals: Signals,
     exit: Option<oneshot::Sender<Exit>>,
 }
@@ -98,6 +92,7 @@ impl Supervisor {
             waiting: Vec::new(),
             reconnecting: false,
             draining: false,
+            cut_off: 0,
             signals,
             exit: Some(exit),
         }
@@ -179,7 +174,11 @@ impl Supervisor {
 
     fn finish_if_drained(&mut self, ctx: &mut Context<Self>) {
         if self.draining && self.slots.iter().all(|slot| slot.worker.is_none()) {
-            self.finish(Exit::Drained, ctx);
+            let exit = match self.cut_off {
+                0 => Exit::Drained,
+                cut_off => Exit::DrainTimedOut { cut_off },
+            };
+            self.finish(exit, ctx);
         }
     }
 
@@ -233,7 +232,7 @@ impl Actor for Supervisor {
             async move { second.received(2).await }
                 .into_actor(self)
                 .map(|(), supervisor, ctx| {
-                    warn!("second signal: exiting now; unfinished jobs return to the queue");
+                    warn!("second shutdown request: exiting now; unfinished jobs return to the queue");
                     supervisor.finish(Exit::Forced, ctx);
                 }),
         );
@@ -247,11 +246,14 @@ impl actix::Handler<WorkerStopped> for Supervisor {
         let slot = &mut self.slots[stopped.slot];
         slot.worker = None;
         if self.draining {
+            if let Ok(cut_off) = stopped.result {
+                self.cut_off += cut_off;
+            }
             self.finish_if_drained(ctx);
             return;
         }
         let error = match stopped.result {
-            Ok(()) => "stopped".to_owned(),
+            Ok(_) => "stopped".to_owned(),
             Err(error) => error.to_string(),
         };
         if slot.started_at.elapsed() > STABLE_AFTER {
