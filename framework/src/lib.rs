@@ -28,6 +28,9 @@
 //! The worker binary is one line, `warren::main!();` (or
 //! `warren::main!(setup = my_app::setup);` to build shared [`State`] for the
 //! handlers), run as `my-worker work --workers 4 --prefetch 10 --ack late`.
+//! A program of your own (a web service, say) runs workers with
+//! [`Worker::builder`] instead, and an app with its own command line folds
+//! warren's commands into it with [`cli`]: see [embedding](guide::embedding).
 //! Handlers are tested without a broker with [`testing`]. The [`guide`]
 //! explains the rest.
 
@@ -90,6 +93,12 @@ pub mod prelude {
 /// ```no_run
 /// warren::main!();
 /// ```
+///
+/// The binary has the name and version of the package that expands the
+/// macro (`--version` prints them), logs as [`cli::init_logging`] sets up,
+/// and runs the commands of [`cli::Command`]; `work` runs a [`Worker`]. To
+/// keep `main` for yourself, use those parts directly: see
+/// [embedding](guide::embedding).
 ///
 /// With `setup = path::to::setup`, `work` first runs
 /// `async fn setup() -> Result<State, E>` (any `E: Display`) once, and
@@ -163,6 +172,9 @@ pub mod guide {
     pub mod getting_started {}
     #[doc = include_str!("../docs/concepts.md")]
     pub mod concepts {}
+    #[doc = include_str!("../docs/embedding.md")]
+    #[cfg(feature = "cli")]
+    pub mod embedding {}
     #[doc = include_str!("../docs/testing.md")]
     pub mod testing {}
     #[doc = include_str!("../docs/reliability.md")]
