@@ -603,6 +603,16 @@ mod tests {
     }
 
     #[test]
+    fn commands_and_workers_can_run_in_spawned_tasks() {
+        fn send<T: Send + 'static>(_: T) {}
+        let app = App::try_parse_from(["my-app", "jobs"]).expect("parses");
+        if let AppCommand::Warren(command) = app.command {
+            send(async move { run(command, &app.warren).await });
+        }
+        send(Worker::builder("amqp://x").run());
+    }
+
+    #[test]
     fn bad_worker_options_are_usage_errors() {
         let error = App::try_parse_from(["my-app", "work", "--prefetch", "0"]).expect_err("refused");
         assert_eq!(error.exit_code(), 2);
