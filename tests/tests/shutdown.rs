@@ -96,7 +96,11 @@ async fn a_job_still_running_at_the_shutdown_timeout_returns_to_the_queue() {
     worker.terminate();
     let status = worker.wait_exit(Duration::from_secs(10)).await;
 
-    assert!(status.success(), "exit status {status:?}");
+    assert_eq!(
+        status.code(),
+        Some(4),
+        "a drain cut off is not a clean exit: {status:?}"
+    );
     worker
         .wait_for_stderr(
             "shutdown timeout reached with jobs still running",

@@ -83,6 +83,9 @@ const EXIT_USAGE: u8 = 2;
 /// Exit code after a forced stop: a second signal, or workers that did not
 /// stop in time.
 const EXIT_FORCED: u8 = 3;
+/// Exit code of a drain that the shutdown timeout cut off: jobs were still
+/// running (back to the queue under `late` acks, lost under the others).
+const EXIT_CUT_OFF: u8 = 4;
 
 /// The options every warren command takes: the broker and its TLS files,
 /// the queue prefix and the log format, each with an environment fallback. Flatten it into
@@ -413,7 +416,15 @@ where
         Err(error) => Err(error),
     };
     match exit {
-        Ok(Exit::Drained | Exit::DrainTimedOut { .. }) => ExitCode::SUCCESS,
+        Ok(Exit::Drained) => ExitCode::SUCCESS,
+        Ok(Exit::DrainTimedOut { cut_off, .. }) => {
+            // Said once more at the end: an operator reads the last line.
+            error!(
+                cut_off,
+                "the shutdown timeout cut running jobs off (the lines above say whether they return to the queue); exit code 4"
+            );
+            ExitCode::from(EXIT_CUT_OFF)
+        }
         Ok(Exit::Forced) => ExitCode::from(EXIT_FORCED),
         // A refusal the broker's limits decide: bad usage, said in one line.
         Err(error @ WorkerError::TooManyChannels { .. }) => usage(error),
