@@ -1,6 +1,6 @@
 //! The shop's web service: `POST /orders` with `{"email": "..."}` records an
 //! order and enqueues its receipt, returning once RabbitMQ has confirmed
-//! the job. One [`Client`](warren::Client), shared by every request.
+//! the job. One [`Client`], shared by every request.
 //!
 //! ```sh
 //! cargo run -p warren-example-shop --bin shop-api -- --port 3000
