@@ -374,3 +374,23 @@ fn retry_needs_exactly_one_of_a_job_id_and_all() {
         assert_eq!(output.status.code(), Some(2), "{args:?}: {}", text(&output.stderr));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_list_into_a_reader_that_has_gone_exits_zero() {
+    let broker = TestBroker::new().await;
+    dead_record(&broker, 1, "failed", "card declined", 1).await;
+    // `dead list | head -1` once head has exited: every write to the pipe
+    // fails with EPIPE. (It panicked, exit 101.)
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let listed = Command::new(WORKER)
+        .args(["dead", "list"])
+        .env("AMQP_URL", amqp_url())
+        .env("WARREN_QUEUE_PREFIX", broker.prefix())
+        .stdout(writer)
+        .output()
+        .expect("run dead list");
+    let stderr = text(&listed.stderr);
+    assert_eq!(listed.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -147,6 +147,9 @@ pub(crate) enum DeadError {
         /// The dead-letter queue.
         dead_queue: String,
     },
+    /// Writing the listing failed.
+    #[error("could not write the listing: {0}")]
+    Output(#[from] std::io::Error),
     /// Connecting or talking to the broker failed.
     #[error(transparent)]
     Broker(#[from] Error),
@@ -269,12 +272,27 @@ impl Row {
     }
 }
 
-fn print_row([id, name, queue, reason, attempt, dead_at, error]: [&str; 7]) {
-    println!("{id:<36} {name:<20} {queue:<24} {reason:<11} {attempt:<8} {dead_at:<20} {error}");
+fn print_row([id, name, queue, reason, attempt, dead_at, error]: [&str; 7]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    writeln!(
+        std::io::stdout(),
+        "{id:<36} {name:<20} {queue:<24} {reason:<11} {attempt:<8} {dead_at:<20} {error}"
+    )
 }
 
+/// Lists the dead letters; stops quietly when the reader goes away
+/// (`dead list | head -1`): it has what it wanted, and what was peeked
+/// returns to the dead-letter queue when the channel closes.
 async fn list(connection: &Connection, dead_queues: &[String], limit: u32) -> Result<(), DeadError> {
-    print_row(["JOB ID", "NAME", "QUEUE", "REASON", "ATTEMPTS", "DEAD AT", "ERROR"]);
+    match write_listing(connection, dead_queues, limit).await {
+        Err(DeadError::Output(error)) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        result => result,
+    }
+}
+
+async fn write_listing(connection: &Connection, dead_queues: &[String], limit: u32) -> Result<(), DeadError> {
+    use std::io::Write as _;
+    print_row(["JOB ID", "NAME", "QUEUE", "REASON", "ATTEMPTS", "DEAD AT", "ERROR"])?;
     let mut footers = Vec::new();
     for dead_queue in dead_queues {
         let total = ready(connection, dead_queue).await?.unwrap_or(0);
@@ -289,12 +307,12 @@ async fn list(connection: &Connection, dead_queues: &[String], limit: u32) -> Re
                 &attempt,
                 &row.dead_at,
                 &row.error,
-            ]);
+            ])?;
         }
         footers.push(format!("{} of {} in {dead_queue}", rows.len(), letters(total)));
     }
     for footer in footers {
-        println!("{footer}");
+        writeln!(std::io::stdout(), "{footer}")?;
     }
     Ok(())
 }
