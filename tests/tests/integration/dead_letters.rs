@@ -1,9 +1,7 @@
 //! Jobs that cannot succeed end in `<queue>.dead` with their reason and
 //! error, and the worker keeps consuming.
 
-#[path = "../src/jobs.rs"]
-#[allow(dead_code, unreachable_pub, reason = "shared with the test-worker binary")]
-mod jobs;
+use crate::jobs;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

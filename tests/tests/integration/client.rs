@@ -1,8 +1,6 @@
 //! The enqueueing side: confirmed, pipelined, and never a silent drop.
 
-#[path = "../src/jobs.rs"]
-#[allow(dead_code, unreachable_pub, reason = "shared with the test-worker binary")]
-mod jobs;
+use crate::jobs;
 
 use std::collections::HashSet;
 

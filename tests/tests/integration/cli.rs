@@ -1,8 +1,6 @@
 //! The generated worker binary's command line, as a user runs it.
 
-#[path = "../src/jobs.rs"]
-#[allow(dead_code, unreachable_pub, reason = "shared with the test-worker binary")]
-mod jobs;
+use crate::jobs;
 
 use std::process::{Command, Output};
 use std::time::Duration;

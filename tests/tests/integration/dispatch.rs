@@ -1,9 +1,7 @@
 //! How RabbitMQ hands jobs to warren workers: round robin, fair dispatch
 //! with prefetch 1 and late acks, and follow-up jobs enqueued by handlers.
 
-#[path = "../src/jobs.rs"]
-#[allow(dead_code, unreachable_pub, reason = "shared with the test-worker binary")]
-mod jobs;
+use crate::jobs;
 
 use std::time::Duration;
 

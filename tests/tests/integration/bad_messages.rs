@@ -4,9 +4,7 @@
 //! The producer is `tests/interop/flood.py`, under Python with pika
 //! (`WARREN_PYTHON`, set by `scripts/test`).
 
-#[path = "../src/jobs.rs"]
-#[allow(dead_code, unreachable_pub, reason = "shared with the test-worker binary")]
-mod jobs;
+use crate::jobs;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

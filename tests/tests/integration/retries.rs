@@ -2,9 +2,7 @@
 //! growing waits, until the job succeeds or its retries are used up and it
 //! lands in `<queue>.dead` with the reason, the error and the attempt count.
 
-#[path = "../src/jobs.rs"]
-#[allow(dead_code, unreachable_pub, reason = "shared with the test-worker binary")]
-mod jobs;
+use crate::jobs;
 
 use std::time::Duration;
 

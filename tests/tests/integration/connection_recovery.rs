@@ -2,9 +2,7 @@
 //! worker consumes: both reconnect within seconds and every confirmed job
 //! runs. In a vhost of its own, so tests beside it keep their connections.
 
-#[path = "../src/jobs.rs"]
-#[allow(dead_code, unreachable_pub, reason = "shared with the test-worker binary")]
-mod jobs;
+use crate::jobs;
 
 use std::process::Command;
 use std::sync::Arc;

@@ -6,9 +6,7 @@
 //! is in `<queue>.dead` with its reason within seconds, and the worker
 //! never exits.
 
-#[path = "../src/jobs.rs"]
-#[allow(dead_code, unreachable_pub, reason = "shared with the test-worker binary")]
-mod jobs;
+use crate::jobs;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

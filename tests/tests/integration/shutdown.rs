@@ -1,9 +1,7 @@
 //! SIGTERM drains a worker: running jobs finish and are acked, unstarted
 //! ones go back to the queue, and the process exits 0.
 
-#[path = "../src/jobs.rs"]
-#[allow(dead_code, unreachable_pub, reason = "shared with the test-worker binary")]
-mod jobs;
+use crate::jobs;
 
 use std::time::Duration;
 

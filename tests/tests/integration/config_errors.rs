@@ -4,9 +4,7 @@
 //! host exit 1, naming which; a running worker whose credentials the broker
 //! refuses for a while keeps trying and comes back.
 
-#[path = "../src/jobs.rs"]
-#[allow(dead_code, unreachable_pub, reason = "shared with the test-worker binary")]
-mod jobs;
+use crate::jobs;
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};

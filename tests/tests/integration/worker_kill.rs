@@ -3,9 +3,7 @@
 //! under ack mode `none` every job the broker had pushed to it and it had
 //! not finished is gone, as framework/docs/concepts.md says.
 
-#[path = "../src/jobs.rs"]
-#[allow(dead_code, unreachable_pub, reason = "shared with the test-worker binary")]
-mod jobs;
+use crate::jobs;
 
 use std::collections::BTreeSet;
 use std::os::unix::process::ExitStatusExt;

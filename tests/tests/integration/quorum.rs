@@ -4,9 +4,7 @@
 //! the delivery limit (and `dead list`/`dead retry` handling it), and a
 //! worker refusing to start with two kinds of queue for one queue.
 
-#[path = "../src/jobs.rs"]
-#[allow(dead_code, unreachable_pub, reason = "shared with the test-worker binary")]
-mod jobs;
+use crate::jobs;
 
 use std::collections::BTreeMap;
 use std::process::{Command, Output};

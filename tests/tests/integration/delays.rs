@@ -1,9 +1,7 @@
 //! Delayed jobs wait on the broker, in hold queues, and run when due: a
 //! short delay is never held up behind a long one.
 
-#[path = "../src/jobs.rs"]
-#[allow(dead_code, unreachable_pub, reason = "shared with the test-worker binary")]
-mod jobs;
+use crate::jobs;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

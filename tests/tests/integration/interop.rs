@@ -3,9 +3,7 @@
 //! producer feeds the tutorial's worker. The tutorial's scripts run under
 //! Python with pika (`WARREN_PYTHON`, set by `scripts/test`).
 
-#[path = "../src/jobs.rs"]
-#[allow(dead_code, unreachable_pub, reason = "shared with the test-worker binary")]
-mod jobs;
+use crate::jobs;
 
 use std::time::Duration;
 

@@ -2,9 +2,7 @@
 //! service with arguments and a server of its own, and workers started and
 //! stopped in this very process through their handle.
 
-#[path = "../src/jobs.rs"]
-#[allow(dead_code, unreachable_pub, reason = "shared with the test-worker binary")]
-mod jobs;
+use crate::jobs;
 
 use std::io::BufRead;
 use std::process::Command;

@@ -3,9 +3,7 @@
 //! for more channels than the broker allows, when the network stalls
 //! between two signals, and when a job it acknowledged is lost.
 
-#[path = "../src/jobs.rs"]
-#[allow(dead_code, unreachable_pub, reason = "shared with the test-worker binary")]
-mod jobs;
+use crate::jobs;
 
 use std::collections::BTreeSet;
 use std::process::Command;

@@ -2,9 +2,7 @@
 //! durable queues, persistent typed messages, and consumers whose prefetch
 //! and acknowledgement mode match the worker's settings.
 
-#[path = "../src/jobs.rs"]
-#[allow(dead_code, unreachable_pub, reason = "shared with the test-worker binary")]
-mod jobs;
+use crate::jobs;
 
 use std::time::Duration;
 

@@ -2,12 +2,11 @@
 //! producer enqueues 5,000 jobs and two worker processes consume them:
 //! every job the broker confirmed runs at least once. Counted, not sampled.
 //!
-//! The only test in its binary: restarting the broker drops every
-//! connection, and cargo runs test binaries one at a time.
+//! Restarting the broker drops every connection, so this test must run
+//! alone: it is ignored in a plain `cargo test`, and `scripts/test` runs it
+//! by itself after the rest (`-- --ignored`).
 
-#[path = "../src/jobs.rs"]
-#[allow(dead_code, unreachable_pub, reason = "shared with the test-worker binary")]
-mod jobs;
+use crate::jobs;
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -43,6 +42,7 @@ fn worker(url: &str, name: &str) -> WorkerProcess {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "restarts the broker under every other test: scripts/test runs it alone"]
 async fn a_broker_restart_mid_run_loses_no_confirmed_job() {
     let vhost = TestVhost::new();
     let url = vhost.url();

@@ -3,9 +3,7 @@
 //! with the type's name, and a failing hook stops the worker before it
 //! consumes anything.
 
-#[path = "../src/state_jobs.rs"]
-#[allow(dead_code, unreachable_pub, reason = "shared with the state-worker binary")]
-mod state_jobs;
+use crate::state_jobs;
 
 use std::process::Command;
 use std::time::Duration;

@@ -1,9 +1,7 @@
 //! The supervisor restarts a worker whose consumer or channel dies, and
 //! reconnects when the consumer connection is closed.
 
-#[path = "../src/jobs.rs"]
-#[allow(dead_code, unreachable_pub, reason = "shared with the test-worker binary")]
-mod jobs;
+use crate::jobs;
 
 use std::time::Duration;
 

@@ -5,9 +5,7 @@
 //! plaintext port and a client certificate the broker does not know all
 //! fail, clearly, and never fall back to plaintext.
 
-#[path = "../src/jobs.rs"]
-#[allow(dead_code, unreachable_pub, reason = "shared with the test-worker binary")]
-mod jobs;
+use crate::jobs;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -3,9 +3,7 @@
 //! the outcome is unknown, with the job's id, and can publish it again
 //! under that id, so a duplicate can be told apart.
 
-#[path = "../src/jobs.rs"]
-#[allow(dead_code, unreachable_pub, reason = "shared with the test-worker binary")]
-mod jobs;
+use crate::jobs;
 
 use std::time::{Duration, Instant};
 
