@@ -126,7 +126,7 @@ pub enum Error {
         reason: String,
     },
     /// A job was enqueued with a delay longer than warren holds jobs.
-    #[error("cannot delay a job by {}: the longest delay is {}", humantime::format_duration(*.delay), humantime::format_duration(*.max))]
+    #[error("cannot delay a job by {}: the longest delay is {}", crate::duration::Written(*.delay), crate::duration::Written(*.max))]
     DelayTooLong {
         /// The delay asked for.
         delay: std::time::Duration,
@@ -135,14 +135,14 @@ pub enum Error {
     },
     /// RabbitMQ did not answer, or did not come back, within the client's
     /// recovery timeout.
-    #[error("RabbitMQ did not answer within {} (the client's recovery timeout)", humantime::format_duration(*.timeout))]
+    #[error("RabbitMQ did not answer within {} (the client's recovery timeout)", crate::duration::Written(*.timeout))]
     Unavailable {
         /// The recovery timeout.
         timeout: std::time::Duration,
     },
     /// The broker did not answer an operation in time; the connection is
     /// taken as cut.
-    #[error("RabbitMQ did not answer within {}", humantime::format_duration(*.waited))]
+    #[error("RabbitMQ did not answer within {}", crate::duration::Written(*.waited))]
     NoAnswer {
         /// How long warren waited.
         waited: std::time::Duration,

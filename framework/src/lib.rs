@@ -42,6 +42,7 @@ mod amqp;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod client;
+mod duration;
 mod error;
 mod job;
 pub mod testing;

@@ -19,6 +19,7 @@ use tracing::{info, warn};
 use crate::amqp::connect::TlsFiles;
 use crate::amqp::message;
 use crate::amqp::topology;
+use crate::cli::output;
 use crate::{Client, Error, JobId, QueueType, Registry};
 
 /// Error texts in `dead list` are cut to this many characters.
@@ -147,8 +148,8 @@ pub(crate) enum DeadError {
         /// The dead-letter queue.
         dead_queue: String,
     },
-    /// Writing the listing failed.
-    #[error("could not write the listing: {0}")]
+    /// Writing the output failed.
+    #[error("could not write the output: {0}")]
     Output(#[from] std::io::Error),
     /// Connecting or talking to the broker failed.
     #[error(transparent)]
@@ -285,7 +286,7 @@ fn print_row([id, name, queue, reason, attempt, dead_at, error]: [&str; 7]) -> s
 /// returns to the dead-letter queue when the channel closes.
 async fn list(connection: &Connection, dead_queues: &[String], limit: u32) -> Result<(), DeadError> {
     match write_listing(connection, dead_queues, limit).await {
-        Err(DeadError::Output(error)) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(DeadError::Output(error)) if output::is_closed(&error) => Ok(()),
         result => result,
     }
 }
@@ -349,11 +350,11 @@ async fn retry(
         let retried = retry_from(client, registry, dead_queue, only).await?;
         match only {
             Some(id) if retried > 0 => {
-                println!("retried job {id} from {dead_queue}");
+                output::line(format_args!("retried job {id} from {dead_queue}"))?;
                 return Ok(());
             }
             Some(_) => {}
-            None => println!("retried {} from {dead_queue}", letters(retried)),
+            None => output::line(format_args!("retried {} from {dead_queue}", letters(retried)))?,
         }
     }
     match only {
@@ -446,11 +447,11 @@ async fn purge(connection: &Connection, dead_queues: &[String], confirmed: bool)
     for dead_queue in dead_queues {
         let count = ready(connection, dead_queue).await?.unwrap_or(0);
         if count == 0 {
-            println!("no dead letters in {dead_queue}");
+            output::line(format_args!("no dead letters in {dead_queue}"))?;
             continue;
         }
         if !confirmed && !ask(format!("Delete {} from {dead_queue}? [y/N] ", letters(count))).await? {
-            println!("kept {} in {dead_queue}", letters(count));
+            output::line(format_args!("kept {} in {dead_queue}", letters(count)))?;
             continue;
         }
         let channel = connection.create_channel().await?;
@@ -464,7 +465,7 @@ async fn purge(connection: &Connection, dead_queues: &[String], confirmed: bool)
         // The channel was only for purging; if closing fails it is gone anyway.
         let _ = channel.close(200, "purged".into()).await;
         info!(queue = %dead_queue, deleted, "dead letters purged");
-        println!("deleted {} from {dead_queue}", letters(deleted));
+        output::line(format_args!("deleted {} from {dead_queue}", letters(deleted)))?;
     }
     Ok(())
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 
-use super::{Command, GlobalArgs, fail, run_command};
+use super::exit::Failure;
+use super::{Command, GlobalArgs, run_command};
 use crate::State;
 
 /// The generated binary's command line: its commands and global options.
@@ -57,10 +58,15 @@ where
         .build()
     {
         Ok(io) => io,
-        Err(error) => return fail(format!("could not start the I/O runtime: {error}")),
+        Err(error) => {
+            return Failure::failed(format!("could not start the I/O runtime: {error}"))
+                .report(cli.global.log_format());
+        }
     };
     let handle = io.handle().clone();
-    let code = io.block_on(run_command(cli.command, &cli.global, setup, Some(handle)));
+    let code = io
+        .block_on(run_command(cli.command, &cli.global, setup, Some(handle)))
+        .unwrap_or_else(|failure| failure.report(cli.global.log_format()));
     io.shutdown_timeout(Duration::from_secs(1));
     code
 }

@@ -47,15 +47,18 @@
 //! }
 //! ```
 //!
-//! Exit codes: `0` success, including a drained shutdown (also one whose
-//! shutdown timeout cut jobs off); `1` a failure the message explains; `2`
-//! bad usage (clap's own, a malformed URL or a missing TLS file, `dead
-//! purge` without `--yes` and no terminal, more workers than the broker has
-//! channels for); `3` a forced stop (a second signal, or workers that did
-//! not stop in time).
+//! Exit codes: `0` success, including a drained shutdown; `1` a failure
+//! the message explains; `2` bad usage (clap's own, a malformed URL or a
+//! missing TLS file, a queue no job uses, `dead purge` without `--yes` and
+//! no terminal, more workers than the broker has channels for); `3` a
+//! forced stop (a second signal, or workers that did not stop in time); `4`
+//! a drain the shutdown timeout cut off. A failure is said in one line:
+//! `error: …` on stderr, or one JSON event with `--log-format json`.
 
 pub(crate) mod dead;
+mod exit;
 pub(crate) mod generated;
+mod output;
 
 use std::future::Future;
 use std::io::IsTerminal;
@@ -71,21 +74,11 @@ use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
 use crate::amqp::connect::TlsFiles;
-use crate::{AckMode, Client, EnqueueOptions, Error, Exit, Registry, State, Worker, WorkerBuilder, WorkerError};
+use crate::amqp::hold;
+use crate::duration::Written;
+use crate::{AckMode, Client, EnqueueOptions, Exit, Registry, State, Worker, WorkerBuilder, WorkerError};
 use dead::{DeadCommand, DeadError};
-
-/// Exit code of a run that failed: broker unreachable for a command, bad
-/// job, conflicting registrations.
-const EXIT_FAILURE: u8 = 1;
-/// Exit code of bad usage, as clap uses for bad arguments, and of a
-/// configuration that cannot work (a malformed URL, a missing TLS file).
-const EXIT_USAGE: u8 = 2;
-/// Exit code after a forced stop: a second signal, or workers that did not
-/// stop in time.
-const EXIT_FORCED: u8 = 3;
-/// Exit code of a drain that the shutdown timeout cut off: jobs were still
-/// running (back to the queue under `late` acks, lost under the others).
-const EXIT_CUT_OFF: u8 = 4;
+use exit::{EXIT_CUT_OFF, EXIT_FORCED, Failure};
 
 /// The options every warren command takes: the broker and its TLS files,
 /// the queue prefix and the log format, each with an environment fallback. Flatten it into
@@ -190,7 +183,7 @@ enum Commands {
         /// The job as JSON, e.g. '{"path": "cat.png", "width": 640}'.
         json: String,
         /// Run it no earlier than this from now, e.g. `90s` or `2h` (at most 30 days).
-        #[arg(long, value_parser = humantime::parse_duration)]
+        #[arg(long, value_parser = parse_delay)]
         delay: Option<Duration>,
         /// Retries after a failure, instead of the job's own.
         #[arg(long)]
@@ -210,6 +203,11 @@ struct WorkArgs {
     /// Queues to consume, comma-separated [default: the queues of all registered jobs].
     #[arg(long, env = "WARREN_QUEUES", value_delimiter = ',')]
     queues: Vec<String>,
+    /// Consume a queue given with --queues that no registered job uses
+    /// (another producer's queue, whose messages name jobs by their `type`);
+    /// without it such a queue is refused as a typo.
+    #[arg(long, env = "WARREN_ALLOW_UNKNOWN_QUEUES")]
+    allow_unknown_queues: bool,
     /// Workers (consumers, each on its own channel) per queue [default: number of CPU cores].
     #[arg(long, env = "WARREN_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
     workers: Option<u16>,
@@ -304,6 +302,7 @@ pub async fn run(command: Command, global: &GlobalArgs) -> ExitCode {
         None,
     )
     .await
+    .unwrap_or_else(|failure| failure.report(global.log_format))
 }
 
 /// Like [`run`], with a setup hook that `work` runs once, after checking
@@ -316,20 +315,24 @@ where
     Fut: Future<Output = Result<State, E>>,
     E: std::fmt::Display,
 {
-    run_command(command, global, Some(setup), None).await
+    run_command(command, global, Some(setup), None)
+        .await
+        .unwrap_or_else(|failure| failure.report(global.log_format))
 }
 
 /// Runs `command`; `io`: a runtime that outlives the worker, for its connections.
-async fn run_command<F, Fut, E>(command: Command, global: &GlobalArgs, setup: Option<F>, io: Option<Handle>) -> ExitCode
+async fn run_command<F, Fut, E>(
+    command: Command,
+    global: &GlobalArgs,
+    setup: Option<F>,
+    io: Option<Handle>,
+) -> Result<ExitCode, Failure>
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<State, E>>,
     E: std::fmt::Display,
 {
-    let registry = match Registry::from_inventory() {
-        Ok(registry) => registry,
-        Err(error) => return fail(error),
-    };
+    let registry = Registry::from_inventory().map_err(Failure::failed)?;
     let (url, prefix, tls) = (global.amqp_url.as_str(), global.queue_prefix.as_str(), global.tls());
     match command.0 {
         Commands::Jobs => list_jobs(&registry),
@@ -349,10 +352,10 @@ where
             enqueue(url, &tls, prefix, &registry, &job, &json, &options).await
         }
         Commands::Dead { command } => match dead::run(url, &tls, prefix, &registry, command).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error @ DeadError::Unconfirmed) => usage(error),
-            Err(DeadError::Broker(error)) => connect_failed(error),
-            Err(error) => fail(error),
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            Err(error @ DeadError::Unconfirmed) => Err(Failure::usage(error)),
+            Err(DeadError::Broker(error)) => Err(Failure::connect(error)),
+            Err(error) => Err(Failure::failed(error)),
         },
         Commands::Work(args) => {
             let mut worker = Worker::builder(url)
@@ -364,8 +367,7 @@ where
                 .shutdown_timeout(args.shutdown_timeout)
                 .unknown_job_window(args.unknown_job_window)
                 .queues(args.queues)
-                // With a warning: a queue of foreign producers' typed messages.
-                .allow_unknown_queues(true);
+                .allow_unknown_queues(args.allow_unknown_queues);
             if let Some(workers) = args.workers {
                 worker = worker.workers_per_queue(usize::from(workers));
             }
@@ -380,18 +382,27 @@ where
     }
 }
 
+/// `enqueue --delay`: refused here, in the words the user wrote, when it
+/// is longer than a job can wait.
+fn parse_delay(text: &str) -> Result<Duration, String> {
+    let delay = humantime::parse_duration(text).map_err(|error| error.to_string())?;
+    if delay > hold::MAX_DELAY {
+        return Err(format!(
+            "cannot delay a job by {text}: the longest delay is {}",
+            Written(hold::MAX_DELAY)
+        ));
+    }
+    Ok(delay)
+}
+
 /// Checks the worker's options, runs the setup hook, then the worker.
-async fn work<F, Fut, E>(worker: WorkerBuilder, setup: Option<F>) -> ExitCode
+async fn work<F, Fut, E>(worker: WorkerBuilder, setup: Option<F>) -> Result<ExitCode, Failure>
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<State, E>>,
     E: std::fmt::Display,
 {
-    let mut plan = match worker.plan() {
-        Ok(plan) => plan,
-        Err(WorkerError::Connect(error)) => return connect_failed(error),
-        Err(error) => return fail(error),
-    };
+    let mut plan = worker.plan().map_err(worker_failure)?;
     // After the checks: a hook may connect to databases, which is wasted
     // on a worker that cannot start.
     if let Some(setup) = setup {
@@ -402,12 +413,12 @@ where
         };
         plan.state = match hook {
             Ok(Ok(state)) => state,
-            Ok(Err(error)) => return fail(format!("the setup hook failed: {error}")),
+            Ok(Err(error)) => return Err(Failure::failed(format!("the setup hook failed: {error}"))),
             Err(panic) => {
-                return fail(format!(
+                return Err(Failure::failed(format!(
                     "the setup hook {}",
                     crate::job::attempt::panic_message(&*panic)
-                ));
+                )));
             }
         };
     }
@@ -415,52 +426,37 @@ where
         Ok(handle) => handle.wait().await,
         Err(error) => Err(error),
     };
-    match exit {
-        Ok(Exit::Drained) => ExitCode::SUCCESS,
-        Ok(Exit::DrainTimedOut { cut_off, .. }) => {
+    match exit.map_err(worker_failure)? {
+        Exit::Drained => Ok(ExitCode::SUCCESS),
+        Exit::DrainTimedOut { cut_off, .. } => {
             // Said once more at the end: an operator reads the last line.
             error!(
                 cut_off,
                 "the shutdown timeout cut running jobs off (the lines above say whether they return to the queue); exit code 4"
             );
-            ExitCode::from(EXIT_CUT_OFF)
+            Ok(ExitCode::from(EXIT_CUT_OFF))
         }
-        Ok(Exit::Forced) => ExitCode::from(EXIT_FORCED),
-        // A refusal the broker's limits decide: bad usage, said in one line.
-        Err(error @ WorkerError::TooManyChannels { .. }) => usage(error),
-        Err(WorkerError::Connect(error)) => connect_failed(error),
-        Err(error) => fail(error),
+        Exit::Forced => Ok(ExitCode::from(EXIT_FORCED)),
     }
 }
 
-fn fail(error: impl std::fmt::Display) -> ExitCode {
-    error!("{error}");
-    eprintln!("error: {error}");
-    ExitCode::from(EXIT_FAILURE)
-}
-
-fn usage(error: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {error}");
-    ExitCode::from(EXIT_USAGE)
-}
-
-/// A failure to reach the broker: exit 2 when the configuration given
-/// cannot work (see [`Error::is_configuration`]), else 1.
-fn connect_failed(error: Error) -> ExitCode {
-    if error.is_configuration() {
-        usage(error)
-    } else {
-        fail(error)
+/// Why a worker could not start or run, with its exit code.
+fn worker_failure(error: WorkerError) -> Failure {
+    match error {
+        // Refusals of the options given, and limits the broker decides: bad usage.
+        error @ (WorkerError::TooManyChannels { .. }
+        | WorkerError::UnknownQueue { .. }
+        | WorkerError::InvalidOption { .. }) => Failure::usage(error),
+        WorkerError::Connect(error) => Failure::connect(error),
+        error => Failure::failed(error),
     }
 }
 
-fn list_jobs(registry: &Registry) -> ExitCode {
-    match write_jobs(registry, &mut std::io::stdout().lock()) {
-        Ok(()) => ExitCode::SUCCESS,
-        // A reader that stopped early (`jobs | head`) has what it wanted.
-        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(error) => fail(format!("could not write the job list: {error}")),
-    }
+fn list_jobs(registry: &Registry) -> Result<ExitCode, Failure> {
+    // A reader that stopped early (`jobs | head`) has what it wanted.
+    output::ignore_closed(write_jobs(registry, &mut std::io::stdout().lock()))
+        .map_err(|error| Failure::failed(format!("could not write the job list: {error}")))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn write_jobs(registry: &Registry, out: &mut impl std::io::Write) -> std::io::Result<()> {
@@ -478,9 +474,9 @@ fn write_jobs(registry: &Registry, out: &mut impl std::io::Write) -> std::io::Re
             job.queue,
             options.queue_type.as_str(),
             options.format.as_str(),
-            humantime::format_duration(options.effective_timeout()).to_string(),
+            Written(options.effective_timeout()).to_string(),
             options.effective_retries(),
-            humantime::format_duration(options.effective_backoff()).to_string(),
+            Written(options.effective_backoff()).to_string(),
             if options.queue_default { "yes" } else { "no" },
             job.type_name,
         )?;
@@ -496,36 +492,30 @@ async fn enqueue(
     name: &str,
     json: &str,
     options: &EnqueueOptions,
-) -> ExitCode {
+) -> Result<ExitCode, Failure> {
     let Some(job) = registry.get(name) else {
         let known: Vec<_> = registry.jobs().iter().map(|job| job.name).collect();
-        return fail(format!("no job named `{name}`; registered jobs: {}", known.join(", ")));
+        return Err(Failure::failed(format!(
+            "no job named `{name}`; registered jobs: {}",
+            known.join(", ")
+        )));
     };
-    let body = match job.encode_json(json) {
-        Ok(body) => body,
-        Err(error) => return fail(error),
-    };
-    let client = match Client::builder(url)
+    let body = job.encode_json(json).map_err(Failure::failed)?;
+    let client = Client::builder(url)
         .tls_files(tls.clone())
         .queue_prefix(prefix)
         .connection_name("warren enqueue")
         .connect()
         .await
-    {
-        Ok(client) => client,
-        Err(error) => return connect_failed(error),
-    };
+        .map_err(Failure::connect)?;
     let result = client
         .publish_job(job.name, job.queue, &job.options, &body, options)
         .await;
     client.close().await;
-    match result {
-        Ok(id) => {
-            println!("{id}");
-            ExitCode::SUCCESS
-        }
-        Err(error) => fail(error),
-    }
+    let id = result.map_err(Failure::failed)?;
+    output::line(id)
+        .map_err(|error| Failure::failed(format!("enqueued job {id}, but could not print its id: {error}")))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

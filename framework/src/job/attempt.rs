@@ -161,7 +161,7 @@ impl Runner {
                 Ok(Err(panic)) => (DeadReason::Panic, panic_message(panic.as_ref()), None),
                 Err(_elapsed) => (
                     DeadReason::Timeout,
-                    format!("timed out after {}", humantime::format_duration(timeout)),
+                    format!("timed out after {}", crate::duration::Written(timeout)),
                     None,
                 ),
             };

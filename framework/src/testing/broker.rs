@@ -324,7 +324,7 @@ impl fmt::Display for EnqueuedJob {
             self.name, self.queue, self.id, self.attempt
         )?;
         if !self.due_in.is_zero() {
-            write!(f, ", due in {}", humantime::format_duration(self.due_in))?;
+            write!(f, ", due in {}", crate::duration::Written(self.due_in))?;
         }
         write!(f, "): {}", String::from_utf8_lossy(&self.body))
     }

@@ -201,8 +201,7 @@ impl WorkerBuilder {
 
     /// Consumes queues that no registered job uses instead of refusing
     /// them; only messages whose `type` names a registered job run there.
-    /// Default `false`. The generated binary's `work --queues` allows them,
-    /// with a warning.
+    /// Default `false`; the generated binary's `work --allow-unknown-queues`.
     pub fn allow_unknown_queues(mut self, allow: bool) -> Self {
         self.allow_unknown_queues = allow;
         self

@@ -19,6 +19,7 @@ use crate::amqp::backoff::Backoff;
 use crate::amqp::hold;
 use crate::amqp::message;
 use crate::amqp::topology;
+use crate::duration::Written;
 use crate::job::attempt::{Outcome, Runner};
 use crate::{AckMode, Error, JobId, Registry};
 
@@ -301,8 +302,8 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
                 // job in hold queues for ever.
                 let error = format!(
                     "its warren-eta header is {} ahead, past the longest delay ({})",
-                    humantime::format_duration(Duration::from_secs(hold::due_in(eta).as_secs())),
-                    humantime::format_duration(hold::MAX_DELAY)
+                    Written(Duration::from_secs(hold::due_in(eta).as_secs())),
+                    Written(hold::MAX_DELAY)
                 );
                 warn!(%error, "job cannot be scheduled; moving it to the dead-letter queue");
                 Box::pin(bury(

@@ -32,7 +32,10 @@ Otherwise derive `Job` on a type, or pass --queues"
     /// A queue to consume that no registered job uses: a typo, most likely
     /// ([`WorkerBuilder::allow_unknown_queues`](crate::WorkerBuilder::allow_unknown_queues)
     /// consumes it anyway).
-    #[error("no registered job uses queue `{queue}` (their queues: {}); check its name", .known.join(", "))]
+    #[error(
+        "no registered job uses queue `{queue}` (their queues: {}); check its name, or allow unknown queues (`--allow-unknown-queues`) to consume it anyway",
+        .known.join(", ")
+    )]
     UnknownQueue {
         /// The queue, as it was given.
         queue: String,

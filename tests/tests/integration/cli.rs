@@ -135,7 +135,7 @@ async fn enqueue_with_a_delay_holds_the_job_on_the_broker_until_it_is_due() {
         broker.prefix(),
         &["enqueue", "record", "{}", "--delay", "45days"],
     );
-    assert_eq!(too_long.status.code(), Some(1));
+    assert_eq!(too_long.status.code(), Some(2), "a usage error");
 }
 
 #[test]

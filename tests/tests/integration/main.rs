@@ -15,6 +15,7 @@ mod bad_messages;
 mod broker_restart;
 mod broker_state;
 mod cli;
+mod cli_errors;
 mod client;
 mod config_errors;
 mod connection_recovery;
