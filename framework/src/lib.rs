@@ -131,6 +131,18 @@ pub mod prelude {
 /// # async fn setup() -> Result<warren::State, std::io::Error> { Ok(warren::State::new()) }
 /// warren::main!(jobs = [my_jobs, billing_jobs], setup = setup);
 /// ```
+///
+/// A crate named in `jobs` must be a dependency (an unresolved import
+/// otherwise), and anything else in the parentheses is a compile error
+/// that lists the forms above:
+///
+/// ```compile_fail,E0432
+/// warren::main!(jobs = [no_such_crate]);
+/// ```
+///
+/// ```compile_fail
+/// warren::main!(job = [my_jobs]);
+/// ```
 #[cfg(feature = "cli")]
 #[macro_export]
 macro_rules! main {

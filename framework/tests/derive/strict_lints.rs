@@ -13,35 +13,36 @@
 
 use warren::prelude::*;
 
-/// Resizes an image.
+/// Compresses a video.
 #[derive(Debug, Serialize, Deserialize, Job)]
-#[job(queue = "images", timeout = "30s", retries = 3, format = "json", queue_default)]
-pub struct ResizeImage {
-    /// Where the image is.
+#[job(queue = "videos", timeout = "30s", retries = 3, format = "json", queue_default)]
+pub struct CompressVideo {
+    /// Where the video is.
     pub path: String,
 }
 
-impl Handler for ResizeImage {
+impl Handler for CompressVideo {
     async fn perform(self, _ctx: &JobContext) -> Result<(), JobError> {
         Ok(())
     }
 }
 
-/// Sends an email; declared as a contract, its handler bound below.
+/// Sends a text message; declared as a contract, its handler bound below.
 #[derive(Debug, Serialize, Deserialize, Job)]
-#[job(contract, queue = "emails")]
-pub struct SendEmail {
+#[job(contract, queue = "texts")]
+pub struct SendText {
     /// To whom.
     pub to: String,
 }
 
-async fn send_email(_job: SendEmail, _ctx: &JobContext) -> Result<(), JobError> {
+async fn send_text(_job: SendText, _ctx: &JobContext) -> Result<(), JobError> {
     Ok(())
 }
 
-warren::handler!(SendEmail => send_email);
+warren::handler!(SendText => send_text);
 
-fn main() {
-    assert_eq!(ResizeImage::NAME, "resize_image");
-    assert_eq!(SendEmail::NAME, "send_email");
+#[test]
+fn names_follow_the_types() {
+    assert_eq!(CompressVideo::NAME, "compress_video");
+    assert_eq!(SendText::NAME, "send_text");
 }

@@ -14,11 +14,12 @@ impl Handler for Task {
     }
 }
 
-fn main() {
+#[test]
+fn a_text_newtype_takes_its_queues_untyped_messages() {
     assert_eq!(Task::NAME, "task");
     assert_eq!(Task::QUEUE, "log-lines");
     assert_eq!(Task::OPTIONS.format, BodyFormat::Text);
-    assert!(Task::OPTIONS.queue_default);
+    const { assert!(Task::OPTIONS.queue_default) };
     assert_eq!(Task::OPTIONS.timeout, None);
     assert_eq!(Task::OPTIONS.retries, None);
 }

@@ -18,7 +18,8 @@ impl Handler for ResizeImage {
     }
 }
 
-fn main() {
+#[test]
+fn every_key_spread_over_two_attributes_is_taken() {
     assert_eq!(ResizeImage::NAME, "images.resize:v2");
     assert_eq!(ResizeImage::QUEUE, "images-high_priority");
     let expected = JobOptions::new()

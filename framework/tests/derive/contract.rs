@@ -10,23 +10,23 @@ mod contracts {
 
     #[derive(Debug, Serialize, Deserialize, Job)]
     #[job(contract, queue = "images", retries = 5)]
-    pub struct ResizeImage {
-        pub path: String,
+    pub(super) struct ResizeImage {
+        pub(super) path: String,
     }
 
     #[derive(Debug, Serialize, Deserialize, Job)]
-    #[job(contract, name = "send_email", queue = "emails")]
-    pub struct SendEmail {
-        pub to: String,
+    #[job(contract, name = "send_newsletter", queue = "newsletters")]
+    pub(super) struct SendNewsletter {
+        pub(super) to: String,
     }
 }
 
 /// What the worker crate holds: the handlers.
 mod worker {
-    use crate::contracts::ResizeImage;
+    use super::contracts::ResizeImage;
     use warren::{JobContext, JobError};
 
-    pub async fn resize_image(job: ResizeImage, ctx: &JobContext) -> Result<(), JobError> {
+    pub(super) async fn resize_image(job: ResizeImage, ctx: &JobContext) -> Result<(), JobError> {
         assert_eq!((job.path.as_str(), ctx.job_name()), ("cat.png", "resize_image"));
         Ok(())
     }
@@ -34,21 +34,35 @@ mod worker {
     warren::handler!(ResizeImage => resize_image);
 }
 
-fn main() {
+#[test]
+fn a_contract_job_registers_without_a_handler_and_takes_the_one_bound() {
     let registry = Registry::from_inventory().expect("no conflicts");
     let resize = registry.get("resize_image").expect("registered");
     assert!(resize.is_contract() && resize.has_handler());
-    assert!(resize.handler().unwrap().ends_with("::worker::resize_image"), "{resize:?}");
+    assert!(
+        resize.handler().unwrap().ends_with("::worker::resize_image"),
+        "{resize:?}"
+    );
     assert_eq!((resize.queue, resize.options.retries), ("images", Some(5)));
     assert!(resize.type_name.ends_with("::contracts::ResizeImage"), "{resize:?}");
 
-    let email = registry.get("send_email").expect("registered without a handler");
-    assert!(email.is_contract() && !email.has_handler());
-    let missing: Vec<_> = registry.missing_handlers(&["emails", "images"]).iter().map(|job| job.name).collect();
-    assert_eq!(missing, ["send_email"]);
+    let newsletter = registry.get("send_newsletter").expect("registered without a handler");
+    assert!(newsletter.is_contract() && !newsletter.has_handler());
+    let missing: Vec<_> = registry
+        .missing_handlers(&["newsletters", "images"])
+        .iter()
+        .map(|job| job.name)
+        .collect();
+    assert_eq!(missing, ["send_newsletter"]);
 
-    let built = Registry::builder().contract::<contracts::ResizeImage>().build().expect("bound");
+    let built = Registry::builder()
+        .contract::<contracts::ResizeImage>()
+        .build()
+        .expect("bound");
     assert_eq!(built.jobs().len(), 1);
-    let error = Registry::builder().contract::<contracts::SendEmail>().build().expect_err("no handler");
+    let error = Registry::builder()
+        .contract::<contracts::SendNewsletter>()
+        .build()
+        .expect_err("no handler");
     assert!(error.to_string().contains("is a contract with no handler"), "{error}");
 }

@@ -20,7 +20,8 @@ impl Handler for Invoice {
     }
 }
 
-fn main() {
+#[test]
+fn an_enum_has_one_name_and_queue_for_all_its_variants() {
     assert_eq!(Invoice::NAME, "invoice");
     assert_eq!(Invoice::QUEUE, "billing");
     assert_eq!(Invoice::OPTIONS.timeout, Some(Duration::from_secs(120)));

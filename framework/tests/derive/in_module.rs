@@ -8,8 +8,8 @@ mod jobs {
 
     #[derive(Debug, Serialize, Deserialize, Job)]
     #[job(name = "send_email", queue = "emails")]
-    pub struct SendEmail {
-        pub to: String,
+    pub(super) struct SendEmail {
+        pub(super) to: String,
     }
 
     impl Handler for SendEmail {
@@ -20,7 +20,7 @@ mod jobs {
 
     #[derive(Debug, Serialize, Deserialize, Job)]
     #[allow(non_camel_case_types)] // to show that `r#` is dropped
-    pub struct r#match;
+    pub(super) struct r#match;
 
     impl Handler for r#match {
         async fn perform(self, _ctx: &JobContext) -> Result<(), JobError> {
@@ -29,18 +29,21 @@ mod jobs {
     }
 }
 
-fn main() {
-    let registry = Registry::from_inventory().expect("two jobs, no conflicts");
-    let names: Vec<_> = registry.jobs().iter().map(|job| job.name).collect();
-    assert_eq!(names, ["match", "send_email"]);
+#[test]
+fn jobs_in_a_module_register_under_their_full_path() {
+    let registry = Registry::from_inventory().expect("no conflicts");
 
     let send_email = registry.get("send_email").expect("SendEmail is registered");
     assert_eq!(send_email.queue, "emails");
     assert!(
-        send_email.type_name.ends_with("::jobs::SendEmail"),
+        send_email.type_name.ends_with("::in_module::jobs::SendEmail"),
         "{}",
         send_email.type_name
     );
-    let r#match = registry.get("match").expect("r#match is registered");
-    assert!(r#match.type_name.ends_with("::jobs::match"), "{}", r#match.type_name);
+    let r#match = registry.get("match").expect("r#match is registered as `match`");
+    assert!(
+        r#match.type_name.ends_with("::in_module::jobs::match"),
+        "{}",
+        r#match.type_name
+    );
 }

@@ -1,1 +1,0 @@
-warren::main!(jobs = [no_such_crate]);

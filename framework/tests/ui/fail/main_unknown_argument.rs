@@ -1,1 +1,0 @@
-warren::main!(job = [my_jobs]);
