@@ -24,7 +24,6 @@ mod dead_cli;
 mod dead_letters;
 mod dead_poison;
 mod delays;
-mod demo;
 mod dispatch;
 mod embedded;
 mod hostile;
