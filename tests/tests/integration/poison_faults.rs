@@ -182,7 +182,17 @@ async fn more_workers_than_the_broker_has_channels_for_are_refused_at_start() {
     let broker = TestBroker::new().await;
     // 1,024 workers on each of three queues: 3,072 channels, where
     // RabbitMQ negotiates at most 2,047 per connection.
-    let mut worker = broker.worker(WORKER, &["work", "--queues", "work,plain,spare", "--workers", "1024"]);
+    let mut worker = broker.worker(
+        WORKER,
+        &[
+            "work",
+            "--queues",
+            "work,plain,spare",
+            "--allow-unknown-queues",
+            "--workers",
+            "1024",
+        ],
+    );
     let started = Instant::now();
     let mut consumers_seen = 0;
     while worker.is_running() && started.elapsed() < Duration::from_secs(10) {
