@@ -5,17 +5,12 @@
 
 use std::process::{Command, Output, Stdio};
 
-use warren_tests::{TestBroker, amqp_url, list_queue, text};
+use warren_tests::{TestBroker, amqp_url, list_queue, run_worker_command, text};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_test-worker");
 
 fn run(prefix: &str, args: &[&str]) -> Output {
-    Command::new(WORKER)
-        .args(args)
-        .env("AMQP_URL", amqp_url())
-        .env("WARREN_QUEUE_PREFIX", prefix)
-        .output()
-        .expect("run the worker binary")
+    run_worker_command(WORKER, prefix, args)
 }
 
 /// The lines of stderr that are not the worker's start-up log.
