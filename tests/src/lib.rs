@@ -708,13 +708,19 @@ mod tests {
     }
 }
 
-/// A TCP proxy in front of the broker that a test can cut silently: it
-/// stops passing bytes (and accepting new connections) but keeps every
-/// socket open, as a network partition does, with no reset to notice.
+/// A TCP proxy in front of the broker that a test can cut silently (it
+/// stops passing bytes and accepting new connections but keeps every socket
+/// open, as a network partition does, with no reset to notice) or reset
+/// (every connection through it is aborted with a TCP reset, as when a
+/// node or a load balancer dies; new connections are still passed on).
+/// Held first, it stops reading, so that what the client writes piles up
+/// in the client before the reset.
 #[derive(Debug)]
 pub struct Proxy {
     port: u16,
     cut: Arc<std::sync::atomic::AtomicBool>,
+    held: Arc<Held>,
+    resets: tokio::sync::watch::Sender<u64>,
     accept: tokio::task::JoinHandle<()>,
 }
 
@@ -725,9 +731,13 @@ impl Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("address").port();
         let cut = Arc::new(AtomicBool::new(false));
+        let held = Arc::new(Held::default());
+        let (resets, _) = tokio::sync::watch::channel(0);
         let upstream = broker_address();
         let accept = tokio::spawn({
             let cut = Arc::clone(&cut);
+            let held = Arc::clone(&held);
+            let resets = resets.clone();
             async move {
                 while let Ok((client, _)) = listener.accept().await {
                     if cut.load(Ordering::Relaxed) {
@@ -738,14 +748,18 @@ impl Proxy {
                     let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
                         continue;
                     };
-                    let (client_read, client_write) = client.into_split();
-                    let (server_read, server_write) = server.into_split();
-                    tokio::spawn(pipe(client_read, server_write, Arc::clone(&cut)));
-                    tokio::spawn(pipe(server_read, client_write, Arc::clone(&cut)));
+                    let lines = (Arc::clone(&cut), Arc::clone(&held));
+                    tokio::spawn(relay(client, server, lines, resets.subscribe()));
                 }
             }
         });
-        Proxy { port, cut, accept }
+        Proxy {
+            port,
+            cut,
+            held,
+            resets,
+            accept,
+        }
     }
 
     /// The broker's URL through this proxy, with `vhost`.
@@ -757,6 +771,27 @@ impl Proxy {
     pub fn cut(&self) {
         self.cut.store(true, std::sync::atomic::Ordering::Relaxed);
     }
+
+    /// Stops passing bytes on: the proxy reads at most [`HELD_BYTES`] of what
+    /// clients send, then no more, so that the rest waits in the clients.
+    pub fn hold(&self) {
+        self.held.on.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether, since [`hold`](Self::hold), clients have sent more than the
+    /// proxy takes in: what they write from now on waits in them.
+    pub fn holding_back(&self) -> bool {
+        self.held.bytes.load(std::sync::atomic::Ordering::Relaxed) >= HELD_BYTES
+    }
+
+    /// Aborts every connection open through the proxy with a TCP reset
+    /// (the client reads `ECONNRESET`) and ends a [`hold`](Self::hold):
+    /// connections made afterwards pass.
+    pub fn reset(&self) {
+        self.held.on.store(false, std::sync::atomic::Ordering::Relaxed);
+        self.held.bytes.store(0, std::sync::atomic::Ordering::Relaxed);
+        self.resets.send_modify(|count| *count += 1);
+    }
 }
 
 impl Drop for Proxy {
@@ -765,22 +800,69 @@ impl Drop for Proxy {
     }
 }
 
-/// Copies bytes until the proxy is cut; then swallows them, keeping the
-/// socket open.
-async fn pipe(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    cut: Arc<std::sync::atomic::AtomicBool>,
+/// How much a held [`Proxy`] reads before it stops reading.
+pub const HELD_BYTES: usize = 256 * 1024;
+
+/// Whether a [`Proxy`] is held, and how much it has read since.
+#[derive(Debug, Default)]
+struct Held {
+    on: std::sync::atomic::AtomicBool,
+    bytes: std::sync::atomic::AtomicUsize,
+}
+
+/// Passes bytes both ways between a client and the broker until either
+/// side closes, or until the proxy is reset: then the client's socket is
+/// closed with a reset, never a FIN.
+async fn relay(
+    mut client: tokio::net::TcpStream,
+    mut server: tokio::net::TcpStream,
+    (cut, held): (Arc<std::sync::atomic::AtomicBool>, Arc<Held>),
+    mut resets: tokio::sync::watch::Receiver<u64>,
 ) {
+    // Closing a socket with a zero linger time sends a reset.
+    let _ = client.set_zero_linger();
+    // Borrowed halves: dropping them does not shut the socket down (a FIN).
+    let (client_read, client_write) = client.split();
+    let (server_read, server_write) = server.split();
+    tokio::select! {
+        _ = async { tokio::join!(
+                pipe(client_read, server_write, &cut, &held),
+                pipe(server_read, client_write, &cut, &held)
+            ) } => {}
+        _ = resets.changed() => {}
+    }
+}
+
+/// Copies bytes until either side closes; once the proxy is cut, swallows
+/// them, keeping the socket open.
+async fn pipe(
+    mut from: impl tokio::io::AsyncRead + Unpin,
+    mut to: impl tokio::io::AsyncWrite + Unpin,
+    cut: &std::sync::atomic::AtomicBool,
+    held: &Held,
+) {
+    use std::sync::atomic::Ordering;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut buffer = vec![0; 64 * 1024];
     loop {
+        if held.on.load(Ordering::Relaxed) && held.bytes.load(Ordering::Relaxed) >= HELD_BYTES {
+            // Read no more: until a reset, the sender's writes pile up.
+            std::future::pending::<()>().await;
+        }
         let read = match from.read(&mut buffer).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => {
+                // Passes the close on (a FIN), as a direct connection would.
+                let _ = to.shutdown().await;
+                return;
+            }
             Ok(read) => read,
         };
-        if cut.load(std::sync::atomic::Ordering::Relaxed) {
-            // Keep the write half alive (no FIN) for as long as the reader lives.
+        if held.on.load(Ordering::Relaxed) {
+            held.bytes.fetch_add(read, Ordering::Relaxed);
+            continue;
+        }
+        if cut.load(Ordering::Relaxed) {
+            // Keep the other side open (no FIN) for as long as the reader lives.
             continue;
         }
         if to.write_all(&buffer[..read]).await.is_err() {

@@ -23,16 +23,33 @@ const MAX_WAIT: Duration = Duration::from_secs(5);
 /// The shortest wait for an answer before a connection is taken as dead.
 const MIN_ANSWER_WAIT: Duration = Duration::from_secs(1);
 
+/// AMQP's reply code for a connection closed by an operator or a broker shutdown.
+const CONNECTION_FORCED: u16 = 320;
+
 /// Whether the broker closed the channel or connection because of what was
 /// sent (a protocol error), rather than because it went away (I/O errors,
 /// `CONNECTION_FORCED` from an operator or a shutdown).
 pub(crate) fn refused_by_broker(error: &Error) -> bool {
-    /// AMQP's reply code for a connection closed by an operator or a broker shutdown.
-    const CONNECTION_FORCED: u16 = 320;
     match error {
         Error::Amqp(error) => {
             matches!(error.inner().kind(), ErrorKind::ProtocolError(amqp) if amqp.get_id() != CONNECTION_FORCED)
         }
+        _ => false,
+    }
+}
+
+/// Whether `error` says the connection itself is gone: reset or broken,
+/// closed by an operator or a shutdown, silent past its heartbeat, or
+/// already closed. lapin fails the operations in flight before it marks the
+/// connection closed, so an operation can see this while
+/// [`Session::alive`] still holds: the error decides, not only the status.
+fn connection_lost(error: &Error) -> bool {
+    match error {
+        Error::Amqp(error) => match error.inner().kind() {
+            ErrorKind::IOError(_) | ErrorKind::MissingHeartbeatError | ErrorKind::InvalidConnectionState(_) => true,
+            ErrorKind::ProtocolError(amqp) => amqp.get_id() == CONNECTION_FORCED,
+            _ => false,
+        },
         _ => false,
     }
 }
@@ -118,7 +135,9 @@ impl Sessions {
             let answer_within = (self.recovery_timeout / 3).max(MIN_ANSWER_WAIT);
             let answer_by = deadline.min(Instant::now() + answer_within);
             let cause = match tokio::time::timeout_at(answer_by, operation(Arc::clone(&session))).await {
-                Ok(Err(error)) if !session.alive() && !self.closed.load(Ordering::Relaxed) => {
+                Ok(Err(error))
+                    if (!session.alive() || connection_lost(&error)) && !self.closed.load(Ordering::Relaxed) =>
+                {
                     // The broker refusing the operation itself (a frame or
                     // message too large) closes even a fresh connection:
                     // reconnecting again would only loop. A reset or a
@@ -191,5 +210,32 @@ impl Sessions {
         // Closing an already closed connection fails; either way it is closed.
         let close = session.connection.close(200, "client closed".into());
         let _ = tokio::time::timeout(Duration::from_secs(5), close).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::*;
+    use crate::error::AmqpError;
+
+    fn amqp(error: impl Into<lapin::Error>) -> Error {
+        Error::Amqp(AmqpError::new(error.into()))
+    }
+
+    #[test]
+    fn a_reset_or_a_missed_heartbeat_is_a_lost_connection_whatever_the_status_says() {
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        assert!(connection_lost(&amqp(reset)));
+        assert!(connection_lost(&amqp(io::Error::from(io::ErrorKind::BrokenPipe))));
+        assert!(connection_lost(&amqp(ErrorKind::MissingHeartbeatError)));
+    }
+
+    #[test]
+    fn what_the_broker_refused_or_warren_decided_is_not_a_lost_connection() {
+        assert!(!connection_lost(&amqp(ErrorKind::ChannelsLimitReached)));
+        assert!(!connection_lost(&Error::ClientClosed));
+        assert!(!connection_lost(&Error::NoRuntime));
     }
 }

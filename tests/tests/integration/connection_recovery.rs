@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use jobs::Record;
+use jobs::{Fail, Record};
 use warren::Client;
 use warren_tests::{Proxy, TestVhost, WorkerProcess, done_seqs, eventually};
 
@@ -198,4 +198,70 @@ async fn after_a_silent_network_cut_the_client_fails_over_to_the_next_node() {
         (1..=5).all(|seq| done_seqs(&worker.stdout()).contains(&seq))
     })
     .await;
+}
+
+/// A connection reset while enqueues are in flight (a node or a load
+/// balancer dying): lapin fails the publishes it still holds before it
+/// marks the connection closed, and each of them must be published again
+/// on a new connection, never returned to the caller as an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueues_in_flight_when_the_connection_is_reset_are_published_again() {
+    // More than the sockets on both sides of the proxy buffer, so that
+    // most of it still waits in the client when the reset comes.
+    const JOBS: usize = 24;
+    const BODY: usize = 1024 * 1024;
+    let vhost = TestVhost::new();
+    let proxy = Proxy::start().await;
+    let client = Client::builder(proxy.url(vhost.name()))
+        .recovery_timeout(Duration::from_secs(60))
+        .connect()
+        .await
+        .expect("connect through the proxy");
+    client
+        .enqueue(Fail {
+            message: "before".into(),
+        })
+        .await
+        .expect("enqueue before the reset");
+
+    proxy.hold();
+    let mut enqueues = tokio::task::JoinSet::new();
+    for n in 0..JOBS {
+        let client = client.clone();
+        let message = format!("{n}{}", "x".repeat(BODY));
+        enqueues.spawn(async move {
+            client
+                .enqueue(Fail { message })
+                .await
+                .map_err(|error| error.to_string())
+        });
+    }
+    eventually(
+        Duration::from_secs(30),
+        "the client writes more than the proxy reads",
+        || proxy.holding_back(),
+    )
+    .await;
+    proxy.reset();
+
+    let mut failures = Vec::new();
+    while let Some(result) = enqueues.join_next().await {
+        if let Err(error) = result.expect("enqueue task") {
+            failures.push(error);
+        }
+    }
+    assert_eq!(
+        failures,
+        Vec::<String>::new(),
+        "every enqueue caught by the reset is published again"
+    );
+    // A publish caught by the reset may have reached the broker before it:
+    // a duplicate is allowed, a missing job is not.
+    let (ready, _) = vhost.queue("work").expect("the job queue exists");
+    assert!(
+        ready as usize > JOBS,
+        "{ready} jobs in the queue, {} confirmed",
+        JOBS + 1
+    );
+    client.close().await;
 }
