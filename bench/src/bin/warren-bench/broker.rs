@@ -156,6 +156,8 @@ where
 #[derive(Debug)]
 pub(crate) struct WorkerProcess {
     child: Child,
+    /// Run under a wrapper (a profiler): stopped with SIGTERM, so that it writes its output.
+    wrapped: bool,
     lines: Lines<BufReader<ChildStdout>>,
 }
 
@@ -185,30 +187,40 @@ pub(crate) struct WorkerSpec<'a> {
     pub(crate) expect: u64,
     /// `RUST_LOG` of the warren worker.
     pub(crate) log: &'a str,
+    /// A command the worker runs under (e.g. `valgrind --tool=callgrind`).
+    pub(crate) wrapper: &'a [String],
 }
 
 impl WorkerProcess {
     pub(crate) fn spawn(side: Side, spec: &WorkerSpec<'_>) -> Result<Self, BoxError> {
-        let mut command = match side {
+        let binary = sibling(match side {
+            Side::Raw => "raw-worker",
+            Side::Warren => "bench-worker",
+        })?;
+        let mut command = match spec.wrapper.split_first() {
+            Some((program, arguments)) => {
+                let mut command = Command::new(program);
+                command.args(arguments).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
+        match side {
             Side::Raw => {
-                let mut command = Command::new(sibling("raw-worker")?);
                 command
                     .arg(spec.url)
                     .arg(spec.queue)
                     .arg(spec.prefetch.to_string())
                     .arg(spec.workers.to_string());
-                command
             }
             Side::Warren => {
-                let mut command = Command::new(sibling("bench-worker")?);
                 command
                     .args(["work", "--ack", "late", "--queues", spec.queue, "--amqp-url", spec.url])
                     .args(["--prefetch", &spec.prefetch.to_string()])
                     .args(["--workers", &spec.workers.to_string()])
                     .env("RUST_LOG", spec.log);
-                command
             }
-        };
+        }
         let mut child = command
             .env(EXPECT_ENV, spec.expect.to_string())
             .stdin(Stdio::null())
@@ -219,6 +231,7 @@ impl WorkerProcess {
         let stdout = child.stdout.take().ok_or("the worker has no stdout")?;
         Ok(WorkerProcess {
             child,
+            wrapped: !spec.wrapper.is_empty(),
             lines: BufReader::new(stdout).lines(),
         })
     }
@@ -252,6 +265,18 @@ impl WorkerProcess {
 
     /// Kills the process: what it had not acked returns to the queue, which is purged next.
     pub(crate) async fn stop(mut self) {
+        if self.wrapped
+            && let Some(pid) = self.child.id()
+        {
+            // A profiler writes its output only if the process ends by itself.
+            let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
+            if tokio::time::timeout(Duration::from_secs(120), self.child.wait())
+                .await
+                .is_ok()
+            {
+                return;
+            }
+        }
         let _ = self.child.kill().await;
     }
 }

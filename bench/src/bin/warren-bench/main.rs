@@ -12,9 +12,11 @@
 //! See docs/performance.md for the method and the latest figures.
 
 mod broker;
+mod setup;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
@@ -34,24 +36,34 @@ struct Args {
         default_value = "amqp://guest:guest@127.0.0.1:5672/warren-bench"
     )]
     amqp_url: String,
-    /// Jobs per measurement of `enqueue`, `drain` and `e2e`.
-    #[arg(long, default_value_t = 50_000)]
-    jobs: u64,
+    /// Management API port on the broker's host, used once to create a missing vhost.
+    #[arg(long, default_value_t = 15672)]
+    management_port: u16,
+    /// A first look in under a minute: 5,000 jobs, one round, 100 cpu jobs,
+    /// 3 s of latency load (explicit options still win).
+    #[arg(long)]
+    quick: bool,
+    /// Jobs per measurement of `enqueue`, `drain` and `e2e` [default: 50,000; 5,000 with --quick].
+    #[arg(long)]
+    jobs: Option<u64>,
     /// Phases to run, comma-separated.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Phase::Enqueue, Phase::Drain, Phase::E2e, Phase::Cpu, Phase::Rss])]
     phases: Vec<Phase>,
     /// Measurements per side and phase, alternating raw and warren; the median is reported.
     #[arg(long, default_value_t = 1)]
     rounds: usize,
+    /// Seconds of offered load in the e2e latency measurement, at most [default: 10; 3 with --quick].
+    #[arg(long)]
+    latency_secs: Option<f64>,
     /// Unconfirmed publishes at once, for both producers.
     #[arg(long, default_value_t = 1000)]
     window: usize,
     /// Workers (consumers) per worker process [default: number of cores].
     #[arg(long)]
     workers: Option<usize>,
-    /// Jobs of the `cpu` phase.
-    #[arg(long, default_value_t = 500)]
-    cpu_jobs: u64,
+    /// Jobs of the `cpu` phase [default: 500; 100 with --quick].
+    #[arg(long)]
+    cpu_jobs: Option<u64>,
     /// Hashing rounds per `cpu` job.
     #[arg(long, default_value_t = 250_000)]
     cpu_rounds: u32,
@@ -61,6 +73,11 @@ struct Args {
     /// `RUST_LOG` of the warren worker (`info` logs a line per job).
     #[arg(long, default_value = "warn")]
     worker_log: String,
+    /// Runs each worker process under this command, e.g. `--worker-wrapper
+    /// "valgrind --tool=callgrind"` for instruction counts (stopped with
+    /// SIGTERM, so that it writes its output).
+    #[arg(long, value_delimiter = ' ', num_args = 1)]
+    worker_wrapper: Vec<String>,
     /// Writes every figure to this file as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -118,10 +135,64 @@ struct Bench {
     timeout: Duration,
 }
 
-fn main() -> Result<(), BoxError> {
+fn main() -> ExitCode {
     let args = Args::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(run(args))
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| format!("cannot start the async runtime: {error}").into())
+        .and_then(|runtime| runtime.block_on(run(args)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // A sentence, not a Debug dump.
+            eprintln!("warren-bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+impl Args {
+    fn jobs(&self) -> u64 {
+        self.jobs.unwrap_or(if self.quick { 5_000 } else { 50_000 })
+    }
+
+    fn cpu_jobs(&self) -> u64 {
+        self.cpu_jobs.unwrap_or(if self.quick { 100 } else { 500 })
+    }
+
+    fn latency_secs(&self) -> f64 {
+        self.latency_secs.unwrap_or(if self.quick { 3.0 } else { 10.0 })
+    }
+}
+
+/// `url` without its password, for messages.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}@{}", &url[..scheme + 3], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The bench's connection; a missing vhost is created once, through the
+/// management API, or the error says what to run.
+async fn connect(args: &Args) -> Result<Broker, BoxError> {
+    let url = &args.amqp_url;
+    let shown = redacted(url);
+    match Broker::connect(url).await {
+        Ok(broker) => Ok(broker),
+        Err(error) if setup::vhost_missing(&error.to_string()) => {
+            setup::create_vhost(url, args.management_port).await?;
+            Broker::connect(url)
+                .await
+                .map_err(|error| format!("could not connect to {shown} after creating its vhost: {error}").into())
+        }
+        Err(error) => Err(format!("could not connect to RabbitMQ at {shown}: {error} (is it running, and are the URL's user and password right?)").into()),
+    }
 }
 
 async fn run(args: Args) -> Result<(), BoxError> {
@@ -133,13 +204,19 @@ async fn run(args: Args) -> Result<(), BoxError> {
     };
     println!(
         "# {} cores, {}, RabbitMQ {}, load {:.2}, {} jobs, {} round(s)",
-        machine.nproc, machine.cpu, machine.rabbitmq, machine.load_before, args.jobs, args.rounds
+        machine.nproc,
+        machine.cpu,
+        machine.rabbitmq,
+        machine.load_before,
+        args.jobs(),
+        args.rounds
     );
-    let broker = Broker::connect(&args.amqp_url).await?;
+    let broker = connect(&args).await?;
     let client = Client::builder(&args.amqp_url)
         .connection_name("warren-bench")
         .connect()
-        .await?;
+        .await
+        .map_err(|error| format!("warren's client could not connect: {error}"))?;
     let workers = args.workers.unwrap_or(machine.nproc);
     let mut bench = Bench {
         broker,
@@ -172,7 +249,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
     if let Some(path) = &bench.args.json {
         let output = Output {
             machine: &machine,
-            jobs: bench.args.jobs,
+            jobs: bench.args.jobs(),
             rounds: bench.args.rounds,
             workers: bench.workers,
             figures: &bench.figures,
@@ -216,6 +293,7 @@ impl Bench {
             workers,
             expect,
             log: &self.args.worker_log,
+            wrapper: &self.args.worker_wrapper,
         }
     }
 
@@ -265,7 +343,7 @@ impl Bench {
     }
 
     async fn enqueue(&mut self) -> Result<(), BoxError> {
-        let jobs = self.args.jobs;
+        let jobs = self.args.jobs();
         // Declarations (the client's first enqueue declares) are not measured.
         self.broker.reset(NOOP_QUEUE).await?;
         self.client
@@ -287,7 +365,7 @@ impl Bench {
 
     /// Drains a pre-filled queue; also records the warren worker's RSS at the end.
     async fn drain(&mut self, prefetch: u16) -> Result<(), BoxError> {
-        let jobs = self.args.jobs;
+        let jobs = self.args.jobs();
         let (mut raw, mut warren) = (Vec::new(), Vec::new());
         let (mut raw_rss, mut warren_rss) = (Vec::new(), Vec::new());
         for _ in 0..self.args.rounds {
@@ -320,7 +398,7 @@ impl Bench {
     }
 
     async fn e2e(&mut self) -> Result<(), BoxError> {
-        let jobs = self.args.jobs;
+        let jobs = self.args.jobs();
         let (mut raw, mut warren) = (Vec::new(), Vec::new());
         for _ in 0..self.args.rounds {
             for side in [Side::Raw, Side::Warren] {
@@ -341,9 +419,9 @@ impl Bench {
                 None => return Err("e2e latency needs the drain phase or --rate".into()),
             },
         };
-        // At most about ten seconds of offered load.
+        // At most `latency_secs` of offered load.
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let paced = jobs.min((offered * 10.0) as u64).max(1);
+        let paced = jobs.min((offered * self.args.latency_secs()) as u64).max(1);
         println!("# e2e latency: {paced} jobs offered at {} jobs/s", round(offered));
         let (mut raw_p50, mut warren_p50, mut raw_p99, mut warren_p99) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -364,7 +442,7 @@ impl Bench {
     }
 
     async fn cpu(&mut self) -> Result<(), BoxError> {
-        let jobs = self.args.cpu_jobs;
+        let jobs = self.args.cpu_jobs();
         let mut rates: BTreeMap<(&str, usize), Vec<f64>> = BTreeMap::new();
         for _ in 0..self.args.rounds {
             for side in [Side::Raw, Side::Warren] {
