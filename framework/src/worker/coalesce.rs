@@ -12,20 +12,23 @@
 //! sent one by one, as before coalescing, so a long job does not hold the
 //! prefetch window of the ones that finished after it.
 //!
-//! The [`Acks`] of a channel sends what the coalescer decides from a task
-//! of its own: while one frame is on its way to the socket, deliveries that
-//! settle meanwhile gather into the next. A lone settlement on an idle
-//! channel goes out at once, so nothing waits for a timer. Each settling
+//! The [`Acks`] of a channel sends what the coalescer decides: the task
+//! that settles a delivery on an idle channel sends its frame itself, at
+//! once (no timer, no task in between); deliveries that settle while a
+//! frame is on its way to the socket gather into the next one, which the
+//! same task sends. Each settling
 //! task learns whether the frame covering its delivery was sent; when the
 //! channel dies, no later frame is sent and RabbitMQ redelivers whatever it
 //! did not get an ack for.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use futures_util::future::join_all;
 use lapin::Acker;
 use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tracing::debug;
 
 /// A delivery tag: per channel, from 1, one more per delivery.
@@ -57,8 +60,16 @@ pub(crate) struct Frame {
     /// Whether it names `multiple = true`.
     pub(crate) multiple: bool,
     pub(crate) settlement: Settlement,
-    /// Every delivery it settles, in order.
-    pub(crate) covers: Vec<Tag>,
+    /// The lowest tag it settles: it settles `first..=tag`, each one
+    /// registered and settled (or acked alone before, then not again).
+    pub(crate) first: Tag,
+}
+
+impl Frame {
+    /// The deliveries it settles.
+    pub(crate) fn covers(&self) -> std::ops::RangeInclusive<Tag> {
+        self.first..=self.tag
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,13 +132,12 @@ impl Coalescer {
                     Some(last) if last.tag + 1 == next && joins(last.settlement, settlement) => {
                         last.tag = next;
                         last.multiple = true;
-                        last.covers.push(next);
                     }
                     _ => frames.push(Frame {
                         tag: next,
                         multiple: false,
                         settlement,
-                        covers: vec![next],
+                        first: next,
                     }),
                 },
             }
@@ -141,7 +151,7 @@ impl Coalescer {
                     tag,
                     multiple: false,
                     settlement,
-                    covers: vec![tag],
+                    first: tag,
                 });
                 *state = State::Sent;
             }
@@ -160,90 +170,101 @@ fn joins(run: Settlement, next: Settlement) -> bool {
     }
 }
 
-#[derive(Debug)]
-enum Event {
-    Received(Tag),
-    Settled {
-        tag: Tag,
-        settlement: Settlement,
-        acker: Acker,
-        sent: oneshot::Sender<bool>,
-    },
-}
-
 /// The acknowledgements of one channel: register each delivery as it is
 /// taken from the consumer, settle it when its outcome is settled.
-#[derive(Debug, Clone)]
+///
+/// Lives on the channel's worker thread (its jobs are local tasks). The
+/// task whose settlement finds no frame on its way sends the frames itself,
+/// and keeps sending what settles meanwhile; the others wait for its word.
+/// So an idle channel acks at once, with no task in between.
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Acks {
-    events: mpsc::UnboundedSender<Event>,
+    channel: Rc<RefCell<Channel>>,
+}
+
+#[derive(Debug, Default)]
+struct Channel {
+    coalescer: Coalescer,
+    /// Settled deliveries not yet covered by a sent frame: their ackers, and
+    /// how to tell their tasks (none for the sending task's own).
+    waiting: BTreeMap<Tag, (Acker, Option<oneshot::Sender<bool>>)>,
+    /// A task is sending frames.
+    sending: bool,
+}
+
+/// Ends a sending turn even if its task is dropped mid-send (at teardown):
+/// the next settlement then sends.
+struct Turn<'a>(&'a RefCell<Channel>);
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.0.borrow_mut().sending = false;
+    }
 }
 
 impl Acks {
-    /// Starts the channel's sender as a local task; it ends once every
-    /// `Acks` clone is dropped and the last frame is sent.
-    pub(crate) fn spawn_local() -> Acks {
-        let (events, receiver) = mpsc::unbounded_channel();
-        tokio::task::spawn_local(send_frames(receiver));
-        Acks { events }
-    }
-
     /// Registers a delivery taken from the consumer, before it is settled.
     pub(crate) fn received(&self, tag: Tag) {
-        // The sender lives while any `Acks` does.
-        let _ = self.events.send(Event::Received(tag));
+        self.channel.borrow_mut().coalescer.received(tag);
     }
 
     /// Settles delivery `tag`; `true` once the frame covering it was
     /// handed to the connection, `false` if the channel was gone first.
     pub(crate) async fn settle(&self, tag: Tag, acker: &Acker, settlement: Settlement) -> bool {
-        let (sent, answer) = oneshot::channel();
-        let event = Event::Settled {
-            tag,
-            settlement,
-            acker: acker.clone(),
-            sent,
-        };
-        if self.events.send(event).is_err() {
-            return false;
-        }
-        answer.await.unwrap_or(false)
-    }
-}
-
-async fn send_frames(mut events: mpsc::UnboundedReceiver<Event>) {
-    let mut coalescer = Coalescer::default();
-    let mut waiting: HashMap<Tag, (Acker, oneshot::Sender<bool>)> = HashMap::new();
-    let mut batch = Vec::new();
-    while events.recv_many(&mut batch, usize::MAX).await > 0 {
-        for event in batch.drain(..) {
-            match event {
-                Event::Received(tag) => coalescer.received(tag),
-                Event::Settled {
-                    tag,
-                    settlement,
-                    acker,
-                    sent,
-                } => {
-                    coalescer.settled(tag, settlement);
-                    waiting.insert(tag, (acker, sent));
-                }
+        let answer = {
+            let mut channel = self.channel.borrow_mut();
+            channel.coalescer.settled(tag, settlement);
+            if channel.sending {
+                let (sent, answer) = oneshot::channel();
+                channel.waiting.insert(tag, (acker.clone(), Some(sent)));
+                Some(answer)
+            } else {
+                channel.waiting.insert(tag, (acker.clone(), None));
+                channel.sending = true;
+                None
             }
+        };
+        match answer {
+            Some(answer) => answer.await.unwrap_or(false),
+            None => self.send_turn(tag).await,
         }
-        let frames = coalescer.take_frames();
-        if frames.is_empty() {
-            continue;
-        }
-        // Handed to the connection together, in order; the next batch
-        // gathers while they are on their way.
-        let sends = frames.iter().map(|frame| {
-            let acker = waiting.get(&frame.tag).map(|(acker, _)| acker.clone());
-            send(acker, frame)
-        });
-        let results = join_all(sends).await;
-        for (frame, sent) in frames.iter().zip(results) {
-            for tag in &frame.covers {
-                if let Some((_, answer)) = waiting.remove(tag) {
-                    let _ = answer.send(sent);
+    }
+
+    /// Sends frames until nothing settled is left; answers every covered
+    /// delivery's task, and returns what became of `own`.
+    async fn send_turn(&self, own: Tag) -> bool {
+        let _turn = Turn(&self.channel);
+        let mut own_sent = false;
+        loop {
+            let (frames, ackers) = {
+                let mut channel = self.channel.borrow_mut();
+                let frames = channel.coalescer.take_frames();
+                let ackers: Vec<Option<Acker>> = frames
+                    .iter()
+                    .map(|frame| channel.waiting.get(&frame.tag).map(|(acker, _)| acker.clone()))
+                    .collect();
+                (frames, ackers)
+            };
+            if frames.is_empty() {
+                return own_sent;
+            }
+            // Handed to the connection together, in order; what settles
+            // while they are on their way gathers into the next frames.
+            let results = if let ([frame], [acker]) = (frames.as_slice(), ackers.as_slice()) {
+                vec![send(acker.clone(), frame).await]
+            } else {
+                join_all(frames.iter().zip(ackers).map(|(frame, acker)| send(acker, frame))).await
+            };
+            let mut channel = self.channel.borrow_mut();
+            for (frame, sent) in frames.iter().zip(results) {
+                for tag in frame.covers() {
+                    match channel.waiting.remove(&tag) {
+                        Some((_, Some(answer))) => {
+                            let _ = answer.send(sent);
+                        }
+                        Some((_, None)) if tag == own => own_sent = sent,
+                        _ => {}
+                    }
                 }
             }
         }
@@ -279,11 +300,12 @@ mod tests {
     const REJECT: Settlement = Settlement::Reject { requeue: false };
 
     fn frame(tag: Tag, settlement: Settlement, covers: &[Tag]) -> Frame {
+        assert!(covers.windows(2).all(|pair| pair[0] + 1 == pair[1]));
         Frame {
             tag,
             multiple: covers.len() > 1,
             settlement,
-            covers: covers.to_vec(),
+            first: covers[0],
         }
     }
 
@@ -435,7 +457,7 @@ mod tests {
                     } else {
                         vec![frame.tag]
                     };
-                    assert_eq!(broker, frame.covers, "{frame:?}");
+                    assert_eq!(broker, frame.covers().collect::<Vec<_>>(), "{frame:?}");
                     for tag in broker {
                         assert!(settled.contains(&tag), "{tag} covered before it settled");
                         assert!(covered.insert(tag), "{tag} covered twice");
@@ -444,7 +466,7 @@ mod tests {
             }
         }
         for frame in coalescer.take_frames() {
-            for tag in frame.covers {
+            for tag in frame.covers() {
                 assert!(covered.insert(tag));
             }
         }

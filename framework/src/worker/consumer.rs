@@ -184,9 +184,8 @@ async fn consume(
         )
         .await?;
     info!(worker = %runner.worker, %queue, prefetch = settings.prefetch, ack = %ack, "worker consuming");
-    // This channel's acknowledgements, coalesced; it ends with the last
-    // settling job after the loop below.
-    let acks = Acks::spawn_local();
+    // This channel's acknowledgements, coalesced.
+    let acks = Acks::default();
 
     // Runs at most `prefetch` jobs at once, also in ack mode `none`, where
     // the broker does not limit what it pushes.
