@@ -263,6 +263,24 @@ impl WorkerProcess {
         Ok(kib / 1024.0)
     }
 
+    /// Voluntary context switches of all the process's threads so far: how
+    /// often a thread went to sleep waiting for another (a wake across
+    /// threads, a syscall that blocks). Counts, not time, so the load of
+    /// the machine moves it less than a duration.
+    pub(crate) fn voluntary_switches(&self) -> Result<u64, BoxError> {
+        let pid = self.child.id().ok_or("the worker has exited")?;
+        let mut total = 0;
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+            let status = std::fs::read_to_string(task?.path().join("status"))?;
+            total += status
+                .lines()
+                .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|value| value.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        Ok(total)
+    }
+
     /// Kills the process: what it had not acked returns to the queue, which is purged next.
     pub(crate) async fn stop(mut self) {
         if self.wrapped

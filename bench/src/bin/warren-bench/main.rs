@@ -368,18 +368,28 @@ impl Bench {
         let jobs = self.args.jobs();
         let (mut raw, mut warren) = (Vec::new(), Vec::new());
         let (mut raw_rss, mut warren_rss) = (Vec::new(), Vec::new());
+        let (mut raw_switches, mut warren_switches) = (Vec::new(), Vec::new());
         for _ in 0..self.args.rounds {
             for side in [Side::Raw, Side::Warren] {
                 self.prefill(NOOP_QUEUE, jobs).await?;
                 let mut worker = WorkerProcess::spawn(side, &self.spec(NOOP_QUEUE, prefetch, self.workers, jobs))?;
                 let report = worker.report(self.timeout).await?;
                 samples(side, &mut raw_rss, &mut warren_rss).push(worker.rss_mib()?);
+                #[allow(clippy::cast_precision_loss, reason = "a count per job, printed to three figures")]
+                let per_job = worker.voluntary_switches()? as f64 / jobs as f64;
+                samples(side, &mut raw_switches, &mut warren_switches).push(per_job);
                 worker.stop().await;
                 samples(side, &mut raw, &mut warren).push(busy_rate(jobs, &report));
             }
         }
         self.broker.reset(NOOP_QUEUE).await?;
         self.record(&format!("drain-p{prefetch}"), "jobs/s", &raw, &warren);
+        self.record(
+            &format!("drain-p{prefetch}-sleeps"),
+            "voluntary context switches/job",
+            &raw_switches,
+            &warren_switches,
+        );
         if prefetch == 100 {
             self.record("rss-after-drain", "MiB", &raw_rss, &warren_rss);
         }
