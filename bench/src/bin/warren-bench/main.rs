@@ -95,6 +95,8 @@ enum Phase {
     Cpu,
     /// Idle worker RSS.
     Rss,
+    /// Draining at prefetch 100 with 1 KiB and with 100 KiB bodies (a tenth of the jobs).
+    Bodies,
 }
 
 /// One line of the report.
@@ -242,6 +244,9 @@ async fn run(args: Args) -> Result<(), BoxError> {
     if phases.contains(&Phase::Cpu) {
         bench.cpu().await?;
     }
+    if phases.contains(&Phase::Bodies) {
+        bench.bodies().await?;
+    }
     if phases.contains(&Phase::Rss) {
         bench.idle_rss().await?;
     }
@@ -322,6 +327,11 @@ impl Bench {
 
     /// Fills `queue` with `jobs` jobs as warren's client would have, untimed.
     async fn prefill(&self, queue: &'static str, jobs: u64) -> Result<(), BoxError> {
+        self.prefill_padded(queue, jobs, 48).await
+    }
+
+    /// As [`Bench::prefill`], with `pad` bytes of filler in each noop body.
+    async fn prefill_padded(&self, queue: &'static str, jobs: u64, pad: usize) -> Result<(), BoxError> {
         self.broker.reset(queue).await?;
         let rounds = self.args.cpu_rounds;
         drive(jobs, self.args.window, None, |seq| async move {
@@ -334,7 +344,7 @@ impl Bench {
                 let body = serde_json::to_vec(&job)?;
                 self.broker.publish(queue, &body, warren_properties("bench_spin")).await
             } else {
-                let body = serde_json::to_vec(&Noop::new(seq))?;
+                let body = serde_json::to_vec(&Noop::padded(seq, pad))?;
                 self.broker.publish(queue, &body, warren_properties("bench_noop")).await
             }
         })
@@ -478,6 +488,29 @@ impl Bench {
             &rates[&("warren", many)],
         );
         self.record("cpu-speedup", "x", &[raw_many / raw_one], &[warren_many / warren_one]);
+        Ok(())
+    }
+
+    /// Drain rate at prefetch 100 with bodies of 1 KiB and 100 KiB: how
+    /// the cost per job grows with its size (frames, copies, decoding).
+    async fn bodies(&mut self) -> Result<(), BoxError> {
+        for (label, bytes, jobs) in [
+            ("1KiB", 1024, self.args.jobs()),
+            ("100KiB", 100 * 1024, (self.args.jobs() / 10).max(1)),
+        ] {
+            let (mut raw, mut warren) = (Vec::new(), Vec::new());
+            for _ in 0..self.args.rounds {
+                for side in [Side::Raw, Side::Warren] {
+                    self.prefill_padded(NOOP_QUEUE, jobs, bytes - 50).await?;
+                    let mut worker = WorkerProcess::spawn(side, &self.spec(NOOP_QUEUE, 100, self.workers, jobs))?;
+                    let report = worker.report(self.timeout).await?;
+                    worker.stop().await;
+                    samples(side, &mut raw, &mut warren).push(busy_rate(jobs, &report));
+                }
+            }
+            self.broker.reset(NOOP_QUEUE).await?;
+            self.record(&format!("drain-p100-{label}"), "jobs/s", &raw, &warren);
+        }
         Ok(())
     }
 
