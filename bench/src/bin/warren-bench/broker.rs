@@ -49,6 +49,14 @@ impl Broker {
         Ok(())
     }
 
+    /// Deletes `queue`.
+    pub(crate) async fn delete(&self, queue: &str) -> Result<(), BoxError> {
+        self.chores
+            .queue_delete(queue.into(), lapin::options::QueueDeleteOptions::default())
+            .await?;
+        Ok(())
+    }
+
     /// How many consumers `queue` has, by a passive declaration.
     pub(crate) async fn consumers(&self, queue: &str) -> Result<u32, BoxError> {
         let passive = QueueDeclareOptions {
@@ -89,6 +97,35 @@ impl Broker {
             other => Err(format!("publish to {queue} not confirmed: {other:?}").into()),
         }
     }
+}
+
+/// Open channels in the vhost of `amqp_url`, all connections together
+/// (`rabbitmqctl list_channels`; the broker must run on this machine).
+pub(crate) fn channels_in_vhost(amqp_url: &str) -> Result<u64, BoxError> {
+    let uri: lapin::uri::AMQPUri = amqp_url.parse()?;
+    let output = std::process::Command::new("rabbitmqctl")
+        .args([
+            "list_channels",
+            "--quiet",
+            "--no-table-headers",
+            "-p",
+            &uri.vhost,
+            "number",
+        ])
+        .output()
+        .map_err(|error| format!("cannot run rabbitmqctl to count channels: {error}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "rabbitmqctl list_channels failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )
+        .into());
+    }
+    let channels = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .count();
+    Ok(u64::try_from(channels)?)
 }
 
 /// Properties of a job message as warren's `Client` sets them (see
@@ -216,6 +253,7 @@ impl WorkerProcess {
             Side::Warren => {
                 command
                     .args(["work", "--ack", "late", "--queues", spec.queue, "--amqp-url", spec.url])
+                    .arg("--allow-unknown-queues")
                     .args(["--prefetch", &spec.prefetch.to_string()])
                     .args(["--workers", &spec.workers.to_string()])
                     .env("RUST_LOG", spec.log);

@@ -97,6 +97,8 @@ enum Phase {
     Rss,
     /// Draining at prefetch 100 with 1 KiB and with 100 KiB bodies (a tenth of the jobs).
     Bodies,
+    /// 100 queues, one worker each, in one process: drain rate, RSS, channels.
+    Queues,
 }
 
 /// One line of the report.
@@ -246,6 +248,9 @@ async fn run(args: Args) -> Result<(), BoxError> {
     }
     if phases.contains(&Phase::Bodies) {
         bench.bodies().await?;
+    }
+    if phases.contains(&Phase::Queues) {
+        bench.many_queues().await?;
     }
     if phases.contains(&Phase::Rss) {
         bench.idle_rss().await?;
@@ -511,6 +516,46 @@ impl Bench {
             self.broker.reset(NOOP_QUEUE).await?;
             self.record(&format!("drain-p100-{label}"), "jobs/s", &raw, &warren);
         }
+        Ok(())
+    }
+
+    /// 100 queues with one worker (consumer) each, in one process, draining
+    /// the same number of jobs in all: what each queue costs.
+    async fn many_queues(&mut self) -> Result<(), BoxError> {
+        const QUEUES: u64 = 100;
+        // `prefill` takes the 'static names of the bench's queues; these
+        // live as long as the run.
+        let names: Vec<&'static str> = (0..QUEUES)
+            .map(|queue| &*Box::leak(format!("bench-many-{queue}").into_boxed_str()))
+            .collect();
+        let all: &'static str = Box::leak(names.join(",").into_boxed_str());
+        let per_queue = (self.args.jobs() / QUEUES).max(1);
+        let jobs = per_queue * QUEUES;
+        let (mut raw, mut warren) = (Vec::new(), Vec::new());
+        let (mut raw_rss, mut warren_rss) = (Vec::new(), Vec::new());
+        let (mut raw_channels, mut warren_channels) = (Vec::new(), Vec::new());
+        for _ in 0..self.args.rounds {
+            for side in [Side::Raw, Side::Warren] {
+                for name in &names {
+                    self.prefill(name, per_queue).await?;
+                }
+                let before = broker::channels_in_vhost(&self.args.amqp_url)?;
+                let mut worker = WorkerProcess::spawn(side, &self.spec(all, 100, 1, jobs))?;
+                let report = worker.report(self.timeout).await?;
+                samples(side, &mut raw_rss, &mut warren_rss).push(worker.rss_mib()?);
+                let after = broker::channels_in_vhost(&self.args.amqp_url)?;
+                #[allow(clippy::cast_precision_loss, reason = "a count of channels")]
+                samples(side, &mut raw_channels, &mut warren_channels).push(after.saturating_sub(before) as f64);
+                worker.stop().await;
+                samples(side, &mut raw, &mut warren).push(busy_rate(jobs, &report));
+            }
+        }
+        for name in &names {
+            self.broker.delete(name).await?;
+        }
+        self.record("queues-100-drain", "jobs/s", &raw, &warren);
+        self.record("queues-100-rss", "MiB", &raw_rss, &warren_rss);
+        self.record("queues-100-channels", "channels", &raw_channels, &warren_channels);
         Ok(())
     }
 
