@@ -128,6 +128,39 @@ pub(crate) fn channels_in_vhost(amqp_url: &str) -> Result<u64, BoxError> {
     Ok(u64::try_from(channels)?)
 }
 
+/// The hold queues (`*.retry.*`) of the vhost of `amqp_url` with the memory
+/// each takes on the broker, in bytes (`rabbitmqctl list_queues`).
+pub(crate) fn hold_queues(amqp_url: &str) -> Result<Vec<(String, u64)>, BoxError> {
+    let uri: lapin::uri::AMQPUri = amqp_url.parse()?;
+    let output = std::process::Command::new("rabbitmqctl")
+        .args([
+            "list_queues",
+            "--quiet",
+            "--no-table-headers",
+            "-p",
+            &uri.vhost,
+            "name",
+            "memory",
+        ])
+        .output()
+        .map_err(|error| format!("cannot run rabbitmqctl to list the hold queues: {error}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "rabbitmqctl list_queues failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )
+        .into());
+    }
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            let (name, memory) = line.split_once('\t')?;
+            name.contains(".retry.")
+                .then(|| (name.to_owned(), memory.trim().parse().unwrap_or(0)))
+        })
+        .collect())
+}
+
 /// Properties of a job message as warren's `Client` sets them (see
 /// warren's `message` module): persistent, JSON, the job's name, a job id,
 /// a timestamp and the attempt header. Both producers send the same

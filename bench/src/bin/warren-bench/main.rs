@@ -99,6 +99,9 @@ enum Phase {
     Bodies,
     /// 100 queues, one worker each, in one process: drain rate, RSS, channels.
     Queues,
+    /// 10,000 delayed jobs over 1,000 distinct delays (warren only): hold
+    /// queues created, enqueue rate, the hold queues' memory on the broker.
+    Delays,
 }
 
 /// One line of the report.
@@ -251,6 +254,9 @@ async fn run(args: Args) -> Result<(), BoxError> {
     }
     if phases.contains(&Phase::Queues) {
         bench.many_queues().await?;
+    }
+    if phases.contains(&Phase::Delays) {
+        bench.delays().await?;
     }
     if phases.contains(&Phase::Rss) {
         bench.idle_rss().await?;
@@ -551,11 +557,43 @@ impl Bench {
             }
         }
         for name in &names {
+            // Warren's worker declared each queue's dead-letter queue too.
             self.broker.delete(name).await?;
+            self.broker.delete(&format!("{name}.dead")).await?;
         }
         self.record("queues-100-drain", "jobs/s", &raw, &warren);
         self.record("queues-100-rss", "MiB", &raw_rss, &warren_rss);
         self.record("queues-100-channels", "channels", &raw_channels, &warren_channels);
+        Ok(())
+    }
+
+    /// Enqueues 10,000 jobs (a fifth with --quick) delayed by 1 to 1,000
+    /// seconds, then counts the hold queues and their memory, and deletes
+    /// them (their jobs would come back into later phases).
+    async fn delays(&mut self) -> Result<(), BoxError> {
+        const DELAYS: u64 = 1000;
+        let jobs: u64 = if self.args.quick { 2_000 } else { 10_000 };
+        self.broker.reset(NOOP_QUEUE).await?;
+        let before = broker::hold_queues(&self.args.amqp_url)?;
+        let client = &self.client;
+        let took = drive(jobs, self.args.window, None, |seq| {
+            let delay = Duration::from_secs(1 + seq % DELAYS);
+            let enqueue = client.enqueue_in(delay, Noop::new(seq));
+            async move { enqueue.await.map(drop).map_err(|error| error.to_string().into()) }
+        })
+        .await?;
+        let after = broker::hold_queues(&self.args.amqp_url)?;
+        let created = after.len().saturating_sub(before.len());
+        #[allow(clippy::cast_precision_loss, reason = "bytes, printed in MiB")]
+        let memory_mib: f64 = after.iter().map(|(_, bytes)| *bytes as f64).sum::<f64>() / (1024.0 * 1024.0);
+        println!(
+            "delays jobs={jobs} distinct={DELAYS} hold-queues={created} enqueue={} jobs/s hold-queue-memory={memory_mib:.1} MiB  (warren only, load {:.2})",
+            round(rate(jobs, took)),
+            load()
+        );
+        for (name, _) in &after {
+            self.broker.delete(name).await?;
+        }
         Ok(())
     }
 
