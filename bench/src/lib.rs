@@ -39,10 +39,15 @@ pub struct Noop {
 impl Noop {
     /// Job `seq`, stamped now.
     pub fn new(seq: u64) -> Self {
+        Noop::padded(seq, 48)
+    }
+
+    /// Job `seq` with `pad` bytes of filler: a body of about `pad + 50` bytes.
+    pub fn padded(seq: u64, pad: usize) -> Self {
         Noop {
             seq,
             sent_us: now_us(),
-            pad: "x".repeat(48),
+            pad: "x".repeat(pad),
         }
     }
 }

@@ -4,11 +4,11 @@
 //! `warren-bench` spawns it; it is the ceiling warren is measured against.
 //!
 //! ```text
-//! raw-worker <amqp-url> <queue> <prefetch> <workers>
+//! raw-worker <amqp-url> <queue>[,<queue>…] <prefetch> <workers>
 //! ```
 //!
-//! Each of the `workers` consumers has its own channel; the process has as
-//! many runtime threads as consumers, so a CPU-bound handler gets as many
+//! Each of the `workers` consumers of each queue has its own channel; the
+//! process has as many runtime threads as consumers per queue, so a CPU-bound handler gets as many
 //! cores. Deliveries are decoded from JSON (as warren does) and run as tasks.
 
 use futures_util::StreamExt;
@@ -33,15 +33,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 async fn consume(url: &str, queue: &str, prefetch: u16, workers: usize) -> Result<(), Box<dyn std::error::Error>> {
     let connection = Connection::connect(url, ConnectionProperties::default()).await?;
-    let cpu = queue == CPU_QUEUE;
     let mut consumers = Vec::new();
-    for worker in 0..workers {
+    for (queue, worker) in queue
+        .split(',')
+        .flat_map(|queue| (0..workers).map(move |worker| (queue, worker)))
+    {
+        let cpu = queue == CPU_QUEUE;
         let channel = connection.create_channel().await?;
         channel
             .queue_declare(queue.into(), QueueDeclareOptions::durable(), FieldTable::default())
             .await?;
         channel.basic_qos(prefetch, BasicQosOptions { global: false }).await?;
-        let tag = format!("raw-{worker}");
+        let tag = format!("raw-{queue}-{worker}");
         let consumer = channel
             .basic_consume(
                 queue.into(),

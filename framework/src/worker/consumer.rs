@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Message, Recipient, WrapFuture};
 use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -21,6 +21,7 @@ use crate::amqp::message;
 use crate::amqp::topology;
 use crate::duration::Written;
 use crate::job::attempt::{Outcome, Runner};
+use crate::worker::coalesce::{Acks, Settlement};
 use crate::{AckMode, Error, JobId, Registry};
 
 /// How often a worker checks that its channel is still open.
@@ -183,6 +184,8 @@ async fn consume(
         )
         .await?;
     info!(worker = %runner.worker, %queue, prefetch = settings.prefetch, ack = %ack, "worker consuming");
+    // This channel's acknowledgements, coalesced.
+    let acks = Acks::default();
 
     // Runs at most `prefetch` jobs at once, also in ack mode `none`, where
     // the broker does not limit what it pushes.
@@ -218,7 +221,14 @@ async fn consume(
             // they cannot be acked, and RabbitMQ redelivers them elsewhere.
             Some(Ok(delivery)) if ack.ack_required() && !delivery.acker.usable() => {}
             Some(Ok(delivery)) => {
-                tokio::task::spawn_local(settle(delivery, runner.clone(), Arc::clone(&settings), permit));
+                acks.received(delivery.delivery_tag);
+                tokio::task::spawn_local(settle(
+                    delivery,
+                    runner.clone(),
+                    Arc::clone(&settings),
+                    acks.clone(),
+                    permit,
+                ));
             }
             Some(Err(error)) => return Err(error.into()),
             None => return Err(Stopped::ConsumerCancelled { queue }),
@@ -241,7 +251,13 @@ async fn consume(
                 lost.push(message::job_id(&delivery.properties).to_string());
                 break;
             };
-            tokio::task::spawn_local(settle(delivery, runner.clone(), Arc::clone(&settings), permit));
+            tokio::task::spawn_local(settle(
+                delivery,
+                runner.clone(),
+                Arc::clone(&settings),
+                acks.clone(),
+                permit,
+            ));
         }
         while let Some(Some(Ok(delivery))) = consumer.next().now_or_never() {
             lost.push(message::job_id(&delivery.properties).to_string());
@@ -276,7 +292,14 @@ async fn consume(
 /// a per-job cost: the paths that publish (a retry, a dead letter, a job
 /// not due yet) are boxed, and only jobs that take them pay for it. They
 /// hold lapin's publish and declare futures and made this one 8.5 KB.
-async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings>, _permit: OwnedSemaphorePermit) {
+async fn settle(
+    delivery: Delivery,
+    runner: Runner,
+    settings: Arc<WorkerSettings>,
+    acks: Acks,
+    _permit: OwnedSemaphorePermit,
+) {
+    let acks = &acks;
     let properties = &delivery.properties;
     // Computed once: a foreign message without a message_id gets a fresh id,
     // which the log, the handler and the dead letter must all share.
@@ -308,6 +331,7 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
                 warn!(%error, "job cannot be scheduled; moving it to the dead-letter queue");
                 Box::pin(bury(
                     &delivery,
+                    acks,
                     &runner,
                     id,
                     DeadReason::Undecodable,
@@ -325,10 +349,10 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
                     .client
                     .publish_held(&runner.full_queue, runner.queue_type, &delivery.data, hop.clone(), eta)
             };
-            Box::pin(hand_over(&delivery, ack.ack_required(), held)).await;
+            Box::pin(hand_over(&delivery, acks, ack.ack_required(), held)).await;
             return;
         }
-        if ack == AckMode::Early && !acknowledge(&delivery).await {
+        if ack == AckMode::Early && !acknowledge(&delivery, acks).await {
             return;
         }
         debug!("job started");
@@ -340,7 +364,7 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
             Outcome::Done => {
                 info!("job done");
                 if unacked {
-                    acknowledge(&delivery).await;
+                    acknowledge(&delivery, acks).await;
                 }
             }
             Outcome::Retry { delay, reason, error } => {
@@ -356,7 +380,7 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
                         eta,
                     )
                 };
-                Box::pin(hand_over(&delivery, unacked, held)).await;
+                Box::pin(hand_over(&delivery, acks, unacked, held)).await;
             }
             Outcome::Dead {
                 reason: DeadReason::UnknownJob,
@@ -371,11 +395,11 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
                         .client
                         .publish_held(&runner.full_queue, runner.queue_type, &delivery.data, held.clone(), eta)
                 };
-                Box::pin(hand_over(&delivery, unacked, publish)).await;
+                Box::pin(hand_over(&delivery, acks, unacked, publish)).await;
             }
             Outcome::Dead { reason, error } => {
                 warn!(reason = reason.as_str(), %error, "job failed; moving it to the dead-letter queue");
-                Box::pin(bury(&delivery, &runner, id, reason, &error, unacked)).await;
+                Box::pin(bury(&delivery, acks, &runner, id, reason, &error, unacked)).await;
             }
         }
     }
@@ -407,7 +431,15 @@ fn hold_unknown(properties: &BasicProperties, window: Duration) -> Option<(Syste
 }
 
 /// Moves a delivery's job to the dead-letter queue, with why.
-async fn bury(delivery: &Delivery, runner: &Runner, id: JobId, reason: DeadReason, error: &str, unacked: bool) {
+async fn bury(
+    delivery: &Delivery,
+    acks: &Acks,
+    runner: &Runner,
+    id: JobId,
+    reason: DeadReason,
+    error: &str,
+    unacked: bool,
+) {
     let properties = &delivery.properties;
     let dead = &message::dead_letter_properties(properties, id, &runner.full_queue, reason, error, &runner.worker);
     let published = || {
@@ -415,7 +447,7 @@ async fn bury(delivery: &Delivery, runner: &Runner, id: JobId, reason: DeadReaso
             .client
             .publish_dead_letter(&runner.full_queue, runner.queue_type, &delivery.data, dead.clone())
     };
-    hand_over(delivery, unacked, published).await;
+    hand_over(delivery, acks, unacked, published).await;
 }
 
 /// Moves a delivery's job elsewhere (`publish`: to a hold queue or the
@@ -428,7 +460,7 @@ async fn bury(delivery: &Delivery, runner: &Runner, id: JobId, reason: DeadReaso
 /// the same job id and attempt, so a publish whose confirm was lost with
 /// its connection is at worst stored twice, never a new chain of retries.
 /// If the delivery's channel dies meanwhile, RabbitMQ redelivers it.
-async fn hand_over<F, Fut>(delivery: &Delivery, unacked: bool, mut publish: F)
+async fn hand_over<F, Fut>(delivery: &Delivery, acks: &Acks, unacked: bool, mut publish: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), Error>>,
@@ -444,7 +476,7 @@ where
         }
         match publish().await {
             Ok(()) if unacked => {
-                acknowledge(delivery).await;
+                acknowledge(delivery, acks).await;
                 return;
             }
             Ok(()) => return,
@@ -462,19 +494,15 @@ where
     }
 }
 
-/// Acks a delivery; `false` when the channel is gone (RabbitMQ then
-/// redelivers the message to another consumer).
-async fn acknowledge(delivery: &Delivery) -> bool {
-    // lapin answers `Ok(false)` when the channel is already closed.
-    match delivery.acker.ack(BasicAckOptions::default()).await {
-        Ok(true) => true,
-        Ok(false) => {
-            warn!("could not acknowledge the delivery, its channel is closed; RabbitMQ will redeliver it");
-            false
-        }
-        Err(error) => {
-            warn!(%error, "could not acknowledge the delivery; RabbitMQ will redeliver it");
-            false
-        }
+/// Acks a delivery, coalesced with the channel's other settled
+/// deliveries; `false` when the channel is gone (RabbitMQ then redelivers
+/// the message to another consumer).
+async fn acknowledge(delivery: &Delivery, acks: &Acks) -> bool {
+    let acked = acks
+        .settle(delivery.delivery_tag, &delivery.acker, Settlement::Ack)
+        .await;
+    if !acked {
+        warn!("could not acknowledge the delivery, its channel is closed; RabbitMQ will redeliver it");
     }
+    acked
 }

@@ -4,6 +4,7 @@
 
 mod ack;
 mod builder;
+mod coalesce;
 pub(crate) mod consumer;
 mod error;
 mod run;

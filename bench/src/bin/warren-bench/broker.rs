@@ -49,6 +49,14 @@ impl Broker {
         Ok(())
     }
 
+    /// Deletes `queue`.
+    pub(crate) async fn delete(&self, queue: &str) -> Result<(), BoxError> {
+        self.chores
+            .queue_delete(queue.into(), lapin::options::QueueDeleteOptions::default())
+            .await?;
+        Ok(())
+    }
+
     /// How many consumers `queue` has, by a passive declaration.
     pub(crate) async fn consumers(&self, queue: &str) -> Result<u32, BoxError> {
         let passive = QueueDeclareOptions {
@@ -89,6 +97,68 @@ impl Broker {
             other => Err(format!("publish to {queue} not confirmed: {other:?}").into()),
         }
     }
+}
+
+/// Open channels in the vhost of `amqp_url`, all connections together
+/// (`rabbitmqctl list_channels`; the broker must run on this machine).
+pub(crate) fn channels_in_vhost(amqp_url: &str) -> Result<u64, BoxError> {
+    let uri: lapin::uri::AMQPUri = amqp_url.parse()?;
+    let output = std::process::Command::new("rabbitmqctl")
+        .args([
+            "list_channels",
+            "--quiet",
+            "--no-table-headers",
+            "-p",
+            &uri.vhost,
+            "number",
+        ])
+        .output()
+        .map_err(|error| format!("cannot run rabbitmqctl to count channels: {error}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "rabbitmqctl list_channels failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )
+        .into());
+    }
+    let channels = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .count();
+    Ok(u64::try_from(channels)?)
+}
+
+/// The hold queues (`*.retry.*`) of the vhost of `amqp_url` with the memory
+/// each takes on the broker, in bytes (`rabbitmqctl list_queues`).
+pub(crate) fn hold_queues(amqp_url: &str) -> Result<Vec<(String, u64)>, BoxError> {
+    let uri: lapin::uri::AMQPUri = amqp_url.parse()?;
+    let output = std::process::Command::new("rabbitmqctl")
+        .args([
+            "list_queues",
+            "--quiet",
+            "--no-table-headers",
+            "-p",
+            &uri.vhost,
+            "name",
+            "memory",
+        ])
+        .output()
+        .map_err(|error| format!("cannot run rabbitmqctl to list the hold queues: {error}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "rabbitmqctl list_queues failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )
+        .into());
+    }
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            let (name, memory) = line.split_once('\t')?;
+            name.contains(".retry.")
+                .then(|| (name.to_owned(), memory.trim().parse().unwrap_or(0)))
+        })
+        .collect())
 }
 
 /// Properties of a job message as warren's `Client` sets them (see
@@ -156,6 +226,8 @@ where
 #[derive(Debug)]
 pub(crate) struct WorkerProcess {
     child: Child,
+    /// Run under a wrapper (a profiler): stopped with SIGTERM, so that it writes its output.
+    wrapped: bool,
     lines: Lines<BufReader<ChildStdout>>,
 }
 
@@ -185,30 +257,41 @@ pub(crate) struct WorkerSpec<'a> {
     pub(crate) expect: u64,
     /// `RUST_LOG` of the warren worker.
     pub(crate) log: &'a str,
+    /// A command the worker runs under (e.g. `valgrind --tool=callgrind`).
+    pub(crate) wrapper: &'a [String],
 }
 
 impl WorkerProcess {
     pub(crate) fn spawn(side: Side, spec: &WorkerSpec<'_>) -> Result<Self, BoxError> {
-        let mut command = match side {
+        let binary = sibling(match side {
+            Side::Raw => "raw-worker",
+            Side::Warren => "bench-worker",
+        })?;
+        let mut command = match spec.wrapper.split_first() {
+            Some((program, arguments)) => {
+                let mut command = Command::new(program);
+                command.args(arguments).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
+        match side {
             Side::Raw => {
-                let mut command = Command::new(sibling("raw-worker")?);
                 command
                     .arg(spec.url)
                     .arg(spec.queue)
                     .arg(spec.prefetch.to_string())
                     .arg(spec.workers.to_string());
-                command
             }
             Side::Warren => {
-                let mut command = Command::new(sibling("bench-worker")?);
                 command
                     .args(["work", "--ack", "late", "--queues", spec.queue, "--amqp-url", spec.url])
+                    .arg("--allow-unknown-queues")
                     .args(["--prefetch", &spec.prefetch.to_string()])
                     .args(["--workers", &spec.workers.to_string()])
                     .env("RUST_LOG", spec.log);
-                command
             }
-        };
+        }
         let mut child = command
             .env(EXPECT_ENV, spec.expect.to_string())
             .stdin(Stdio::null())
@@ -219,6 +302,7 @@ impl WorkerProcess {
         let stdout = child.stdout.take().ok_or("the worker has no stdout")?;
         Ok(WorkerProcess {
             child,
+            wrapped: !spec.wrapper.is_empty(),
             lines: BufReader::new(stdout).lines(),
         })
     }
@@ -250,8 +334,38 @@ impl WorkerProcess {
         Ok(kib / 1024.0)
     }
 
+    /// Voluntary context switches of all the process's threads so far: how
+    /// often a thread went to sleep waiting for another (a wake across
+    /// threads, a syscall that blocks). Counts, not time, so the load of
+    /// the machine moves it less than a duration.
+    pub(crate) fn voluntary_switches(&self) -> Result<u64, BoxError> {
+        let pid = self.child.id().ok_or("the worker has exited")?;
+        let mut total = 0;
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+            let status = std::fs::read_to_string(task?.path().join("status"))?;
+            total += status
+                .lines()
+                .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|value| value.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        Ok(total)
+    }
+
     /// Kills the process: what it had not acked returns to the queue, which is purged next.
     pub(crate) async fn stop(mut self) {
+        if self.wrapped
+            && let Some(pid) = self.child.id()
+        {
+            // A profiler writes its output only if the process ends by itself.
+            let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
+            if tokio::time::timeout(Duration::from_secs(120), self.child.wait())
+                .await
+                .is_ok()
+            {
+                return;
+            }
+        }
         let _ = self.child.kill().await;
     }
 }

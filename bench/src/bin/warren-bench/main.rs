@@ -12,9 +12,11 @@
 //! See docs/performance.md for the method and the latest figures.
 
 mod broker;
+mod setup;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
@@ -34,24 +36,34 @@ struct Args {
         default_value = "amqp://guest:guest@127.0.0.1:5672/warren-bench"
     )]
     amqp_url: String,
-    /// Jobs per measurement of `enqueue`, `drain` and `e2e`.
-    #[arg(long, default_value_t = 50_000)]
-    jobs: u64,
+    /// Management API port on the broker's host, used once to create a missing vhost.
+    #[arg(long, default_value_t = 15672)]
+    management_port: u16,
+    /// A first look in under a minute: 5,000 jobs, one round, 100 cpu jobs,
+    /// 3 s of latency load (explicit options still win).
+    #[arg(long)]
+    quick: bool,
+    /// Jobs per measurement of `enqueue`, `drain` and `e2e` [default: 50,000; 5,000 with --quick].
+    #[arg(long)]
+    jobs: Option<u64>,
     /// Phases to run, comma-separated.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Phase::Enqueue, Phase::Drain, Phase::E2e, Phase::Cpu, Phase::Rss])]
     phases: Vec<Phase>,
     /// Measurements per side and phase, alternating raw and warren; the median is reported.
     #[arg(long, default_value_t = 1)]
     rounds: usize,
+    /// Seconds of offered load in the e2e latency measurement, at most [default: 10; 3 with --quick].
+    #[arg(long)]
+    latency_secs: Option<f64>,
     /// Unconfirmed publishes at once, for both producers.
     #[arg(long, default_value_t = 1000)]
     window: usize,
     /// Workers (consumers) per worker process [default: number of cores].
     #[arg(long)]
     workers: Option<usize>,
-    /// Jobs of the `cpu` phase.
-    #[arg(long, default_value_t = 500)]
-    cpu_jobs: u64,
+    /// Jobs of the `cpu` phase [default: 500; 100 with --quick].
+    #[arg(long)]
+    cpu_jobs: Option<u64>,
     /// Hashing rounds per `cpu` job.
     #[arg(long, default_value_t = 250_000)]
     cpu_rounds: u32,
@@ -61,6 +73,11 @@ struct Args {
     /// `RUST_LOG` of the warren worker (`info` logs a line per job).
     #[arg(long, default_value = "warn")]
     worker_log: String,
+    /// Runs each worker process under this command, e.g. `--worker-wrapper
+    /// "valgrind --tool=callgrind"` for instruction counts (stopped with
+    /// SIGTERM, so that it writes its output).
+    #[arg(long, value_delimiter = ' ', num_args = 1)]
+    worker_wrapper: Vec<String>,
     /// Writes every figure to this file as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -78,6 +95,13 @@ enum Phase {
     Cpu,
     /// Idle worker RSS.
     Rss,
+    /// Draining at prefetch 100 with 1 KiB and with 100 KiB bodies (a tenth of the jobs).
+    Bodies,
+    /// 100 queues, one worker each, in one process: drain rate, RSS, channels.
+    Queues,
+    /// 10,000 delayed jobs over 1,000 distinct delays (warren only): hold
+    /// queues created, enqueue rate, the hold queues' memory on the broker.
+    Delays,
 }
 
 /// One line of the report.
@@ -118,10 +142,64 @@ struct Bench {
     timeout: Duration,
 }
 
-fn main() -> Result<(), BoxError> {
+fn main() -> ExitCode {
     let args = Args::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(run(args))
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| format!("cannot start the async runtime: {error}").into())
+        .and_then(|runtime| runtime.block_on(run(args)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // A sentence, not a Debug dump.
+            eprintln!("warren-bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+impl Args {
+    fn jobs(&self) -> u64 {
+        self.jobs.unwrap_or(if self.quick { 5_000 } else { 50_000 })
+    }
+
+    fn cpu_jobs(&self) -> u64 {
+        self.cpu_jobs.unwrap_or(if self.quick { 100 } else { 500 })
+    }
+
+    fn latency_secs(&self) -> f64 {
+        self.latency_secs.unwrap_or(if self.quick { 3.0 } else { 10.0 })
+    }
+}
+
+/// `url` without its password, for messages.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}@{}", &url[..scheme + 3], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The bench's connection; a missing vhost is created once, through the
+/// management API, or the error says what to run.
+async fn connect(args: &Args) -> Result<Broker, BoxError> {
+    let url = &args.amqp_url;
+    let shown = redacted(url);
+    match Broker::connect(url).await {
+        Ok(broker) => Ok(broker),
+        Err(error) if setup::vhost_missing(&error.to_string()) => {
+            setup::create_vhost(url, args.management_port).await?;
+            Broker::connect(url)
+                .await
+                .map_err(|error| format!("could not connect to {shown} after creating its vhost: {error}").into())
+        }
+        Err(error) => Err(format!("could not connect to RabbitMQ at {shown}: {error} (is it running, and are the URL's user and password right?)").into()),
+    }
 }
 
 async fn run(args: Args) -> Result<(), BoxError> {
@@ -133,13 +211,19 @@ async fn run(args: Args) -> Result<(), BoxError> {
     };
     println!(
         "# {} cores, {}, RabbitMQ {}, load {:.2}, {} jobs, {} round(s)",
-        machine.nproc, machine.cpu, machine.rabbitmq, machine.load_before, args.jobs, args.rounds
+        machine.nproc,
+        machine.cpu,
+        machine.rabbitmq,
+        machine.load_before,
+        args.jobs(),
+        args.rounds
     );
-    let broker = Broker::connect(&args.amqp_url).await?;
+    let broker = connect(&args).await?;
     let client = Client::builder(&args.amqp_url)
         .connection_name("warren-bench")
         .connect()
-        .await?;
+        .await
+        .map_err(|error| format!("warren's client could not connect: {error}"))?;
     let workers = args.workers.unwrap_or(machine.nproc);
     let mut bench = Bench {
         broker,
@@ -165,6 +249,15 @@ async fn run(args: Args) -> Result<(), BoxError> {
     if phases.contains(&Phase::Cpu) {
         bench.cpu().await?;
     }
+    if phases.contains(&Phase::Bodies) {
+        bench.bodies().await?;
+    }
+    if phases.contains(&Phase::Queues) {
+        bench.many_queues().await?;
+    }
+    if phases.contains(&Phase::Delays) {
+        bench.delays().await?;
+    }
     if phases.contains(&Phase::Rss) {
         bench.idle_rss().await?;
     }
@@ -172,7 +265,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
     if let Some(path) = &bench.args.json {
         let output = Output {
             machine: &machine,
-            jobs: bench.args.jobs,
+            jobs: bench.args.jobs(),
             rounds: bench.args.rounds,
             workers: bench.workers,
             figures: &bench.figures,
@@ -216,6 +309,7 @@ impl Bench {
             workers,
             expect,
             log: &self.args.worker_log,
+            wrapper: &self.args.worker_wrapper,
         }
     }
 
@@ -244,6 +338,11 @@ impl Bench {
 
     /// Fills `queue` with `jobs` jobs as warren's client would have, untimed.
     async fn prefill(&self, queue: &'static str, jobs: u64) -> Result<(), BoxError> {
+        self.prefill_padded(queue, jobs, 48).await
+    }
+
+    /// As [`Bench::prefill`], with `pad` bytes of filler in each noop body.
+    async fn prefill_padded(&self, queue: &'static str, jobs: u64, pad: usize) -> Result<(), BoxError> {
         self.broker.reset(queue).await?;
         let rounds = self.args.cpu_rounds;
         drive(jobs, self.args.window, None, |seq| async move {
@@ -256,7 +355,7 @@ impl Bench {
                 let body = serde_json::to_vec(&job)?;
                 self.broker.publish(queue, &body, warren_properties("bench_spin")).await
             } else {
-                let body = serde_json::to_vec(&Noop::new(seq))?;
+                let body = serde_json::to_vec(&Noop::padded(seq, pad))?;
                 self.broker.publish(queue, &body, warren_properties("bench_noop")).await
             }
         })
@@ -265,7 +364,7 @@ impl Bench {
     }
 
     async fn enqueue(&mut self) -> Result<(), BoxError> {
-        let jobs = self.args.jobs;
+        let jobs = self.args.jobs();
         // Declarations (the client's first enqueue declares) are not measured.
         self.broker.reset(NOOP_QUEUE).await?;
         self.client
@@ -287,21 +386,31 @@ impl Bench {
 
     /// Drains a pre-filled queue; also records the warren worker's RSS at the end.
     async fn drain(&mut self, prefetch: u16) -> Result<(), BoxError> {
-        let jobs = self.args.jobs;
+        let jobs = self.args.jobs();
         let (mut raw, mut warren) = (Vec::new(), Vec::new());
         let (mut raw_rss, mut warren_rss) = (Vec::new(), Vec::new());
+        let (mut raw_switches, mut warren_switches) = (Vec::new(), Vec::new());
         for _ in 0..self.args.rounds {
             for side in [Side::Raw, Side::Warren] {
                 self.prefill(NOOP_QUEUE, jobs).await?;
                 let mut worker = WorkerProcess::spawn(side, &self.spec(NOOP_QUEUE, prefetch, self.workers, jobs))?;
                 let report = worker.report(self.timeout).await?;
                 samples(side, &mut raw_rss, &mut warren_rss).push(worker.rss_mib()?);
+                #[allow(clippy::cast_precision_loss, reason = "a count per job, printed to three figures")]
+                let per_job = worker.voluntary_switches()? as f64 / jobs as f64;
+                samples(side, &mut raw_switches, &mut warren_switches).push(per_job);
                 worker.stop().await;
                 samples(side, &mut raw, &mut warren).push(busy_rate(jobs, &report));
             }
         }
         self.broker.reset(NOOP_QUEUE).await?;
         self.record(&format!("drain-p{prefetch}"), "jobs/s", &raw, &warren);
+        self.record(
+            &format!("drain-p{prefetch}-sleeps"),
+            "voluntary context switches/job",
+            &raw_switches,
+            &warren_switches,
+        );
         if prefetch == 100 {
             self.record("rss-after-drain", "MiB", &raw_rss, &warren_rss);
         }
@@ -320,7 +429,7 @@ impl Bench {
     }
 
     async fn e2e(&mut self) -> Result<(), BoxError> {
-        let jobs = self.args.jobs;
+        let jobs = self.args.jobs();
         let (mut raw, mut warren) = (Vec::new(), Vec::new());
         for _ in 0..self.args.rounds {
             for side in [Side::Raw, Side::Warren] {
@@ -341,9 +450,9 @@ impl Bench {
                 None => return Err("e2e latency needs the drain phase or --rate".into()),
             },
         };
-        // At most about ten seconds of offered load.
+        // At most `latency_secs` of offered load.
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let paced = jobs.min((offered * 10.0) as u64).max(1);
+        let paced = jobs.min((offered * self.args.latency_secs()) as u64).max(1);
         println!("# e2e latency: {paced} jobs offered at {} jobs/s", round(offered));
         let (mut raw_p50, mut warren_p50, mut raw_p99, mut warren_p99) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -364,7 +473,7 @@ impl Bench {
     }
 
     async fn cpu(&mut self) -> Result<(), BoxError> {
-        let jobs = self.args.cpu_jobs;
+        let jobs = self.args.cpu_jobs();
         let mut rates: BTreeMap<(&str, usize), Vec<f64>> = BTreeMap::new();
         for _ in 0..self.args.rounds {
             for side in [Side::Raw, Side::Warren] {
@@ -390,6 +499,101 @@ impl Bench {
             &rates[&("warren", many)],
         );
         self.record("cpu-speedup", "x", &[raw_many / raw_one], &[warren_many / warren_one]);
+        Ok(())
+    }
+
+    /// Drain rate at prefetch 100 with bodies of 1 KiB and 100 KiB: how
+    /// the cost per job grows with its size (frames, copies, decoding).
+    async fn bodies(&mut self) -> Result<(), BoxError> {
+        for (label, bytes, jobs) in [
+            ("1KiB", 1024, self.args.jobs()),
+            ("100KiB", 100 * 1024, (self.args.jobs() / 10).max(1)),
+        ] {
+            let (mut raw, mut warren) = (Vec::new(), Vec::new());
+            for _ in 0..self.args.rounds {
+                for side in [Side::Raw, Side::Warren] {
+                    self.prefill_padded(NOOP_QUEUE, jobs, bytes - 50).await?;
+                    let mut worker = WorkerProcess::spawn(side, &self.spec(NOOP_QUEUE, 100, self.workers, jobs))?;
+                    let report = worker.report(self.timeout).await?;
+                    worker.stop().await;
+                    samples(side, &mut raw, &mut warren).push(busy_rate(jobs, &report));
+                }
+            }
+            self.broker.reset(NOOP_QUEUE).await?;
+            self.record(&format!("drain-p100-{label}"), "jobs/s", &raw, &warren);
+        }
+        Ok(())
+    }
+
+    /// 100 queues with one worker (consumer) each, in one process, draining
+    /// the same number of jobs in all: what each queue costs.
+    async fn many_queues(&mut self) -> Result<(), BoxError> {
+        const QUEUES: u64 = 100;
+        // `prefill` takes the 'static names of the bench's queues; these
+        // live as long as the run.
+        let names: Vec<&'static str> = (0..QUEUES)
+            .map(|queue| &*Box::leak(format!("bench-many-{queue}").into_boxed_str()))
+            .collect();
+        let all: &'static str = Box::leak(names.join(",").into_boxed_str());
+        let per_queue = (self.args.jobs() / QUEUES).max(1);
+        let jobs = per_queue * QUEUES;
+        let (mut raw, mut warren) = (Vec::new(), Vec::new());
+        let (mut raw_rss, mut warren_rss) = (Vec::new(), Vec::new());
+        let (mut raw_channels, mut warren_channels) = (Vec::new(), Vec::new());
+        for _ in 0..self.args.rounds {
+            for side in [Side::Raw, Side::Warren] {
+                for name in &names {
+                    self.prefill(name, per_queue).await?;
+                }
+                let before = broker::channels_in_vhost(&self.args.amqp_url)?;
+                let mut worker = WorkerProcess::spawn(side, &self.spec(all, 100, 1, jobs))?;
+                let report = worker.report(self.timeout).await?;
+                samples(side, &mut raw_rss, &mut warren_rss).push(worker.rss_mib()?);
+                let after = broker::channels_in_vhost(&self.args.amqp_url)?;
+                #[allow(clippy::cast_precision_loss, reason = "a count of channels")]
+                samples(side, &mut raw_channels, &mut warren_channels).push(after.saturating_sub(before) as f64);
+                worker.stop().await;
+                samples(side, &mut raw, &mut warren).push(busy_rate(jobs, &report));
+            }
+        }
+        for name in &names {
+            // Warren's worker declared each queue's dead-letter queue too.
+            self.broker.delete(name).await?;
+            self.broker.delete(&format!("{name}.dead")).await?;
+        }
+        self.record("queues-100-drain", "jobs/s", &raw, &warren);
+        self.record("queues-100-rss", "MiB", &raw_rss, &warren_rss);
+        self.record("queues-100-channels", "channels", &raw_channels, &warren_channels);
+        Ok(())
+    }
+
+    /// Enqueues 10,000 jobs (a fifth with --quick) delayed by 1 to 1,000
+    /// seconds, then counts the hold queues and their memory, and deletes
+    /// them (their jobs would come back into later phases).
+    async fn delays(&mut self) -> Result<(), BoxError> {
+        const DELAYS: u64 = 1000;
+        let jobs: u64 = if self.args.quick { 2_000 } else { 10_000 };
+        self.broker.reset(NOOP_QUEUE).await?;
+        let before = broker::hold_queues(&self.args.amqp_url)?;
+        let client = &self.client;
+        let took = drive(jobs, self.args.window, None, |seq| {
+            let delay = Duration::from_secs(1 + seq % DELAYS);
+            let enqueue = client.enqueue_in(delay, Noop::new(seq));
+            async move { enqueue.await.map(drop).map_err(|error| error.to_string().into()) }
+        })
+        .await?;
+        let after = broker::hold_queues(&self.args.amqp_url)?;
+        let created = after.len().saturating_sub(before.len());
+        #[allow(clippy::cast_precision_loss, reason = "bytes, printed in MiB")]
+        let memory_mib: f64 = after.iter().map(|(_, bytes)| *bytes as f64).sum::<f64>() / (1024.0 * 1024.0);
+        println!(
+            "delays jobs={jobs} distinct={DELAYS} hold-queues={created} enqueue={} jobs/s hold-queue-memory={memory_mib:.1} MiB  (warren only, load {:.2})",
+            round(rate(jobs, took)),
+            load()
+        );
+        for (name, _) in &after {
+            self.broker.delete(name).await?;
+        }
         Ok(())
     }
 
