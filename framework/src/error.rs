@@ -133,6 +133,23 @@ pub enum Error {
         /// The longest delay.
         max: std::time::Duration,
     },
+    /// A job was enqueued with a priority its queue does not take: the
+    /// queue takes none (its jobs set no `#[job(max_priority = N)]`), or
+    /// less than the one asked for. RabbitMQ would silently ignore or cap it.
+    #[error(
+        "cannot enqueue `{job}` with priority {priority}: queue `{queue}` {}",
+        match .max { Some(max) => format!("takes priorities up to {max}"), None => "takes no priorities; give its jobs #[job(max_priority = N)]".to_owned() }
+    )]
+    PriorityNotTaken {
+        /// The job.
+        job: String,
+        /// Its queue.
+        queue: String,
+        /// The priority asked for.
+        priority: u8,
+        /// The highest priority the queue takes, if any.
+        max: Option<u8>,
+    },
     /// RabbitMQ did not answer, or did not come back, within the client's
     /// recovery timeout.
     #[error("RabbitMQ did not answer within {} (the client's recovery timeout)", crate::duration::Written(*.timeout))]

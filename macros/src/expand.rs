@@ -54,6 +54,14 @@ fn impl_job(job: &Job<'_>) -> TokenStream {
         BodyFormat::Text => quote!(.with_format(::warren::BodyFormat::Text)),
     });
     let queue_default = job.queue_default.then(|| quote!(.with_queue_default()));
+    let priority = job.priority.map(|priority| {
+        let priority = Literal::u8_unsuffixed(priority);
+        quote!(.with_priority(#priority))
+    });
+    let max_priority = job.max_priority.map(|max| {
+        let max = Literal::u8_unsuffixed(max);
+        quote!(.with_max_priority(#max))
+    });
     let queue_type = job.queue_type.map(|queue_type| match queue_type {
         QueueType::Classic => quote!(.with_queue_type(::warren::QueueType::Classic)),
         QueueType::Quorum => quote!(.with_queue_type(::warren::QueueType::Quorum)),
@@ -86,7 +94,9 @@ fn impl_job(job: &Job<'_>) -> TokenStream {
                 #backoff
                 #format
                 #queue_default
-                #queue_type;
+                #queue_type
+                #priority
+                #max_priority;
         }
         #contract
         ::warren::__private::inventory::submit! {
@@ -129,7 +139,7 @@ mod tests {
     fn every_key_becomes_a_constant_or_an_option() {
         let expanded = expand(parse_quote!(
             #[job(name = "resize", queue = "images", retries = 5, backoff = "2s", timeout = "30s")]
-            #[job(format = "text", queue_default, queue_type = "quorum")]
+            #[job(format = "text", queue_default, priority = 2, max_priority = 5)]
             enum ResizeImage {
                 Small,
             }
@@ -141,7 +151,8 @@ mod tests {
                 .with_backoff(::core::time::Duration::from_millis(2000))
                 .with_format(::warren::BodyFormat::Text)
                 .with_queue_default()
-                .with_queue_type(::warren::QueueType::Quorum);
+                .with_priority(2)
+                .with_max_priority(5);
         };
         assert!(expanded.contains(&options.to_string()), "{expanded}");
         assert!(

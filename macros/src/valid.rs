@@ -31,6 +31,8 @@ pub(crate) struct Job<'a> {
     pub(crate) queue_type: Option<QueueType>,
     /// Registered without a handler: `warren::handler!` binds one elsewhere.
     pub(crate) contract: bool,
+    pub(crate) priority: Option<u8>,
+    pub(crate) max_priority: Option<u8>,
 }
 
 /// `warren::QueueType`, as named in `#[job(queue_type = "...")]`.
@@ -137,6 +139,34 @@ pub(crate) fn validate<'a>(input: &'a DeriveInput, attrs: Attrs, diagnostics: &m
         }
     });
 
+    let priority = attrs.priority.and_then(|lit| match parse_priority("priority", &lit) {
+        Ok(priority) => Some((priority, lit)),
+        Err(problem) => {
+            diagnostics.push(syn::Error::new_spanned(lit, problem));
+            None
+        }
+    });
+    let max_priority = attrs.max_priority.and_then(|lit| {
+        let checked = parse_priority("max_priority", &lit).and_then(|max| {
+            check_max_priority(max, queue_type.unwrap_or(QueueType::Classic))?;
+            Ok(max)
+        });
+        match checked {
+            Ok(max) => Some(max),
+            Err(problem) => {
+                diagnostics.push(syn::Error::new_spanned(lit, problem));
+                None
+            }
+        }
+    });
+    let priority = priority.and_then(|(priority, lit)| match check_priority(priority, max_priority) {
+        Ok(()) => Some(priority),
+        Err(problem) => {
+            diagnostics.push(syn::Error::new_spanned(lit, problem));
+            None
+        }
+    });
+
     Job {
         ident: &input.ident,
         where_clause: input.generics.where_clause.as_ref(),
@@ -149,6 +179,53 @@ pub(crate) fn validate<'a>(input: &'a DeriveInput, attrs: Attrs, diagnostics: &m
         queue_default: attrs.queue_default,
         queue_type,
         contract: attrs.contract,
+        priority,
+        max_priority,
+    }
+}
+
+/// Reads a priority key's value: a `u8`, as AMQP's `priority` property is.
+fn parse_priority(key: &str, lit: &syn::LitInt) -> Result<u8, String> {
+    if lit.base10_digits().starts_with('-') {
+        return Err(format!("`{key}` cannot be negative"));
+    }
+    if !matches!(lit.suffix(), "" | "u8") {
+        return Err(format!(
+            "`{key}` is a u8; write the number without a suffix, like #[job({key} = 5)]"
+        ));
+    }
+    lit.base10_parse::<u8>()
+        .map_err(|_| format!("`{key}` can be at most 255 (RabbitMQ's highest priority)"))
+}
+
+/// Whether a queue of `queue_type` can take priorities up to `max`.
+pub(crate) fn check_max_priority(max: u8, queue_type: QueueType) -> Result<(), String> {
+    if max == 0 {
+        return Err("`max_priority` must be at least 1; leave it out for a queue without priorities".into());
+    }
+    if queue_type == QueueType::Quorum {
+        // Quorum queues have no `x-max-priority`: before RabbitMQ 3.12 they
+        // ignore priorities, from 3.12 they know two (normal and high).
+        return Err(
+            "a quorum queue cannot take `max_priority`: RabbitMQ supports x-max-priority \
+                    only on classic queues; use queue_type = \"classic\""
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// Whether a job's default `priority` fits the queue's `max_priority`.
+pub(crate) fn check_priority(priority: u8, max: Option<u8>) -> Result<(), String> {
+    match max {
+        None => Err(format!(
+            "`priority` needs a queue that takes priorities: add #[job(max_priority = N)] with N >= {priority} \
+             (to every job of the queue)"
+        )),
+        Some(max) if priority > max => Err(format!(
+            "`priority` {priority} is above the queue's `max_priority` {max}; RabbitMQ would treat it as {max}"
+        )),
+        Some(_) => Ok(()),
     }
 }
 
@@ -314,6 +391,45 @@ mod tests {
         );
         assert!(parse_queue_type("stream").unwrap_err().contains("cannot be a stream"));
         assert!(parse_queue_type("").unwrap_err().starts_with("unknown queue type \"\""));
+    }
+
+    #[test]
+    fn priorities() {
+        assert_eq!(check_priority(3, Some(10)), Ok(()));
+        assert_eq!(check_priority(10, Some(10)), Ok(()));
+        assert!(
+            check_priority(11, Some(10))
+                .unwrap_err()
+                .contains("above the queue's `max_priority` 10")
+        );
+        assert!(
+            check_priority(1, None)
+                .unwrap_err()
+                .contains("add #[job(max_priority = N)]")
+        );
+        assert_eq!(check_max_priority(10, QueueType::Classic), Ok(()));
+        assert!(
+            check_max_priority(0, QueueType::Classic)
+                .unwrap_err()
+                .contains("at least 1")
+        );
+        assert!(
+            check_max_priority(5, QueueType::Quorum)
+                .unwrap_err()
+                .contains("quorum queue")
+        );
+        let lit = |text: &str| syn::LitInt::new(text, proc_macro2::Span::call_site());
+        assert_eq!(parse_priority("priority", &lit("7")), Ok(7));
+        assert!(
+            parse_priority("priority", &lit("256"))
+                .unwrap_err()
+                .contains("at most 255")
+        );
+        assert!(
+            parse_priority("priority", &lit("5u32"))
+                .unwrap_err()
+                .contains("is a u8")
+        );
     }
 
     #[test]

@@ -188,6 +188,10 @@ enum Commands {
         /// Retries after a failure, instead of the job's own.
         #[arg(long)]
         retries: Option<u32>,
+        /// Run it before waiting jobs of lower priority (0-255; its queue
+        /// must take priorities, see `jobs`), instead of the job's own.
+        #[arg(long)]
+        priority: Option<u8>,
     },
     /// List the registered job types and their options.
     Jobs,
@@ -341,6 +345,7 @@ where
             json,
             delay,
             retries,
+            priority,
         } => {
             let mut options = EnqueueOptions::new();
             if let Some(delay) = delay {
@@ -348,6 +353,9 @@ where
             }
             if let Some(retries) = retries {
                 options = options.retries(retries);
+            }
+            if let Some(priority) = priority {
+                options = options.priority(priority);
             }
             enqueue(url, &tls, prefix, &registry, &job, &json, &options).await
         }
@@ -462,14 +470,14 @@ fn list_jobs(registry: &Registry) -> Result<ExitCode, Failure> {
 fn write_jobs(registry: &Registry, out: &mut impl std::io::Write) -> std::io::Result<()> {
     writeln!(
         out,
-        "{:<24} {:<20} {:<10} {:<6} {:<10} {:<8} {:<8} {:<14} TYPE",
-        "NAME", "QUEUE", "QUEUE TYPE", "FORMAT", "TIMEOUT", "RETRIES", "BACKOFF", "QUEUE DEFAULT"
+        "{:<24} {:<20} {:<10} {:<6} {:<10} {:<8} {:<8} {:<14} {:<9} TYPE",
+        "NAME", "QUEUE", "QUEUE TYPE", "FORMAT", "TIMEOUT", "RETRIES", "BACKOFF", "QUEUE DEFAULT", "PRIORITY"
     )?;
     for job in registry.jobs() {
         let options = job.options;
         writeln!(
             out,
-            "{:<24} {:<20} {:<10} {:<6} {:<10} {:<8} {:<8} {:<14} {}",
+            "{:<24} {:<20} {:<10} {:<6} {:<10} {:<8} {:<8} {:<14} {:<9} {}",
             job.name,
             job.queue,
             options.queue_type.as_str(),
@@ -478,10 +486,21 @@ fn write_jobs(registry: &Registry, out: &mut impl std::io::Write) -> std::io::Re
             options.effective_retries(),
             Written(options.effective_backoff()).to_string(),
             if options.queue_default { "yes" } else { "no" },
+            priority_column(&options),
             job.type_name,
         )?;
     }
     Ok(())
+}
+
+/// The `jobs` listing's priority: the job's own out of what its queue
+/// takes (`3/10`, `-/10` for none of its own), `-` on a queue without.
+fn priority_column(options: &crate::JobOptions) -> String {
+    match (options.priority, options.max_priority) {
+        (_, None) => "-".to_owned(),
+        (Some(priority), Some(max)) => format!("{priority}/{max}"),
+        (None, Some(max)) => format!("-/{max}"),
+    }
 }
 
 async fn enqueue(

@@ -25,8 +25,9 @@ use crate::amqp::session::Session;
 use crate::amqp::session::{self, Sessions};
 use crate::amqp::topology::{self, QueueSpec};
 use crate::amqp::{hold, message, short};
+use crate::job::QueueShape;
 use crate::job::codec;
-use crate::{EnqueueError, Error, Job, JobId, JobOptions, QueueType, Registry};
+use crate::{EnqueueError, Error, Job, JobId, JobOptions, Registry};
 use memory::Memory;
 
 /// Publishes jobs to RabbitMQ.
@@ -34,7 +35,7 @@ use memory::Memory;
 /// Cheap to clone and safe to share: clones use one connection and one
 /// confirm-mode channel, and concurrent enqueues are pipelined on it, each
 /// waiting only for its own confirm. Each queue is declared (durable, of the
-/// job's [`QueueType`]) once.
+/// job's [`QueueType`](crate::QueueType)) once.
 ///
 /// When the connection dies (a broker restart, a network cut), the client
 /// reconnects and publishes again, for up to the recovery timeout (30 s by
@@ -320,7 +321,7 @@ impl Client {
     ) -> Result<Vec<JobId>, EnqueueError<Vec<J>>> {
         let jobs: Vec<J> = jobs.into_iter().collect();
         let declared = self
-            .declare_job_queue(&self.queue_name(J::QUEUE), J::OPTIONS.queue_type, self.deadline())
+            .declare_job_queue(&self.queue_name(J::QUEUE), QueueShape::of(&J::OPTIONS), self.deadline())
             .await;
         if let Err(error) = declared {
             return Err(EnqueueError::new(jobs, error));
@@ -367,7 +368,10 @@ impl Client {
         let now = SystemTime::now();
         let eta = options.eta_from(now)?;
         let id = options.id();
-        let properties = options.apply(message::job_properties(name, id, job.format), eta);
+        let mut properties = options.apply(message::job_properties(name, id, job.format), eta);
+        if let Some(priority) = options.priority_for(name, queue, job)? {
+            properties = properties.with_priority(priority);
+        }
         let full = self.queue_name(queue);
         if let Backend::Memory(memory) = &self.inner.backend {
             // The delay exactly as asked, for tests that assert on it.
@@ -376,19 +380,25 @@ impl Client {
             return Ok(id);
         }
         match eta {
-            Some(eta) => self.publish_held(&full, job.queue_type, body, properties, eta).await?,
-            None => self.publish_declared(&full, job.queue_type, body, properties).await?,
+            Some(eta) => {
+                self.publish_held(&full, QueueShape::of(job), body, properties, eta)
+                    .await?
+            }
+            None => {
+                self.publish_declared(&full, QueueShape::of(job), body, properties)
+                    .await?
+            }
         }
         Ok(id)
     }
 
     /// Publishes a job due at `eta` to the hold queue of `queue` (a full
-    /// name, of kind `queue_type`) that returns it to `queue` when it is
+    /// name, of shape `shape`) that returns it to `queue` when it is
     /// due, or (nearly) then; straight to `queue` if it is due already.
     pub(crate) async fn publish_held(
         &self,
         queue: &str,
-        queue_type: QueueType,
+        shape: QueueShape,
         body: &[u8],
         properties: BasicProperties,
         eta: SystemTime,
@@ -401,7 +411,7 @@ impl Client {
         // The hold queue drops what it returns to a queue that does not
         // exist, so the job queue is declared as well.
         let deadline = self.deadline();
-        self.declare_job_queue(queue, queue_type, deadline).await?;
+        self.declare_job_queue(queue, shape, deadline).await?;
         if remaining.is_zero() {
             return self.publish(queue, body, properties, deadline).await;
         }
@@ -489,49 +499,49 @@ impl Client {
         }
     }
 
-    /// Declares the job queue `full` (a full name) of kind `queue_type`
+    /// Declares the job queue `full` (a full name) of shape `shape`
     /// unless this client already has, then publishes to it and waits for
     /// the confirm.
     pub(crate) async fn publish_declared(
         &self,
         full: &str,
-        queue_type: QueueType,
+        shape: QueueShape,
         body: &[u8],
         properties: BasicProperties,
     ) -> Result<(), Error> {
         let deadline = self.deadline();
-        self.declare_job_queue(full, queue_type, deadline).await?;
+        self.declare_job_queue(full, shape, deadline).await?;
         self.publish(full, body, properties, deadline).await
     }
 
     /// Publishes a dead letter to the dead-letter queue of the job queue
-    /// `queue` (a full name) of kind `queue_type`, declaring it first unless
+    /// `queue` (a full name) of shape `shape`, declaring it first unless
     /// this client already has, and waits for the confirm.
     #[cfg(feature = "worker")]
     pub(crate) async fn publish_dead_letter(
         &self,
         queue: &str,
-        queue_type: QueueType,
+        shape: QueueShape,
         body: &[u8],
         properties: BasicProperties,
     ) -> Result<(), Error> {
         let deadline = self.deadline();
-        let dead = QueueSpec::dead(queue, queue_type);
+        let dead = QueueSpec::dead(queue, shape.queue_type);
         self.declare_once(&dead, deadline).await?;
         self.publish(&dead.name, body, properties, deadline).await
     }
 
-    /// Declares the job queue `full` (a full name) of kind `queue_type`, and
+    /// Declares the job queue `full` (a full name) of shape `shape`, and
     /// what it needs first (see [`topology::publisher_queues`]), unless this
     /// client already has.
-    async fn declare_job_queue(&self, full: &str, queue_type: QueueType, deadline: Deadline) -> Result<(), Error> {
+    async fn declare_job_queue(&self, full: &str, shape: QueueShape, deadline: Deadline) -> Result<(), Error> {
         // Every enqueue passes here: once the job queue, declared last, is
         // declared in this session, so is everything before it, and the
         // specs need not be built again.
         if self.declared_in_this_session(full) {
             return Ok(());
         }
-        for queue in topology::publisher_queues(full, queue_type) {
+        for queue in topology::publisher_queues(full, shape) {
             self.declare_once(&queue, deadline).await?;
         }
         Ok(())

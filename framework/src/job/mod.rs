@@ -159,6 +159,14 @@ pub struct JobOptions {
     pub queue_default: bool,
     /// The kind of queue the job's queue is declared as.
     pub queue_type: QueueType,
+    /// The priority its messages carry unless the enqueue sets one
+    /// (`#[job(priority = N)]`); `None`: none, which RabbitMQ treats as 0.
+    pub priority: Option<u8>,
+    /// The highest priority the job's queue takes (its `x-max-priority`,
+    /// `#[job(max_priority = N)]`); `None`: the queue takes no priorities
+    /// and is declared without the argument. Every job of one queue must
+    /// say the same.
+    pub max_priority: Option<u8>,
 }
 
 impl JobOptions {
@@ -185,6 +193,8 @@ impl JobOptions {
             format: BodyFormat::Json,
             queue_default: false,
             queue_type: QueueType::Classic,
+            priority: None,
+            max_priority: None,
         }
     }
 
@@ -224,6 +234,18 @@ impl JobOptions {
         self
     }
 
+    /// Sets the priority its messages carry unless the enqueue sets one.
+    pub const fn with_priority(mut self, priority: u8) -> Self {
+        self.priority = Some(priority);
+        self
+    }
+
+    /// Makes the job's queue a priority queue taking priorities up to `max`.
+    pub const fn with_max_priority(mut self, max: u8) -> Self {
+        self.max_priority = Some(max);
+        self
+    }
+
     /// The timeout that applies: the job's own or the default.
     pub const fn effective_timeout(&self) -> Duration {
         match self.timeout {
@@ -252,6 +274,24 @@ impl JobOptions {
 impl Default for JobOptions {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// What a job queue is declared with: its kind, and whether it takes
+/// priorities. Every job of one queue agrees on it (the registry checks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub(crate) struct QueueShape {
+    pub(crate) queue_type: QueueType,
+    pub(crate) max_priority: Option<u8>,
+}
+
+impl QueueShape {
+    /// The shape of the queue of a job with these options.
+    pub(crate) const fn of(options: &JobOptions) -> Self {
+        QueueShape {
+            queue_type: options.queue_type,
+            max_priority: options.max_priority,
+        }
     }
 }
 

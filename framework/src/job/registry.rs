@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 
 use futures_util::future::BoxFuture;
 
+use crate::job::QueueShape;
 use crate::job::codec;
 use crate::job::contract::{BoundHandler, Contract};
 use crate::{Error, Handler, Job, JobContext, JobError, JobOptions, QueueType};
@@ -193,6 +194,25 @@ pub enum RegistryError {
         /// The kind of queue that one wants.
         second_type: QueueType,
     },
+    /// Two job types on one queue want it to take different priorities;
+    /// RabbitMQ would refuse one of the two declarations.
+    #[error(
+        "queue `{queue}` takes {} for `{first}` but {} for `{second}`; give every job of the queue the same #[job(max_priority = N)]",
+        priorities_taken(*.first_max),
+        priorities_taken(*.second_max)
+    )]
+    ConflictingMaxPriority {
+        /// The queue.
+        queue: &'static str,
+        /// One type.
+        first: &'static str,
+        /// The highest priority it wants the queue to take.
+        first_max: Option<u8>,
+        /// The other type.
+        second: &'static str,
+        /// The highest priority that one wants.
+        second_max: Option<u8>,
+    },
     /// Two handlers are bound to one contract job.
     #[error(
         "job `{name}` (`{job}`) has two handlers: `{first}` and `{second}`; keep one `warren::handler!({job} => ...)` per program"
@@ -248,6 +268,14 @@ impl RegistryError {
             name: job.name,
             job: job.type_name,
         }
+    }
+}
+
+/// How a queue's `max_priority` reads in a message.
+fn priorities_taken(max: Option<u8>) -> String {
+    match max {
+        Some(max) => format!("priorities up to {max}"),
+        None => "no priorities".to_owned(),
     }
 }
 
@@ -368,6 +396,15 @@ impl Registry {
                     second_type: registration.options.queue_type,
                 });
             }
+            if first.options.max_priority != registration.options.max_priority {
+                return Err(RegistryError::ConflictingMaxPriority {
+                    queue: registration.queue,
+                    first: first.type_name,
+                    first_max: first.options.max_priority,
+                    second: registration.type_name,
+                    second_max: registration.options.max_priority,
+                });
+            }
         }
         Ok(registry)
     }
@@ -397,6 +434,15 @@ impl Registry {
         self.type_by_queue
             .get(queue)
             .map_or(QueueType::Classic, |registration| registration.options.queue_type)
+    }
+
+    /// What `queue` (unprefixed) is declared with: as its jobs say.
+    pub(crate) fn queue_shape(&self, queue: &str) -> QueueShape {
+        self.type_by_queue
+            .get(queue)
+            .map_or_else(QueueShape::default, |registration| {
+                QueueShape::of(&registration.options)
+            })
     }
 
     /// All jobs, sorted by name.
@@ -529,6 +575,38 @@ mod tests {
         assert_eq!(registry.queue_type("payments"), QueueType::Quorum);
         assert_eq!(registry.queue_type("images"), QueueType::Classic);
         assert_eq!(registry.queue_type("elsewhere"), QueueType::Classic);
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct Page;
+
+    impl Job for Page {
+        const NAME: &'static str = "page";
+        const QUEUE: &'static str = "images";
+        const OPTIONS: JobOptions = JobOptions::new().with_max_priority(10);
+    }
+
+    impl Handler for Page {
+        async fn perform(self, _ctx: &JobContext) -> Result<(), JobError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn jobs_of_one_queue_must_agree_on_its_priorities() {
+        let error = Registry::from_registrations([
+            Registration::of::<Resize>("images::Resize"),
+            Registration::of::<Page>("alerts::Page"),
+        ])
+        .expect_err("a conflict");
+        assert_eq!(
+            error.to_string(),
+            "queue `images` takes no priorities for `images::Resize` but priorities up to 10 for \
+             `alerts::Page`; give every job of the queue the same #[job(max_priority = N)]"
+        );
+        let alone = Registry::from_registrations([Registration::of::<Page>("alerts::Page")]).expect("no conflict");
+        assert_eq!(alone.queue_shape("images").max_priority, Some(10));
+        assert_eq!(alone.queue_shape("elsewhere"), QueueShape::default());
     }
 
     #[test]

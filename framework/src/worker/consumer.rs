@@ -152,7 +152,7 @@ async fn consume(
     mut drain: watch::Receiver<bool>,
 ) -> Result<usize, Stopped> {
     let queue = runner.full_queue.to_string();
-    topology::declare(&connection, &topology::worker_queues(&queue, runner.queue_type)).await?;
+    topology::declare(&connection, &topology::worker_queues(&queue, runner.shape)).await?;
     let channel = connection.create_channel().await?;
     let ack = settings.ack;
     if ack.ack_required() {
@@ -323,7 +323,7 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
             let held = || {
                 runner
                     .client
-                    .publish_held(&runner.full_queue, runner.queue_type, &delivery.data, hop.clone(), eta)
+                    .publish_held(&runner.full_queue, runner.shape, &delivery.data, hop.clone(), eta)
             };
             Box::pin(hand_over(&delivery, ack.ack_required(), held)).await;
             return;
@@ -348,13 +348,9 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
                 let eta = SystemTime::now() + delay;
                 let retry = &message::retry_properties(properties, id, attempt.saturating_add(1), &error, eta);
                 let held = || {
-                    runner.client.publish_held(
-                        &runner.full_queue,
-                        runner.queue_type,
-                        &delivery.data,
-                        retry.clone(),
-                        eta,
-                    )
+                    runner
+                        .client
+                        .publish_held(&runner.full_queue, runner.shape, &delivery.data, retry.clone(), eta)
                 };
                 Box::pin(hand_over(&delivery, unacked, held)).await;
             }
@@ -369,7 +365,7 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
                 let publish = || {
                     runner
                         .client
-                        .publish_held(&runner.full_queue, runner.queue_type, &delivery.data, held.clone(), eta)
+                        .publish_held(&runner.full_queue, runner.shape, &delivery.data, held.clone(), eta)
                 };
                 Box::pin(hand_over(&delivery, unacked, publish)).await;
             }
@@ -413,7 +409,7 @@ async fn bury(delivery: &Delivery, runner: &Runner, id: JobId, reason: DeadReaso
     let published = || {
         runner
             .client
-            .publish_dead_letter(&runner.full_queue, runner.queue_type, &delivery.data, dead.clone())
+            .publish_dead_letter(&runner.full_queue, runner.shape, &delivery.data, dead.clone())
     };
     hand_over(delivery, unacked, published).await;
 }

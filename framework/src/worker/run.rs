@@ -222,7 +222,7 @@ async fn supervise(plan: Plan, signals: Signals, io: Handle) -> Result<Exit, Wor
             runners.push(Runner {
                 queue: queue.as_str().into(),
                 full_queue: client.queue_name(queue).into(),
-                queue_type: settings.registry.queue_type(queue),
+                shape: settings.registry.queue_shape(queue),
                 worker: format!("{name}.{}", runners.len() + 1).into(),
                 client: client.clone(),
                 state: state.clone(),

@@ -30,6 +30,7 @@ mod hostile;
 mod interop;
 mod outcome_unknown;
 mod poison_faults;
+mod priorities;
 mod quorum;
 mod retries;
 mod rolling_deploy;
