@@ -81,6 +81,11 @@ pub use worker::{AckMode, Exit, Worker, WorkerBuilder, WorkerError, WorkerHandle
 /// - `priority = N`: the priority its messages carry unless the enqueue
 ///   sets one ([`EnqueueOptions::priority`]); at most `max_priority`. See
 ///   [scheduling](guide::scheduling).
+/// - `unique_for = "10m"`: while a job of this name and key is pending,
+///   delayed or running (and at most this long), another enqueue of it is
+///   refused with its id ([`Error::Duplicate`]); the key is
+///   [`EnqueueOptions::unique_key`], or else the job's arguments. See
+///   [scheduling](guide::scheduling#unique-jobs).
 /// - `contract`: the type has no [`Handler`]: it is declared in a crate
 ///   that producers and workers share, and the worker's crate binds its
 ///   handler with [`handler!`] (see [`Contract`] and the

@@ -24,11 +24,12 @@ enum Key {
     Contract,
     Priority,
     MaxPriority,
+    UniqueFor,
 }
 
 impl Key {
     /// Every key, in the order the unknown-key error lists them.
-    const ALL: [Key; 11] = [
+    const ALL: [Key; 12] = [
         Key::Name,
         Key::Queue,
         Key::Timeout,
@@ -40,6 +41,7 @@ impl Key {
         Key::Contract,
         Key::Priority,
         Key::MaxPriority,
+        Key::UniqueFor,
     ];
 
     fn as_str(self) -> &'static str {
@@ -55,6 +57,7 @@ impl Key {
             Key::Contract => "contract",
             Key::Priority => "priority",
             Key::MaxPriority => "max_priority",
+            Key::UniqueFor => "unique_for",
         }
     }
 
@@ -72,6 +75,7 @@ impl Key {
             Key::Contract => "contract",
             Key::Priority => "priority = 5",
             Key::MaxPriority => "max_priority = 10",
+            Key::UniqueFor => "unique_for = \"10m\"",
         }
     }
 }
@@ -92,6 +96,7 @@ pub(crate) struct Attrs {
     pub(crate) contract: bool,
     pub(crate) priority: Option<LitInt>,
     pub(crate) max_priority: Option<LitInt>,
+    pub(crate) unique_for: Option<LitStr>,
 }
 
 impl Attrs {
@@ -177,6 +182,10 @@ impl Parser<'_> {
             }
             (Key::QueueType, Meta::NameValue(entry)) => {
                 self.attrs.queue_type = self.string(entry.value, "expected \"classic\" or \"quorum\"".into());
+            }
+            (Key::UniqueFor, Meta::NameValue(entry)) => {
+                let expected = "expected a duration string like \"10m\" (the longest a key stays taken)";
+                self.attrs.unique_for = self.string(entry.value, expected.into());
             }
             (Key::Retries, Meta::NameValue(entry)) => self.attrs.retries = self.integer(key, entry.value),
             (Key::Priority, Meta::NameValue(entry)) => self.attrs.priority = self.integer(key, entry.value),

@@ -58,6 +58,10 @@ fn impl_job(job: &Job<'_>) -> TokenStream {
         let priority = Literal::u8_unsuffixed(priority);
         quote!(.with_priority(#priority))
     });
+    let unique_for = job.unique_for_millis.map(|millis| {
+        let millis = Literal::u64_unsuffixed(millis);
+        quote!(.with_unique_for(::core::time::Duration::from_millis(#millis)))
+    });
     let max_priority = job.max_priority.map(|max| {
         let max = Literal::u8_unsuffixed(max);
         quote!(.with_max_priority(#max))
@@ -96,7 +100,8 @@ fn impl_job(job: &Job<'_>) -> TokenStream {
                 #queue_default
                 #queue_type
                 #priority
-                #max_priority;
+                #max_priority
+                #unique_for;
         }
         #contract
         ::warren::__private::inventory::submit! {
@@ -139,7 +144,7 @@ mod tests {
     fn every_key_becomes_a_constant_or_an_option() {
         let expanded = expand(parse_quote!(
             #[job(name = "resize", queue = "images", retries = 5, backoff = "2s", timeout = "30s")]
-            #[job(format = "text", queue_default, priority = 2, max_priority = 5)]
+            #[job(format = "text", queue_default, priority = 2, max_priority = 5, unique_for = "1h")]
             enum ResizeImage {
                 Small,
             }
@@ -152,7 +157,8 @@ mod tests {
                 .with_format(::warren::BodyFormat::Text)
                 .with_queue_default()
                 .with_priority(2)
-                .with_max_priority(5);
+                .with_max_priority(5)
+                .with_unique_for(::core::time::Duration::from_millis(3600000));
         };
         assert!(expanded.contains(&options.to_string()), "{expanded}");
         assert!(

@@ -33,6 +33,7 @@ pub(crate) struct Job<'a> {
     pub(crate) contract: bool,
     pub(crate) priority: Option<u8>,
     pub(crate) max_priority: Option<u8>,
+    pub(crate) unique_for_millis: Option<u64>,
 }
 
 /// `warren::QueueType`, as named in `#[job(queue_type = "...")]`.
@@ -167,6 +168,17 @@ pub(crate) fn validate<'a>(input: &'a DeriveInput, attrs: Attrs, diagnostics: &m
         }
     });
 
+    let unique_for_millis =
+        attrs.unique_for.and_then(
+            |lit| match parse_duration("unique_for", &lit.value()).and_then(check_unique_for) {
+                Ok(millis) => Some(millis),
+                Err(problem) => {
+                    diagnostics.push(syn::Error::new_spanned(lit, problem));
+                    None
+                }
+            },
+        );
+
     Job {
         ident: &input.ident,
         where_clause: input.generics.where_clause.as_ref(),
@@ -181,7 +193,24 @@ pub(crate) fn validate<'a>(input: &'a DeriveInput, attrs: Attrs, diagnostics: &m
         contract: attrs.contract,
         priority,
         max_priority,
+        unique_for_millis,
     }
+}
+
+/// The longest `unique_for`: RabbitMQ's message TTL is a 32-bit count of
+/// milliseconds, and a lock longer than its 24 days is a lock for ever in
+/// practice.
+const MAX_UNIQUE_FOR_MILLIS: u64 = u32::MAX as u64;
+
+/// Whether a lock may last `millis`.
+fn check_unique_for(millis: u64) -> Result<u64, String> {
+    if millis < 1000 {
+        return Err("`unique_for` must be at least 1s".into());
+    }
+    if millis > MAX_UNIQUE_FOR_MILLIS {
+        return Err("`unique_for` can be at most 49days (RabbitMQ's longest message TTL)".into());
+    }
+    Ok(millis)
 }
 
 /// Reads a priority key's value: a `u8`, as AMQP's `priority` property is.
@@ -391,6 +420,20 @@ mod tests {
         );
         assert!(parse_queue_type("stream").unwrap_err().contains("cannot be a stream"));
         assert!(parse_queue_type("").unwrap_err().starts_with("unknown queue type \"\""));
+    }
+
+    #[test]
+    fn unique_for() {
+        assert_eq!(
+            parse_duration("unique_for", "10m").and_then(check_unique_for),
+            Ok(600_000)
+        );
+        assert!(check_unique_for(999).unwrap_err().contains("at least 1s"));
+        assert!(
+            check_unique_for(u64::from(u32::MAX) + 1)
+                .unwrap_err()
+                .contains("at most")
+        );
     }
 
     #[test]

@@ -286,3 +286,18 @@ impl Handler for Escalated {
         Ok(())
     }
 }
+
+/// Prints `unique seq=<n>`. Unique per key for a minute, on a queue of its
+/// own.
+#[derive(Debug, Clone, Serialize, Deserialize, Job)]
+#[job(queue = "unique", unique_for = "1m", retries = 0)]
+pub struct Once {
+    pub seq: u32,
+}
+
+impl Handler for Once {
+    async fn perform(self, _ctx: &JobContext) -> Result<(), JobError> {
+        println!("unique seq={}", self.seq);
+        Ok(())
+    }
+}

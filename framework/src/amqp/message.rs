@@ -394,6 +394,13 @@ fn carried_properties(original: &BasicProperties, id: JobId, headers: FieldTable
     properties
 }
 
+/// `properties` with the text header `name` set to `value`.
+pub(crate) fn with_header(properties: BasicProperties, name: &str, value: &str) -> BasicProperties {
+    let mut headers = properties.headers().clone().unwrap_or_default();
+    headers.insert(name.into(), long_string(value));
+    properties.with_headers(headers)
+}
+
 /// The job name (`type` property), if the message has one.
 pub(crate) fn job_name(properties: &BasicProperties) -> Option<&str> {
     properties.kind().as_ref().map(ShortString::as_str)

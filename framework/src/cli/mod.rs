@@ -61,7 +61,7 @@ pub(crate) mod generated;
 mod output;
 
 use std::future::Future;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -192,6 +192,10 @@ enum Commands {
         /// must take priorities, see `jobs`), instead of the job's own.
         #[arg(long)]
         priority: Option<u8>,
+        /// The key of a unique job (see `jobs`): if a job of this name and
+        /// key is already pending or running, print its id instead.
+        #[arg(long)]
+        unique_key: Option<String>,
     },
     /// List the registered job types and their options.
     Jobs,
@@ -346,6 +350,7 @@ where
             delay,
             retries,
             priority,
+            unique_key,
         } => {
             let mut options = EnqueueOptions::new();
             if let Some(delay) = delay {
@@ -356,6 +361,9 @@ where
             }
             if let Some(priority) = priority {
                 options = options.priority(priority);
+            }
+            if let Some(key) = unique_key {
+                options = options.unique_key(key);
             }
             enqueue(url, &tls, prefix, &registry, &job, &json, &options).await
         }
@@ -470,14 +478,23 @@ fn list_jobs(registry: &Registry) -> Result<ExitCode, Failure> {
 fn write_jobs(registry: &Registry, out: &mut impl std::io::Write) -> std::io::Result<()> {
     writeln!(
         out,
-        "{:<24} {:<20} {:<10} {:<6} {:<10} {:<8} {:<8} {:<14} {:<9} TYPE",
-        "NAME", "QUEUE", "QUEUE TYPE", "FORMAT", "TIMEOUT", "RETRIES", "BACKOFF", "QUEUE DEFAULT", "PRIORITY"
+        "{:<24} {:<20} {:<10} {:<6} {:<10} {:<8} {:<8} {:<14} {:<9} {:<10} TYPE",
+        "NAME",
+        "QUEUE",
+        "QUEUE TYPE",
+        "FORMAT",
+        "TIMEOUT",
+        "RETRIES",
+        "BACKOFF",
+        "QUEUE DEFAULT",
+        "PRIORITY",
+        "UNIQUE FOR"
     )?;
     for job in registry.jobs() {
         let options = job.options;
         writeln!(
             out,
-            "{:<24} {:<20} {:<10} {:<6} {:<10} {:<8} {:<8} {:<14} {:<9} {}",
+            "{:<24} {:<20} {:<10} {:<6} {:<10} {:<8} {:<8} {:<14} {:<9} {:<10} {}",
             job.name,
             job.queue,
             options.queue_type.as_str(),
@@ -487,6 +504,9 @@ fn write_jobs(registry: &Registry, out: &mut impl std::io::Write) -> std::io::Re
             Written(options.effective_backoff()).to_string(),
             if options.queue_default { "yes" } else { "no" },
             priority_column(&options),
+            options
+                .unique_for
+                .map_or_else(|| "-".to_owned(), |d| Written(d).to_string()),
             job.type_name,
         )?;
     }
@@ -531,7 +551,19 @@ async fn enqueue(
         .publish_job(job.name, job.queue, &job.options, &body, options)
         .await;
     client.close().await;
-    let id = result.map_err(Failure::failed)?;
+    let id = match result {
+        Ok(id) => id,
+        // Not a failure: the work is on its way. The id goes where an
+        // enqueued job's would, so scripts read it either way.
+        Err(crate::Error::Duplicate { existing, .. }) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "note: job `{name}` with this unique key is already enqueued as {existing}; not enqueued again"
+            );
+            existing
+        }
+        Err(error) => return Err(Failure::failed(error)),
+    };
     output::line(id)
         .map_err(|error| Failure::failed(format!("enqueued job {id}, but could not print its id: {error}")))?;
     Ok(ExitCode::SUCCESS)

@@ -16,6 +16,7 @@ use tokio::time::Instant as Deadline;
 
 pub(crate) mod memory;
 mod options;
+mod unique_lock;
 
 pub use options::EnqueueOptions;
 
@@ -24,6 +25,7 @@ use crate::amqp::connect::{Endpoint, TlsFiles};
 use crate::amqp::session::Session;
 use crate::amqp::session::{self, Sessions};
 use crate::amqp::topology::{self, QueueSpec};
+use crate::amqp::unique::{self, Lock};
 use crate::amqp::{hold, message, short};
 use crate::job::QueueShape;
 use crate::job::codec;
@@ -372,12 +374,46 @@ impl Client {
         if let Some(priority) = options.priority_for(name, queue, job)? {
             properties = properties.with_priority(priority);
         }
+        let lock = match (job.unique_for, options.unique_key_hash()) {
+            (Some(unique_for), key) => {
+                let key = key.unwrap_or_else(|| unique::key_hash(body));
+                Some(Lock::new(&self.queue_name(queue), name, key, unique_for))
+            }
+            (None, Some(_)) => return Err(Error::NotUnique { job: name.to_owned() }),
+            (None, None) => None,
+        };
+        if let Some(lock) = &lock {
+            self.acquire(lock, name, id, self.deadline()).await?;
+            properties = message::with_header(properties, unique::LOCK_HEADER, &lock.queue);
+        }
+        let published = self.publish_job_message(queue, job, body, properties, eta, now).await;
+        if let (Some(lock), Err(error)) = (&lock, &published) {
+            // Not stored: the key is free again. (Perhaps stored: the lock
+            // stays, as the job may run.)
+            if !matches!(error, Error::OutcomeUnknown { .. }) {
+                let _ = self.release(lock, id).await;
+            }
+        }
+        published.map(|()| id)
+    }
+
+    /// Publishes a job's message to `queue` (unprefixed), or to a hold
+    /// queue when it is due at `eta`.
+    async fn publish_job_message(
+        &self,
+        queue: &str,
+        job: &JobOptions,
+        body: &[u8],
+        properties: BasicProperties,
+        eta: Option<SystemTime>,
+        now: SystemTime,
+    ) -> Result<(), Error> {
         let full = self.queue_name(queue);
         if let Backend::Memory(memory) = &self.inner.backend {
             // The delay exactly as asked, for tests that assert on it.
             let due_in = eta.map_or(Duration::ZERO, |eta| eta.duration_since(now).unwrap_or_default());
             memory.publish(&full, body, properties, due_in);
-            return Ok(id);
+            return Ok(());
         }
         match eta {
             Some(eta) => {
@@ -389,7 +425,7 @@ impl Client {
                     .await?
             }
         }
-        Ok(id)
+        Ok(())
     }
 
     /// Publishes a job due at `eta` to the hold queue of `queue` (a full

@@ -29,6 +29,7 @@ pub struct EnqueueOptions {
     backoff: Option<Duration>,
     job_id: Option<JobId>,
     priority: Option<u8>,
+    unique_key: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -96,6 +97,22 @@ impl EnqueueOptions {
                 max,
             }),
         }
+    }
+
+    /// The key of a unique job (`#[job(unique_for = "...")]`): while a job
+    /// of the same name and key is pending, delayed or running, this
+    /// enqueue is refused with its id ([`Error::Duplicate`],
+    /// [`EnqueueError::duplicate_of`](crate::EnqueueError::duplicate_of)).
+    /// Without a key, a unique job's key is its arguments. Only a hash of
+    /// the key is kept.
+    pub fn unique_key(mut self, key: impl AsRef<[u8]>) -> Self {
+        self.unique_key = Some(crate::amqp::unique::key_hash(key.as_ref()));
+        self
+    }
+
+    /// The hash of the unique key given, if any.
+    pub(crate) fn unique_key_hash(&self) -> Option<u64> {
+        self.unique_key
     }
 
     /// Publish the job under this id rather than a new one: to enqueue again

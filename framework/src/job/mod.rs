@@ -167,6 +167,12 @@ pub struct JobOptions {
     /// and is declared without the argument. Every job of one queue must
     /// say the same.
     pub max_priority: Option<u8>,
+    /// While a job of this name and unique key is pending, delayed or
+    /// running, and at most this long, another enqueue of it is refused
+    /// with the first one's id (`#[job(unique_for = "10m")]`). The key is
+    /// [`EnqueueOptions::unique_key`](crate::EnqueueOptions::unique_key),
+    /// or else the job's arguments. `None`: not unique.
+    pub unique_for: Option<Duration>,
 }
 
 impl JobOptions {
@@ -195,6 +201,7 @@ impl JobOptions {
             queue_type: QueueType::Classic,
             priority: None,
             max_priority: None,
+            unique_for: None,
         }
     }
 
@@ -243,6 +250,12 @@ impl JobOptions {
     /// Makes the job's queue a priority queue taking priorities up to `max`.
     pub const fn with_max_priority(mut self, max: u8) -> Self {
         self.max_priority = Some(max);
+        self
+    }
+
+    /// Makes the job unique per key for at most `unique_for`.
+    pub const fn with_unique_for(mut self, unique_for: Duration) -> Self {
+        self.unique_for = Some(unique_for);
         self
     }
 

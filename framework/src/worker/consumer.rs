@@ -342,6 +342,7 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
                 if unacked {
                     acknowledge(&delivery).await;
                 }
+                release_unique(&runner, properties, id).await;
             }
             Outcome::Retry { delay, reason, error } => {
                 warn!(reason = reason.as_str(), %error, retry_in = ?delay, "job failed; retrying it");
@@ -372,6 +373,7 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
             Outcome::Dead { reason, error } => {
                 warn!(reason = reason.as_str(), %error, "job failed; moving it to the dead-letter queue");
                 Box::pin(bury(&delivery, &runner, id, reason, &error, unacked)).await;
+                release_unique(&runner, properties, id).await;
             }
         }
     }
@@ -400,6 +402,16 @@ fn hold_unknown(properties: &BasicProperties, window: Duration) -> Option<(Syste
         .find(|&step| step >= waited)
         .unwrap_or(Duration::from_secs(60));
     Some((since, step.min(left)))
+}
+
+/// Frees the unique key a job held, once it succeeded or died. A failure
+/// leaves the lock to expire after the job's `unique_for`.
+async fn release_unique(runner: &Runner, properties: &BasicProperties, id: JobId) {
+    match runner.client.release_held(properties, id).await {
+        Ok(true) => debug!("unique key released"),
+        Ok(false) => {}
+        Err(error) => warn!(%error, "could not release the job's unique key; it expires after the job's unique_for"),
+    }
 }
 
 /// Moves a delivery's job to the dead-letter queue, with why.
