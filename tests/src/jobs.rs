@@ -301,3 +301,15 @@ impl Handler for Once {
         Ok(())
     }
 }
+
+/// A job allowed to run for an hour, past RabbitMQ's default 30-minute
+/// consumer timeout, on a queue of its own.
+#[derive(Debug, Clone, Serialize, Deserialize, Job)]
+#[job(queue = "long", timeout = "1h")]
+pub struct Export;
+
+impl Handler for Export {
+    async fn perform(self, _ctx: &JobContext) -> Result<(), JobError> {
+        Ok(())
+    }
+}
