@@ -86,6 +86,9 @@ pub use worker::{AckMode, Exit, Worker, WorkerBuilder, WorkerError, WorkerHandle
 ///   refused with its id ([`Error::Duplicate`]); the key is
 ///   [`EnqueueOptions::unique_key`], or else the job's arguments. See
 ///   [scheduling](guide::scheduling#unique-jobs).
+/// - `cron = "0 */5 * * * *"`, `timezone = "Europe/Paris"`: the job runs by
+///   itself, its `Default` value enqueued at each slot by one worker of the
+///   fleet. See [scheduling](guide::scheduling#periodic-jobs).
 /// - `contract`: the type has no [`Handler`]: it is declared in a crate
 ///   that producers and workers share, and the worker's crate binds its
 ///   handler with [`handler!`] (see [`Contract`] and the

@@ -25,11 +25,13 @@ enum Key {
     Priority,
     MaxPriority,
     UniqueFor,
+    Cron,
+    Timezone,
 }
 
 impl Key {
     /// Every key, in the order the unknown-key error lists them.
-    const ALL: [Key; 12] = [
+    const ALL: [Key; 14] = [
         Key::Name,
         Key::Queue,
         Key::Timeout,
@@ -42,6 +44,8 @@ impl Key {
         Key::Priority,
         Key::MaxPriority,
         Key::UniqueFor,
+        Key::Cron,
+        Key::Timezone,
     ];
 
     fn as_str(self) -> &'static str {
@@ -58,6 +62,8 @@ impl Key {
             Key::Priority => "priority",
             Key::MaxPriority => "max_priority",
             Key::UniqueFor => "unique_for",
+            Key::Cron => "cron",
+            Key::Timezone => "timezone",
         }
     }
 
@@ -76,6 +82,8 @@ impl Key {
             Key::Priority => "priority = 5",
             Key::MaxPriority => "max_priority = 10",
             Key::UniqueFor => "unique_for = \"10m\"",
+            Key::Cron => "cron = \"0 */5 * * * *\"",
+            Key::Timezone => "timezone = \"Europe/Paris\"",
         }
     }
 }
@@ -97,6 +105,8 @@ pub(crate) struct Attrs {
     pub(crate) priority: Option<LitInt>,
     pub(crate) max_priority: Option<LitInt>,
     pub(crate) unique_for: Option<LitStr>,
+    pub(crate) cron: Option<LitStr>,
+    pub(crate) timezone: Option<LitStr>,
 }
 
 impl Attrs {
@@ -186,6 +196,10 @@ impl Parser<'_> {
             (Key::UniqueFor, Meta::NameValue(entry)) => {
                 let expected = "expected a duration string like \"10m\" (the longest a key stays taken)";
                 self.attrs.unique_for = self.string(entry.value, expected.into());
+            }
+            (Key::Cron, Meta::NameValue(entry)) => self.attrs.cron = self.string(entry.value, expected_string()),
+            (Key::Timezone, Meta::NameValue(entry)) => {
+                self.attrs.timezone = self.string(entry.value, expected_string());
             }
             (Key::Retries, Meta::NameValue(entry)) => self.attrs.retries = self.integer(key, entry.value),
             (Key::Priority, Meta::NameValue(entry)) => self.attrs.priority = self.integer(key, entry.value),

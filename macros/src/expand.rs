@@ -62,6 +62,8 @@ fn impl_job(job: &Job<'_>) -> TokenStream {
         let millis = Literal::u64_unsuffixed(millis);
         quote!(.with_unique_for(::core::time::Duration::from_millis(#millis)))
     });
+    let cron = job.cron.as_ref().map(|cron| quote!(.with_cron(#cron)));
+    let timezone = job.timezone.as_ref().map(|timezone| quote!(.with_timezone(#timezone)));
     let max_priority = job.max_priority.map(|max| {
         let max = Literal::u8_unsuffixed(max);
         quote!(.with_max_priority(#max))
@@ -85,6 +87,13 @@ fn impl_job(job: &Job<'_>) -> TokenStream {
         let registration = quote_spanned!(ident.span()=> ::warren::__private::Registration::of::<#ident>);
         (registration, None)
     };
+    // A periodic job is enqueued with its `Default` value: without one, the
+    // error points at the type.
+    let periodic = if job.cron.is_some() {
+        Some(quote_spanned!(ident.span()=> .with_default::<#ident>()))
+    } else {
+        None
+    };
     let type_name = ident.unraw().to_string();
 
     quote! {
@@ -101,11 +110,13 @@ fn impl_job(job: &Job<'_>) -> TokenStream {
                 #queue_type
                 #priority
                 #max_priority
-                #unique_for;
+                #unique_for
+                #cron
+                #timezone;
         }
         #contract
         ::warren::__private::inventory::submit! {
-            #registration(::core::concat!(::core::module_path!(), "::", #type_name))
+            #registration(::core::concat!(::core::module_path!(), "::", #type_name))#periodic
         }
     }
 }

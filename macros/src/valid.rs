@@ -34,6 +34,8 @@ pub(crate) struct Job<'a> {
     pub(crate) priority: Option<u8>,
     pub(crate) max_priority: Option<u8>,
     pub(crate) unique_for_millis: Option<u64>,
+    pub(crate) cron: Option<String>,
+    pub(crate) timezone: Option<String>,
 }
 
 /// `warren::QueueType`, as named in `#[job(queue_type = "...")]`.
@@ -179,6 +181,32 @@ pub(crate) fn validate<'a>(input: &'a DeriveInput, attrs: Attrs, diagnostics: &m
             },
         );
 
+    let cron_given = attrs.cron.is_some();
+    let cron = attrs.cron.and_then(|lit| match check_cron(&lit.value()) {
+        Ok(()) => Some(lit.value()),
+        Err(problem) => {
+            diagnostics.push(syn::Error::new_spanned(lit, problem));
+            None
+        }
+    });
+    let timezone = attrs.timezone.and_then(|lit| {
+        let problem = if !cron_given {
+            Some(
+                "`timezone` is the time zone of a `cron` schedule: add #[job(cron = \"...\")] or leave it out"
+                    .to_owned(),
+            )
+        } else {
+            check_timezone(&lit.value()).err()
+        };
+        match problem {
+            None => Some(lit.value()),
+            Some(problem) => {
+                diagnostics.push(syn::Error::new_spanned(lit, problem));
+                None
+            }
+        }
+    });
+
     Job {
         ident: &input.ident,
         where_clause: input.generics.where_clause.as_ref(),
@@ -194,6 +222,40 @@ pub(crate) fn validate<'a>(input: &'a DeriveInput, attrs: Attrs, diagnostics: &m
         priority,
         max_priority,
         unique_for_millis,
+        cron,
+        timezone,
+    }
+}
+
+/// Whether `expression` is a cron expression the scheduler reads: five
+/// fields (minute first) or six (second first), as croner parses them.
+pub(crate) fn check_cron(expression: &str) -> Result<(), String> {
+    let parser = croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Optional)
+        .build();
+    parser.parse(expression).map(|_| ()).map_err(|error| {
+        format!(
+            "invalid cron expression \"{expression}\": {error}; write it like \"0 */5 * * * *\" \
+             (second minute hour day-of-month month day-of-week) or with five fields from the minute"
+        )
+    })
+}
+
+/// Whether `timezone` looks like an IANA time zone name (`Europe/Paris`,
+/// `UTC`). Whether the tz database knows it is checked when a worker starts.
+pub(crate) fn check_timezone(timezone: &str) -> Result<(), String> {
+    let well_formed = !timezone.is_empty()
+        && timezone
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | '+'))
+        && !timezone.starts_with('/')
+        && !timezone.ends_with('/');
+    if well_formed {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid time zone \"{timezone}\": write an IANA name like \"Europe/Paris\" or \"UTC\""
+        ))
     }
 }
 
@@ -420,6 +482,24 @@ mod tests {
         );
         assert!(parse_queue_type("stream").unwrap_err().contains("cannot be a stream"));
         assert!(parse_queue_type("").unwrap_err().starts_with("unknown queue type \"\""));
+    }
+
+    #[test]
+    fn cron_expressions_and_time_zones() {
+        assert_eq!(check_cron("0 */5 * * * *"), Ok(()));
+        assert_eq!(check_cron("*/5 * * * *"), Ok(()));
+        assert_eq!(check_cron("* * * * * *"), Ok(()));
+        assert!(
+            check_cron("every minute")
+                .unwrap_err()
+                .starts_with("invalid cron expression \"every minute\"")
+        );
+        assert!(check_cron("61 * * * *").is_err());
+        assert_eq!(check_timezone("Europe/Paris"), Ok(()));
+        assert_eq!(check_timezone("UTC"), Ok(()));
+        assert_eq!(check_timezone("America/Argentina/Buenos_Aires"), Ok(()));
+        assert!(check_timezone("Paris, France").is_err());
+        assert!(check_timezone("").is_err());
     }
 
     #[test]

@@ -59,6 +59,7 @@ pub(crate) mod dead;
 mod exit;
 pub(crate) mod generated;
 mod output;
+mod schedule;
 
 use std::future::Future;
 use std::io::{IsTerminal, Write as _};
@@ -203,6 +204,11 @@ enum Commands {
     Dead {
         #[command(subcommand)]
         command: DeadCommand,
+    },
+    /// List, pause or resume the periodic jobs (`#[job(cron = "...")]`).
+    Schedule {
+        #[command(subcommand)]
+        command: schedule::ScheduleCommand,
     },
 }
 
@@ -373,6 +379,16 @@ where
             Err(DeadError::Broker(error)) => Err(Failure::connect(error)),
             Err(error) => Err(Failure::failed(error)),
         },
+        Commands::Schedule { command } => match schedule::run(url, &tls, prefix, &registry, command).await {
+            Ok(lines) => {
+                for line in lines {
+                    output::line(line).map_err(|error| Failure::failed(format!("could not write: {error}")))?;
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(schedule::ScheduleError::Broker(error)) => Err(Failure::connect(error)),
+            Err(error) => Err(Failure::failed(error)),
+        },
         Commands::Work(args) => {
             let mut worker = Worker::builder(url)
                 .tls_files(tls)
@@ -478,7 +494,7 @@ fn list_jobs(registry: &Registry) -> Result<ExitCode, Failure> {
 fn write_jobs(registry: &Registry, out: &mut impl std::io::Write) -> std::io::Result<()> {
     writeln!(
         out,
-        "{:<24} {:<20} {:<10} {:<6} {:<10} {:<8} {:<8} {:<14} {:<9} {:<10} TYPE",
+        "{:<24} {:<20} {:<10} {:<6} {:<10} {:<8} {:<8} {:<14} {:<9} {:<10} {:<32} TYPE",
         "NAME",
         "QUEUE",
         "QUEUE TYPE",
@@ -488,13 +504,14 @@ fn write_jobs(registry: &Registry, out: &mut impl std::io::Write) -> std::io::Re
         "BACKOFF",
         "QUEUE DEFAULT",
         "PRIORITY",
-        "UNIQUE FOR"
+        "UNIQUE FOR",
+        "SCHEDULE"
     )?;
     for job in registry.jobs() {
         let options = job.options;
         writeln!(
             out,
-            "{:<24} {:<20} {:<10} {:<6} {:<10} {:<8} {:<8} {:<14} {:<9} {:<10} {}",
+            "{:<24} {:<20} {:<10} {:<6} {:<10} {:<8} {:<8} {:<14} {:<9} {:<10} {:<32} {}",
             job.name,
             job.queue,
             options.queue_type.as_str(),
@@ -507,6 +524,10 @@ fn write_jobs(registry: &Registry, out: &mut impl std::io::Write) -> std::io::Re
             options
                 .unique_for
                 .map_or_else(|| "-".to_owned(), |d| Written(d).to_string()),
+            options.cron.map_or_else(
+                || "-".to_owned(),
+                |cron| format!("{cron} ({})", options.timezone.unwrap_or("UTC"))
+            ),
             job.type_name,
         )?;
     }

@@ -193,7 +193,7 @@ impl Client {
 
     /// When an operation starting now must be done: the recovery timeout
     /// from now (an in-memory client never waits).
-    fn deadline(&self) -> Deadline {
+    pub(crate) fn deadline(&self) -> Deadline {
         match &self.inner.backend {
             Backend::Amqp(amqp) => amqp.sessions.deadline(),
             Backend::Memory(_) => Deadline::now(),

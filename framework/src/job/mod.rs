@@ -173,6 +173,13 @@ pub struct JobOptions {
     /// [`EnqueueOptions::unique_key`](crate::EnqueueOptions::unique_key),
     /// or else the job's arguments. `None`: not unique.
     pub unique_for: Option<Duration>,
+    /// When the job runs by itself, with its `Default` value: a cron
+    /// expression (`#[job(cron = "0 */5 * * * *")]`, seconds optional), in
+    /// [`JobOptions::timezone`]. See the [scheduling](crate::guide::scheduling) guide.
+    pub cron: Option<&'static str>,
+    /// The time zone of [`JobOptions::cron`], an IANA name such as
+    /// `Europe/Paris`; `None`: UTC.
+    pub timezone: Option<&'static str>,
 }
 
 impl JobOptions {
@@ -202,6 +209,8 @@ impl JobOptions {
             priority: None,
             max_priority: None,
             unique_for: None,
+            cron: None,
+            timezone: None,
         }
     }
 
@@ -256,6 +265,18 @@ impl JobOptions {
     /// Makes the job unique per key for at most `unique_for`.
     pub const fn with_unique_for(mut self, unique_for: Duration) -> Self {
         self.unique_for = Some(unique_for);
+        self
+    }
+
+    /// Runs the job by itself on this cron schedule.
+    pub const fn with_cron(mut self, cron: &'static str) -> Self {
+        self.cron = Some(cron);
+        self
+    }
+
+    /// Sets the time zone of the cron schedule.
+    pub const fn with_timezone(mut self, timezone: &'static str) -> Self {
+        self.timezone = Some(timezone);
         self
     }
 
@@ -319,6 +340,14 @@ impl JobId {
     /// A new, unique id.
     pub fn new() -> Self {
         JobId(uuid::Uuid::now_v7())
+    }
+
+    /// The id derived from `name`, the same in every process: a periodic
+    /// job's slot (`cron:<job>:<slot>`) has one id wherever it fires.
+    #[cfg(feature = "worker")]
+    pub(crate) fn derived(name: &str) -> Self {
+        let bytes = crate::worker::scheduler::id_bytes(name);
+        JobId(uuid::Builder::from_custom_bytes(bytes).into_uuid())
     }
 }
 

@@ -19,6 +19,9 @@ pub(crate) type Attempt = Result<BoxFuture<'static, Result<(), JobError>>, Strin
 /// Decodes a body and starts one attempt of a job's handler.
 pub(crate) type Start = fn(&[u8], JobContext) -> Attempt;
 
+/// Encodes a periodic job's `Default` value.
+type EncodeDefault = fn() -> Result<Vec<u8>, String>;
+
 /// One registered job type. `#[derive(Job)]` submits one per type.
 #[derive(Clone, Copy)]
 pub struct Registration {
@@ -33,6 +36,7 @@ pub struct Registration {
     type_id: fn() -> TypeId,
     handling: Handling,
     encode_json: fn(&str) -> Result<Vec<u8>, String>,
+    default_body: Option<EncodeDefault>,
 }
 
 /// Where a job's handler comes from.
@@ -58,7 +62,16 @@ impl Registration {
             type_id: TypeId::of::<J>,
             handling: Handling::Own(start::<J>),
             encode_json: encode_json::<J>,
+            default_body: None,
         }
+    }
+
+    /// The registration of a periodic job (`#[job(cron = "...")]`), which
+    /// the scheduler enqueues with its `Default` value.
+    #[doc(hidden)]
+    pub const fn with_default<J: Job + Default>(mut self) -> Self {
+        self.default_body = Some(default_body::<J>);
+        self
     }
 
     /// The registration of a contract job type, whose handler (if this
@@ -73,6 +86,7 @@ impl Registration {
             type_id: TypeId::of::<J>,
             handling: Handling::Unbound,
             encode_json: encode_json::<J>,
+            default_body: None,
         }
     }
 
@@ -108,6 +122,11 @@ impl Registration {
         }
     }
 
+    /// The message body of the job's `Default` value, for a periodic job.
+    pub(crate) fn default_body(&self) -> Option<Result<Vec<u8>, String>> {
+        self.default_body.map(|body| body())
+    }
+
     /// Turns a job given as JSON (as on the command line) into its message
     /// body, checking that it decodes as the job type.
     pub(crate) fn encode_json(&self, json: &str) -> Result<Vec<u8>, String> {
@@ -118,6 +137,10 @@ impl Registration {
 fn start<J: Handler>(body: &[u8], ctx: JobContext) -> Attempt {
     let job = codec::decode::<J>(body)?;
     Ok(Box::pin(async move { job.perform(&ctx).await }))
+}
+
+fn default_body<J: Job + Default>() -> Result<Vec<u8>, String> {
+    codec::encode(&J::default()).map_err(|e| e.to_string())
 }
 
 fn encode_json<J: Job>(json: &str) -> Result<Vec<u8>, String> {

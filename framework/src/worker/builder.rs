@@ -12,6 +12,7 @@ use crate::amqp::connect::{self, TlsFiles};
 use crate::amqp::hold;
 use crate::duration::Written;
 use crate::worker::consumer::WorkerSettings;
+use crate::worker::scheduler;
 use crate::worker::{Exit, WorkerError, WorkerHandle, run};
 use crate::{AckMode, Registry, RegistryError, State};
 
@@ -326,6 +327,8 @@ impl WorkerBuilder {
             }
         }
         warn_of_consumer_timeout(&registry, &consumed);
+        let schedule = scheduler::entries(&registry, Some(&queues))
+            .map_err(|(job, reason)| WorkerError::InvalidSchedule { job, reason })?;
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Ok(Plan {
             url: self.url,
@@ -342,6 +345,7 @@ impl WorkerBuilder {
                 unknown_job_window: self.unknown_job_window,
             }),
             state: self.state,
+            schedule,
             handle_signals: self.handle_signals,
             io: self.io,
         })
@@ -396,6 +400,8 @@ pub(crate) struct Plan {
     /// Settable until the start: the generated binary runs its setup hook
     /// after the checks, which may connect to databases in vain otherwise.
     pub(crate) state: State,
+    /// The periodic jobs of the queues it consumes, for its scheduler.
+    pub(crate) schedule: Vec<scheduler::Entry>,
     pub(crate) handle_signals: bool,
     pub(crate) io: Option<Handle>,
 }

@@ -7,6 +7,7 @@ mod builder;
 pub(crate) mod consumer;
 mod error;
 mod run;
+pub(crate) mod scheduler;
 pub(crate) mod signals;
 pub(crate) mod supervisor;
 

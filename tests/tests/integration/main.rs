@@ -34,6 +34,7 @@ mod priorities;
 mod quorum;
 mod retries;
 mod rolling_deploy;
+mod schedule;
 mod shutdown;
 mod state;
 mod supervision;
