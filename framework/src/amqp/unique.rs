@@ -64,6 +64,7 @@ impl Lock {
     }
 
     /// The lock named in a job's `warren-unique-lock` header.
+    #[cfg(feature = "worker")]
     pub(crate) fn named(queue: &str) -> Self {
         Lock {
             queue: queue.to_owned(),

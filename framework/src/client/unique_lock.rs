@@ -8,7 +8,7 @@ use lapin::options::{BasicAckOptions, BasicGetOptions, BasicRejectOptions, Queue
 use tokio::time::Instant as Deadline;
 
 use super::{Backend, Client};
-use crate::amqp::unique::{self, Lock};
+use crate::amqp::unique::Lock;
 use crate::amqp::{message, short, topology};
 use crate::{Error, JobId};
 
@@ -155,8 +155,9 @@ impl Client {
     }
 
     /// Releases the lock a delivered job names in its header, if any.
+    #[cfg(feature = "worker")]
     pub(crate) async fn release_held(&self, properties: &BasicProperties, id: JobId) -> Result<bool, Error> {
-        match message::header(properties, unique::LOCK_HEADER).and_then(message::text) {
+        match message::header(properties, crate::amqp::unique::LOCK_HEADER).and_then(message::text) {
             Some(queue) => self.release(&Lock::named(&queue), id).await,
             None => Ok(false),
         }

@@ -123,6 +123,7 @@ impl Registration {
     }
 
     /// The message body of the job's `Default` value, for a periodic job.
+    #[cfg(feature = "worker")]
     pub(crate) fn default_body(&self) -> Option<Result<Vec<u8>, String>> {
         self.default_body.map(|body| body())
     }
