@@ -258,15 +258,38 @@ pub(crate) async fn set_paused(channel: &Channel, queue: &str, pause: bool) -> R
 /// schedules while leading.
 pub(crate) async fn run(client: Client, entries: Vec<Entry>) {
     loop {
-        if let Err(error) = stand(&client, &entries).await {
-            warn!(%error, "the scheduler lost its channel; standing for election again");
+        match stand(&client, &entries).await {
+            Ok(()) => {}
+            Err(Term::ChannelClosed) => warn!("the scheduler's channel closed; standing for election again"),
+            Err(Term::Broker(error)) => warn!(%error, "the scheduler lost the broker; standing for election again"),
         }
         tokio::time::sleep(HEALTH_CHECK).await;
     }
 }
 
+/// How a term ended.
+enum Term {
+    /// The election channel closed: the connection died, or the broker
+    /// closed the channel.
+    ChannelClosed,
+    /// An operation failed.
+    Broker(Error),
+}
+
+impl From<Error> for Term {
+    fn from(error: Error) -> Self {
+        Term::Broker(error)
+    }
+}
+
+impl From<lapin::Error> for Term {
+    fn from(error: lapin::Error) -> Self {
+        Term::Broker(error.into())
+    }
+}
+
 /// One term: waits to be elected, then leads until the channel dies.
-async fn stand(client: &Client, entries: &[Entry]) -> Result<(), Error> {
+async fn stand(client: &Client, entries: &[Entry]) -> Result<(), Term> {
     let Some(session) = client.session() else {
         // An in-memory client: nothing to elect on.
         std::future::pending::<()>().await;
@@ -291,9 +314,7 @@ async fn stand(client: &Client, entries: &[Entry]) -> Result<(), Error> {
         .await?;
     info!("scheduler standing for election");
     let mut health = tokio::time::interval(HEALTH_CHECK);
-    let lost = || Error::Unroutable {
-        queue: "the scheduler's election (channel closed)".to_owned(),
-    };
+    let lost = || Term::ChannelClosed;
     let mut token = loop {
         tokio::select! {
             delivery = consumer.next() => match delivery {
