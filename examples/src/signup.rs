@@ -1,7 +1,8 @@
 //! Sign-ups, as an application uses warren: a job that enqueues a follow-up
 //! ([`SignUp`]), a job that uses shared state ([`SendWelcomeEmail`] and its
 //! [`Mailer`]) and fails and is retried when the mail server is down, and a
-//! producer ([`sign_up`]) a web handler would call.
+//! producer ([`sign_up`]) a web handler would call, and a periodic job
+//! ([`DailyDigest`]).
 //!
 //! The tests at the bottom run them with `warren::testing`, without RabbitMQ,
 //! the way `framework/docs/testing.md` recommends:
@@ -99,6 +100,28 @@ impl Handler for SendWelcomeEmail {
         }
         let mailer: &Arc<dyn Mailer> = ctx.state()?;
         mailer.send(&self.to, "Welcome!")?;
+        Ok(())
+    }
+}
+
+/// Counts yesterday's sign-ups every morning at 8:00, Paris time: a
+/// periodic job. One worker process of the fleet enqueues it each day
+/// (`worker schedule list` shows when it ran and runs next); at most one
+/// digest per day is enqueued (`unique_for`), even if someone also
+/// enqueues one by hand.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, Job)]
+#[job(
+    queue = "signups",
+    cron = "0 0 8 * * *",
+    timezone = "Europe/Paris",
+    unique_for = "1h"
+)]
+pub struct DailyDigest;
+
+impl Handler for DailyDigest {
+    async fn perform(self, ctx: &JobContext) -> Result<(), JobError> {
+        let mailer: &Arc<dyn Mailer> = ctx.state()?;
+        mailer.send("team@example.com", "Yesterday's sign-ups")?;
         Ok(())
     }
 }

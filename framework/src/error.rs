@@ -133,6 +133,40 @@ pub enum Error {
         /// The longest delay.
         max: std::time::Duration,
     },
+    /// A unique job (`#[job(unique_for = "...")]`) with the same name and
+    /// key is already pending, delayed or running: nothing was enqueued.
+    /// Not a failure for most callers: the work is already on its way, as
+    /// job `existing`.
+    #[error("job `{job}` with this unique key is already enqueued as {existing}; not enqueued again")]
+    Duplicate {
+        /// The job.
+        job: String,
+        /// The id of the job that holds the key.
+        existing: crate::JobId,
+    },
+    /// A unique key was given for a job that is not unique.
+    #[error("job `{job}` is not unique: give it #[job(unique_for = \"10m\")] to enqueue it with a unique key")]
+    NotUnique {
+        /// The job.
+        job: String,
+    },
+    /// A job was enqueued with a priority its queue does not take: the
+    /// queue takes none (its jobs set no `#[job(max_priority = N)]`), or
+    /// less than the one asked for. RabbitMQ would silently ignore or cap it.
+    #[error(
+        "cannot enqueue `{job}` with priority {priority}: queue `{queue}` {}",
+        match .max { Some(max) => format!("takes priorities up to {max}"), None => "takes no priorities; give its jobs #[job(max_priority = N)]".to_owned() }
+    )]
+    PriorityNotTaken {
+        /// The job.
+        job: String,
+        /// Its queue.
+        queue: String,
+        /// The priority asked for.
+        priority: u8,
+        /// The highest priority the queue takes, if any.
+        max: Option<u8>,
+    },
     /// RabbitMQ did not answer, or did not come back, within the client's
     /// recovery timeout.
     #[error("RabbitMQ did not answer within {} (the client's recovery timeout)", crate::duration::Written(*.timeout))]
@@ -289,6 +323,15 @@ impl<J> EnqueueError<J> {
     pub fn job_id(&self) -> Option<crate::JobId> {
         match self.error {
             Error::OutcomeUnknown { job_id, .. } => Some(job_id),
+            _ => None,
+        }
+    }
+
+    /// The id of the job already enqueued with the same unique key, when
+    /// this enqueue was refused as its duplicate ([`Error::Duplicate`]).
+    pub fn duplicate_of(&self) -> Option<crate::JobId> {
+        match self.error {
+            Error::Duplicate { existing, .. } => Some(existing),
             _ => None,
         }
     }

@@ -75,6 +75,20 @@ pub use worker::{AckMode, Exit, Worker, WorkerBuilder, WorkerError, WorkerHandle
 ///   declared as (default classic; quorum for a RabbitMQ cluster, see
 ///   [`QueueType`] and the [quorum queues](guide::concepts#quorum-queues)
 ///   guide). Every job of one queue must name the same type.
+/// - `max_priority = N` (1-255): its queue takes priorities up to `N`
+///   (declared with `x-max-priority`; classic queues only). Every job of
+///   one queue must say the same; queues without it take no priorities.
+/// - `priority = N`: the priority its messages carry unless the enqueue
+///   sets one ([`EnqueueOptions::priority`]); at most `max_priority`. See
+///   [scheduling](guide::scheduling).
+/// - `unique_for = "10m"`: while a job of this name and key is pending,
+///   delayed or running (and at most this long), another enqueue of it is
+///   refused with its id ([`Error::Duplicate`]); the key is
+///   [`EnqueueOptions::unique_key`], or else the job's arguments. See
+///   [scheduling](guide::scheduling#unique-jobs).
+/// - `cron = "0 */5 * * * *"`, `timezone = "Europe/Paris"`: the job runs by
+///   itself, its `Default` value enqueued at each slot by one worker of the
+///   fleet. See [scheduling](guide::scheduling#periodic-jobs).
 /// - `contract`: the type has no [`Handler`]: it is declared in a crate
 ///   that producers and workers share, and the worker's crate binds its
 ///   handler with [`handler!`] (see [`Contract`] and the
@@ -192,6 +206,8 @@ pub mod guide {
     pub mod testing {}
     #[doc = include_str!("../docs/reliability.md")]
     pub mod reliability {}
+    #[doc = include_str!("../docs/scheduling.md")]
+    pub mod scheduling {}
     #[doc = include_str!("../docs/architecture.md")]
     pub mod architecture {}
 }

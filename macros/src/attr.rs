@@ -22,11 +22,16 @@ enum Key {
     QueueDefault,
     QueueType,
     Contract,
+    Priority,
+    MaxPriority,
+    UniqueFor,
+    Cron,
+    Timezone,
 }
 
 impl Key {
     /// Every key, in the order the unknown-key error lists them.
-    const ALL: [Key; 9] = [
+    const ALL: [Key; 14] = [
         Key::Name,
         Key::Queue,
         Key::Timeout,
@@ -36,6 +41,11 @@ impl Key {
         Key::QueueDefault,
         Key::QueueType,
         Key::Contract,
+        Key::Priority,
+        Key::MaxPriority,
+        Key::UniqueFor,
+        Key::Cron,
+        Key::Timezone,
     ];
 
     fn as_str(self) -> &'static str {
@@ -49,6 +59,11 @@ impl Key {
             Key::QueueDefault => "queue_default",
             Key::QueueType => "queue_type",
             Key::Contract => "contract",
+            Key::Priority => "priority",
+            Key::MaxPriority => "max_priority",
+            Key::UniqueFor => "unique_for",
+            Key::Cron => "cron",
+            Key::Timezone => "timezone",
         }
     }
 
@@ -64,6 +79,11 @@ impl Key {
             Key::QueueDefault => "queue_default",
             Key::QueueType => "queue_type = \"quorum\"",
             Key::Contract => "contract",
+            Key::Priority => "priority = 5",
+            Key::MaxPriority => "max_priority = 10",
+            Key::UniqueFor => "unique_for = \"10m\"",
+            Key::Cron => "cron = \"0 */5 * * * *\"",
+            Key::Timezone => "timezone = \"Europe/Paris\"",
         }
     }
 }
@@ -82,6 +102,11 @@ pub(crate) struct Attrs {
     pub(crate) queue_type: Option<LitStr>,
     /// Declared without a handler, which another crate binds.
     pub(crate) contract: bool,
+    pub(crate) priority: Option<LitInt>,
+    pub(crate) max_priority: Option<LitInt>,
+    pub(crate) unique_for: Option<LitStr>,
+    pub(crate) cron: Option<LitStr>,
+    pub(crate) timezone: Option<LitStr>,
 }
 
 impl Attrs {
@@ -168,7 +193,17 @@ impl Parser<'_> {
             (Key::QueueType, Meta::NameValue(entry)) => {
                 self.attrs.queue_type = self.string(entry.value, "expected \"classic\" or \"quorum\"".into());
             }
-            (Key::Retries, Meta::NameValue(entry)) => self.attrs.retries = self.integer(entry.value),
+            (Key::UniqueFor, Meta::NameValue(entry)) => {
+                let expected = "expected a duration string like \"10m\" (the longest a key stays taken)";
+                self.attrs.unique_for = self.string(entry.value, expected.into());
+            }
+            (Key::Cron, Meta::NameValue(entry)) => self.attrs.cron = self.string(entry.value, expected_string()),
+            (Key::Timezone, Meta::NameValue(entry)) => {
+                self.attrs.timezone = self.string(entry.value, expected_string());
+            }
+            (Key::Retries, Meta::NameValue(entry)) => self.attrs.retries = self.integer(key, entry.value),
+            (Key::Priority, Meta::NameValue(entry)) => self.attrs.priority = self.integer(key, entry.value),
+            (Key::MaxPriority, Meta::NameValue(entry)) => self.attrs.max_priority = self.integer(key, entry.value),
         }
     }
 
@@ -182,18 +217,15 @@ impl Parser<'_> {
         }
     }
 
-    fn integer(&mut self, value: Expr) -> Option<LitInt> {
+    fn integer(&mut self, key: Key, value: Expr) -> Option<LitInt> {
         match ungroup(value) {
             Expr::Lit(ExprLit { lit: Lit::Int(lit), .. }) => Some(lit),
             negative @ Expr::Unary(ExprUnary { op: UnOp::Neg(_), .. }) => {
-                self.error(negative, "`retries` cannot be negative");
+                self.error(negative, format!("`{}` cannot be negative", key.as_str()));
                 None
             }
             other => {
-                self.error(
-                    other,
-                    format!("expected an integer, like #[job({})]", Key::Retries.example()),
-                );
+                self.error(other, format!("expected an integer, like #[job({})]", key.example()));
                 None
             }
         }
@@ -265,6 +297,7 @@ mod tests {
             parse_quote!(#[job(name = "a", queue = "q")]),
             parse_quote!(#[serde(rename_all = "camelCase")]),
             parse_quote!(#[job(retries = 3, queue_default, queue_type = "quorum", contract)]),
+            parse_quote!(#[job(priority = 2, max_priority = 10)]),
         ]);
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(attrs.name.map(|lit| lit.value()).as_deref(), Some("a"));
@@ -276,6 +309,27 @@ mod tests {
         assert!(attrs.queue_default && attrs.contract);
         assert_eq!(attrs.queue_type.map(|lit| lit.value()).as_deref(), Some("quorum"));
         assert!(attrs.timeout.is_none() && attrs.format.is_none());
+        assert_eq!(
+            attrs.priority.map(|lit| lit.base10_digits().to_owned()).as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            attrs.max_priority.map(|lit| lit.base10_digits().to_owned()).as_deref(),
+            Some("10")
+        );
+    }
+
+    #[test]
+    fn priorities_are_integers() {
+        let (attrs, errors) = parse(&[parse_quote!(#[job(max_priority = -1, priority = "high")])]);
+        assert_eq!(
+            errors,
+            [
+                "`max_priority` cannot be negative",
+                "expected an integer, like #[job(priority = 5)]"
+            ]
+        );
+        assert!(attrs.priority.is_none() && attrs.max_priority.is_none());
     }
 
     #[test]
@@ -332,9 +386,9 @@ mod tests {
             ),
             "{typo}"
         );
-        let unrelated = unknown_key_message("priority");
+        let unrelated = unknown_key_message("urgency");
         assert!(
-            unrelated.starts_with("unknown key `priority` in #[job(...)]. The known keys are"),
+            unrelated.starts_with("unknown key `urgency` in #[job(...)]. The known keys are"),
             "{unrelated}"
         );
     }

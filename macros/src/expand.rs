@@ -54,6 +54,20 @@ fn impl_job(job: &Job<'_>) -> TokenStream {
         BodyFormat::Text => quote!(.with_format(::warren::BodyFormat::Text)),
     });
     let queue_default = job.queue_default.then(|| quote!(.with_queue_default()));
+    let priority = job.priority.map(|priority| {
+        let priority = Literal::u8_unsuffixed(priority);
+        quote!(.with_priority(#priority))
+    });
+    let unique_for = job.unique_for_millis.map(|millis| {
+        let millis = Literal::u64_unsuffixed(millis);
+        quote!(.with_unique_for(::core::time::Duration::from_millis(#millis)))
+    });
+    let cron = job.cron.as_ref().map(|cron| quote!(.with_cron(#cron)));
+    let timezone = job.timezone.as_ref().map(|timezone| quote!(.with_timezone(#timezone)));
+    let max_priority = job.max_priority.map(|max| {
+        let max = Literal::u8_unsuffixed(max);
+        quote!(.with_max_priority(#max))
+    });
     let queue_type = job.queue_type.map(|queue_type| match queue_type {
         QueueType::Classic => quote!(.with_queue_type(::warren::QueueType::Classic)),
         QueueType::Quorum => quote!(.with_queue_type(::warren::QueueType::Quorum)),
@@ -73,6 +87,13 @@ fn impl_job(job: &Job<'_>) -> TokenStream {
         let registration = quote_spanned!(ident.span()=> ::warren::__private::Registration::of::<#ident>);
         (registration, None)
     };
+    // A periodic job is enqueued with its `Default` value: without one, the
+    // error points at the type.
+    let periodic = if job.cron.is_some() {
+        Some(quote_spanned!(ident.span()=> .with_default::<#ident>()))
+    } else {
+        None
+    };
     let type_name = ident.unraw().to_string();
 
     quote! {
@@ -86,11 +107,16 @@ fn impl_job(job: &Job<'_>) -> TokenStream {
                 #backoff
                 #format
                 #queue_default
-                #queue_type;
+                #queue_type
+                #priority
+                #max_priority
+                #unique_for
+                #cron
+                #timezone;
         }
         #contract
         ::warren::__private::inventory::submit! {
-            #registration(::core::concat!(::core::module_path!(), "::", #type_name))
+            #registration(::core::concat!(::core::module_path!(), "::", #type_name))#periodic
         }
     }
 }
@@ -129,7 +155,7 @@ mod tests {
     fn every_key_becomes_a_constant_or_an_option() {
         let expanded = expand(parse_quote!(
             #[job(name = "resize", queue = "images", retries = 5, backoff = "2s", timeout = "30s")]
-            #[job(format = "text", queue_default, queue_type = "quorum")]
+            #[job(format = "text", queue_default, priority = 2, max_priority = 5, unique_for = "1h")]
             enum ResizeImage {
                 Small,
             }
@@ -141,7 +167,9 @@ mod tests {
                 .with_backoff(::core::time::Duration::from_millis(2000))
                 .with_format(::warren::BodyFormat::Text)
                 .with_queue_default()
-                .with_queue_type(::warren::QueueType::Quorum);
+                .with_priority(2)
+                .with_max_priority(5)
+                .with_unique_for(::core::time::Duration::from_millis(3600000));
         };
         assert!(expanded.contains(&options.to_string()), "{expanded}");
         assert!(

@@ -31,6 +31,11 @@ pub(crate) struct Job<'a> {
     pub(crate) queue_type: Option<QueueType>,
     /// Registered without a handler: `warren::handler!` binds one elsewhere.
     pub(crate) contract: bool,
+    pub(crate) priority: Option<u8>,
+    pub(crate) max_priority: Option<u8>,
+    pub(crate) unique_for_millis: Option<u64>,
+    pub(crate) cron: Option<String>,
+    pub(crate) timezone: Option<String>,
 }
 
 /// `warren::QueueType`, as named in `#[job(queue_type = "...")]`.
@@ -137,6 +142,71 @@ pub(crate) fn validate<'a>(input: &'a DeriveInput, attrs: Attrs, diagnostics: &m
         }
     });
 
+    let priority = attrs.priority.and_then(|lit| match parse_priority("priority", &lit) {
+        Ok(priority) => Some((priority, lit)),
+        Err(problem) => {
+            diagnostics.push(syn::Error::new_spanned(lit, problem));
+            None
+        }
+    });
+    let max_priority = attrs.max_priority.and_then(|lit| {
+        let checked = parse_priority("max_priority", &lit).and_then(|max| {
+            check_max_priority(max, queue_type.unwrap_or(QueueType::Classic))?;
+            Ok(max)
+        });
+        match checked {
+            Ok(max) => Some(max),
+            Err(problem) => {
+                diagnostics.push(syn::Error::new_spanned(lit, problem));
+                None
+            }
+        }
+    });
+    let priority = priority.and_then(|(priority, lit)| match check_priority(priority, max_priority) {
+        Ok(()) => Some(priority),
+        Err(problem) => {
+            diagnostics.push(syn::Error::new_spanned(lit, problem));
+            None
+        }
+    });
+
+    let unique_for_millis =
+        attrs.unique_for.and_then(
+            |lit| match parse_duration("unique_for", &lit.value()).and_then(check_unique_for) {
+                Ok(millis) => Some(millis),
+                Err(problem) => {
+                    diagnostics.push(syn::Error::new_spanned(lit, problem));
+                    None
+                }
+            },
+        );
+
+    let cron_given = attrs.cron.is_some();
+    let cron = attrs.cron.and_then(|lit| match check_cron(&lit.value()) {
+        Ok(()) => Some(lit.value()),
+        Err(problem) => {
+            diagnostics.push(syn::Error::new_spanned(lit, problem));
+            None
+        }
+    });
+    let timezone = attrs.timezone.and_then(|lit| {
+        let problem = if !cron_given {
+            Some(
+                "`timezone` is the time zone of a `cron` schedule: add #[job(cron = \"...\")] or leave it out"
+                    .to_owned(),
+            )
+        } else {
+            check_timezone(&lit.value()).err()
+        };
+        match problem {
+            None => Some(lit.value()),
+            Some(problem) => {
+                diagnostics.push(syn::Error::new_spanned(lit, problem));
+                None
+            }
+        }
+    });
+
     Job {
         ident: &input.ident,
         where_clause: input.generics.where_clause.as_ref(),
@@ -149,6 +219,104 @@ pub(crate) fn validate<'a>(input: &'a DeriveInput, attrs: Attrs, diagnostics: &m
         queue_default: attrs.queue_default,
         queue_type,
         contract: attrs.contract,
+        priority,
+        max_priority,
+        unique_for_millis,
+        cron,
+        timezone,
+    }
+}
+
+/// Whether `expression` is a cron expression the scheduler reads: five
+/// fields (minute first) or six (second first), as croner parses them.
+pub(crate) fn check_cron(expression: &str) -> Result<(), String> {
+    let parser = croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Optional)
+        .build();
+    parser.parse(expression).map(|_| ()).map_err(|error| {
+        format!(
+            "invalid cron expression \"{expression}\": {error}; write it like \"0 */5 * * * *\" \
+             (second minute hour day-of-month month day-of-week) or with five fields from the minute"
+        )
+    })
+}
+
+/// Whether `timezone` looks like an IANA time zone name (`Europe/Paris`,
+/// `UTC`). Whether the tz database knows it is checked when a worker starts.
+pub(crate) fn check_timezone(timezone: &str) -> Result<(), String> {
+    let well_formed = !timezone.is_empty()
+        && timezone
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | '+'))
+        && !timezone.starts_with('/')
+        && !timezone.ends_with('/');
+    if well_formed {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid time zone \"{timezone}\": write an IANA name like \"Europe/Paris\" or \"UTC\""
+        ))
+    }
+}
+
+/// The longest `unique_for`: RabbitMQ's message TTL is a 32-bit count of
+/// milliseconds, and a lock longer than its 24 days is a lock for ever in
+/// practice.
+const MAX_UNIQUE_FOR_MILLIS: u64 = u32::MAX as u64;
+
+/// Whether a lock may last `millis`.
+fn check_unique_for(millis: u64) -> Result<u64, String> {
+    if millis < 1000 {
+        return Err("`unique_for` must be at least 1s".into());
+    }
+    if millis > MAX_UNIQUE_FOR_MILLIS {
+        return Err("`unique_for` can be at most 49days (RabbitMQ's longest message TTL)".into());
+    }
+    Ok(millis)
+}
+
+/// Reads a priority key's value: a `u8`, as AMQP's `priority` property is.
+fn parse_priority(key: &str, lit: &syn::LitInt) -> Result<u8, String> {
+    if lit.base10_digits().starts_with('-') {
+        return Err(format!("`{key}` cannot be negative"));
+    }
+    if !matches!(lit.suffix(), "" | "u8") {
+        return Err(format!(
+            "`{key}` is a u8; write the number without a suffix, like #[job({key} = 5)]"
+        ));
+    }
+    lit.base10_parse::<u8>()
+        .map_err(|_| format!("`{key}` can be at most 255 (RabbitMQ's highest priority)"))
+}
+
+/// Whether a queue of `queue_type` can take priorities up to `max`.
+pub(crate) fn check_max_priority(max: u8, queue_type: QueueType) -> Result<(), String> {
+    if max == 0 {
+        return Err("`max_priority` must be at least 1; leave it out for a queue without priorities".into());
+    }
+    if queue_type == QueueType::Quorum {
+        // Quorum queues have no `x-max-priority`: before RabbitMQ 3.12 they
+        // ignore priorities, from 3.12 they know two (normal and high).
+        return Err(
+            "a quorum queue cannot take `max_priority`: RabbitMQ supports x-max-priority \
+                    only on classic queues; use queue_type = \"classic\""
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// Whether a job's default `priority` fits the queue's `max_priority`.
+pub(crate) fn check_priority(priority: u8, max: Option<u8>) -> Result<(), String> {
+    match max {
+        None => Err(format!(
+            "`priority` needs a queue that takes priorities: add #[job(max_priority = N)] with N >= {priority} \
+             (to every job of the queue)"
+        )),
+        Some(max) if priority > max => Err(format!(
+            "`priority` {priority} is above the queue's `max_priority` {max}; RabbitMQ would treat it as {max}"
+        )),
+        Some(_) => Ok(()),
     }
 }
 
@@ -314,6 +482,77 @@ mod tests {
         );
         assert!(parse_queue_type("stream").unwrap_err().contains("cannot be a stream"));
         assert!(parse_queue_type("").unwrap_err().starts_with("unknown queue type \"\""));
+    }
+
+    #[test]
+    fn cron_expressions_and_time_zones() {
+        assert_eq!(check_cron("0 */5 * * * *"), Ok(()));
+        assert_eq!(check_cron("*/5 * * * *"), Ok(()));
+        assert_eq!(check_cron("* * * * * *"), Ok(()));
+        assert!(
+            check_cron("every minute")
+                .unwrap_err()
+                .starts_with("invalid cron expression \"every minute\"")
+        );
+        assert!(check_cron("61 * * * *").is_err());
+        assert_eq!(check_timezone("Europe/Paris"), Ok(()));
+        assert_eq!(check_timezone("UTC"), Ok(()));
+        assert_eq!(check_timezone("America/Argentina/Buenos_Aires"), Ok(()));
+        assert!(check_timezone("Paris, France").is_err());
+        assert!(check_timezone("").is_err());
+    }
+
+    #[test]
+    fn unique_for() {
+        assert_eq!(
+            parse_duration("unique_for", "10m").and_then(check_unique_for),
+            Ok(600_000)
+        );
+        assert!(check_unique_for(999).unwrap_err().contains("at least 1s"));
+        assert!(
+            check_unique_for(u64::from(u32::MAX) + 1)
+                .unwrap_err()
+                .contains("at most")
+        );
+    }
+
+    #[test]
+    fn priorities() {
+        assert_eq!(check_priority(3, Some(10)), Ok(()));
+        assert_eq!(check_priority(10, Some(10)), Ok(()));
+        assert!(
+            check_priority(11, Some(10))
+                .unwrap_err()
+                .contains("above the queue's `max_priority` 10")
+        );
+        assert!(
+            check_priority(1, None)
+                .unwrap_err()
+                .contains("add #[job(max_priority = N)]")
+        );
+        assert_eq!(check_max_priority(10, QueueType::Classic), Ok(()));
+        assert!(
+            check_max_priority(0, QueueType::Classic)
+                .unwrap_err()
+                .contains("at least 1")
+        );
+        assert!(
+            check_max_priority(5, QueueType::Quorum)
+                .unwrap_err()
+                .contains("quorum queue")
+        );
+        let lit = |text: &str| syn::LitInt::new(text, proc_macro2::Span::call_site());
+        assert_eq!(parse_priority("priority", &lit("7")), Ok(7));
+        assert!(
+            parse_priority("priority", &lit("256"))
+                .unwrap_err()
+                .contains("at most 255")
+        );
+        assert!(
+            parse_priority("priority", &lit("5u32"))
+                .unwrap_err()
+                .contains("is a u8")
+        );
     }
 
     #[test]

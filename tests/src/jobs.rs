@@ -246,3 +246,70 @@ impl Handler for QuorumRecord {
         Ok(())
     }
 }
+
+/// Prints `ranked seq=<n>` when it starts; with a `gate`, then waits until
+/// that file exists (at most a minute). On a queue of its own that takes
+/// priorities up to 10, so that the other queues stay argument-free.
+#[derive(Debug, Clone, Serialize, Deserialize, Job)]
+#[job(queue = "ranked", max_priority = 10, retries = 0)]
+pub struct Ranked {
+    pub seq: u32,
+    pub gate: Option<String>,
+}
+
+impl Handler for Ranked {
+    async fn perform(self, _ctx: &JobContext) -> Result<(), JobError> {
+        println!("ranked seq={}", self.seq);
+        if let Some(gate) = self.gate {
+            let opened = async {
+                while !std::path::Path::new(&gate).exists() {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(60), opened).await;
+        }
+        Ok(())
+    }
+}
+
+/// A job of the `ranked` queue that is urgent unless the enqueue says
+/// otherwise (`#[job(priority = 9)]`); prints `escalated seq=<n>`.
+#[derive(Debug, Clone, Serialize, Deserialize, Job)]
+#[job(queue = "ranked", max_priority = 10, priority = 9, retries = 0)]
+pub struct Escalated {
+    pub seq: u32,
+}
+
+impl Handler for Escalated {
+    async fn perform(self, _ctx: &JobContext) -> Result<(), JobError> {
+        println!("ranked seq={}", self.seq);
+        Ok(())
+    }
+}
+
+/// Prints `unique seq=<n>`. Unique per key for a minute, on a queue of its
+/// own.
+#[derive(Debug, Clone, Serialize, Deserialize, Job)]
+#[job(queue = "unique", unique_for = "1m", retries = 0)]
+pub struct Once {
+    pub seq: u32,
+}
+
+impl Handler for Once {
+    async fn perform(self, _ctx: &JobContext) -> Result<(), JobError> {
+        println!("unique seq={}", self.seq);
+        Ok(())
+    }
+}
+
+/// A job allowed to run for an hour, past RabbitMQ's default 30-minute
+/// consumer timeout, on a queue of its own.
+#[derive(Debug, Clone, Serialize, Deserialize, Job)]
+#[job(queue = "long", timeout = "1h")]
+pub struct Export;
+
+impl Handler for Export {
+    async fn perform(self, _ctx: &JobContext) -> Result<(), JobError> {
+        Ok(())
+    }
+}

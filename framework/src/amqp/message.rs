@@ -387,7 +387,18 @@ fn carried_properties(original: &BasicProperties, id: JobId, headers: FieldTable
     if let Some(app_id) = original.app_id() {
         properties = properties.with_app_id(app_id.clone());
     }
+    // A retried or delayed urgent job stays urgent.
+    if let Some(priority) = original.priority() {
+        properties = properties.with_priority(*priority);
+    }
     properties
+}
+
+/// `properties` with the text header `name` set to `value`.
+pub(crate) fn with_header(properties: BasicProperties, name: &str, value: &str) -> BasicProperties {
+    let mut headers = properties.headers().clone().unwrap_or_default();
+    headers.insert(name.into(), long_string(value));
+    properties.with_headers(headers)
 }
 
 /// The job name (`type` property), if the message has one.
@@ -606,6 +617,18 @@ mod tests {
         assert_eq!(header(&dead, FIRST_FAILURE_AT).cloned(), first_failure);
         assert!(eta(&dead).is_none(), "a dead letter is not due anywhere");
         assert!(header(&dead, LAST_ERROR).is_none(), "the error is in warren-dead-error");
+    }
+
+    #[test]
+    fn an_urgent_job_stays_urgent_when_retried_delayed_or_dead_lettered() {
+        let id = JobId::new();
+        let urgent = job_properties("page_oncall", id, BodyFormat::Json).with_priority(9);
+        let due = SystemTime::now() + Duration::from_secs(10);
+        assert_eq!(*retry_properties(&urgent, id, 2, "busy", due).priority(), Some(9));
+        let dead = dead_letter_properties(&urgent, id, "q", DeadReason::Failed, "gave up", "a.1");
+        assert_eq!(*dead.priority(), Some(9), "so that `dead retry` keeps it");
+        let plain = job_properties("resize_image", id, BodyFormat::Json);
+        assert_eq!(*retry_properties(&plain, id, 2, "busy", due).priority(), None);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub(crate) mod hold;
 pub(crate) mod message;
 pub(crate) mod session;
 pub(crate) mod topology;
+pub(crate) mod unique;
 
 use lapin::types::ShortString;
 

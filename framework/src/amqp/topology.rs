@@ -15,6 +15,7 @@ use lapin::{Connection, ErrorKind};
 
 use crate::amqp::hold;
 use crate::error::AmqpError;
+use crate::job::QueueShape;
 use crate::{Error, QueueType};
 
 /// The dead-letter queue of `queue`: jobs that failed for good.
@@ -33,14 +34,18 @@ pub(crate) struct QueueSpec {
 }
 
 impl QueueSpec {
-    /// The job queue `name` (a full name) of kind `queue_type`.
+    /// The job queue `name` (a full name) of shape `shape`.
     ///
     /// Classic: durable with no arguments, so that any AMQP client declaring
-    /// it `durable: true` (as the RabbitMQ tutorials do) agrees. Quorum: with
-    /// the delivery limit and dead-lettering to its dead-letter queue.
-    pub(crate) fn job(name: &str, queue_type: QueueType) -> Self {
+    /// it `durable: true` (as the RabbitMQ tutorials do) agrees, unless its
+    /// jobs opt in to priorities (`x-max-priority`). Quorum: with the
+    /// delivery limit and dead-lettering to its dead-letter queue.
+    pub(crate) fn job(name: &str, shape: QueueShape) -> Self {
         let mut arguments = FieldTable::default();
-        if queue_type == QueueType::Quorum {
+        if let Some(max) = shape.max_priority {
+            arguments.insert("x-max-priority".into(), AMQPValue::ShortShortUInt(max));
+        }
+        if shape.queue_type == QueueType::Quorum {
             arguments.insert("x-queue-type".into(), text(QueueType::Quorum.as_str()));
             arguments.insert(
                 "x-delivery-limit".into(),
@@ -84,18 +89,18 @@ impl QueueSpec {
 /// queue, and for quorum first its dead-letter queue, since RabbitMQ drops
 /// what it dead-letters to a queue that does not exist. (A classic queue
 /// has no dead-lettering of its own; its workers declare `q.dead`.)
-pub(crate) fn publisher_queues(queue: &str, queue_type: QueueType) -> Vec<QueueSpec> {
-    match queue_type {
-        QueueType::Quorum => vec![QueueSpec::dead(queue, queue_type), QueueSpec::job(queue, queue_type)],
-        QueueType::Classic => vec![QueueSpec::job(queue, queue_type)],
+pub(crate) fn publisher_queues(queue: &str, shape: QueueShape) -> Vec<QueueSpec> {
+    match shape.queue_type {
+        QueueType::Quorum => vec![QueueSpec::dead(queue, shape.queue_type), QueueSpec::job(queue, shape)],
+        QueueType::Classic => vec![QueueSpec::job(queue, shape)],
     }
 }
 
 /// What a worker consuming the job queue `queue` (a full name) declares:
 /// its dead-letter queue and the queue.
 #[cfg(feature = "worker")]
-pub(crate) fn worker_queues(queue: &str, queue_type: QueueType) -> [QueueSpec; 2] {
-    [QueueSpec::dead(queue, queue_type), QueueSpec::job(queue, queue_type)]
+pub(crate) fn worker_queues(queue: &str, shape: QueueShape) -> [QueueSpec; 2] {
+    [QueueSpec::dead(queue, shape.queue_type), QueueSpec::job(queue, shape)]
 }
 
 fn text(text: &str) -> AMQPValue {
@@ -154,6 +159,29 @@ fn declare_error(queue: &str, source: lapin::Error) -> Error {
 mod tests {
     use super::*;
 
+    fn classic() -> QueueShape {
+        QueueShape::default()
+    }
+
+    fn quorum() -> QueueShape {
+        QueueShape {
+            queue_type: QueueType::Quorum,
+            max_priority: None,
+        }
+    }
+
+    #[test]
+    fn only_queues_whose_jobs_opt_in_take_priorities() {
+        let shape = QueueShape {
+            queue_type: QueueType::Classic,
+            max_priority: Some(10),
+        };
+        let [dead, job] = worker_queues("prod-urgent", shape);
+        assert_eq!(arguments(&job), [("x-max-priority", &AMQPValue::ShortShortUInt(10))]);
+        assert!(dead.arguments.inner().is_empty(), "dead letters are not ordered");
+        assert!(worker_queues("task_queue", classic())[1].arguments.inner().is_empty());
+    }
+
     fn arguments(spec: &QueueSpec) -> Vec<(&str, &AMQPValue)> {
         spec.arguments
             .inner()
@@ -164,7 +192,7 @@ mod tests {
 
     #[test]
     fn classic_queues_are_declared_with_no_arguments() {
-        let queues = worker_queues("prod-images", QueueType::Classic);
+        let queues = worker_queues("prod-images", classic());
         assert_eq!(queues[0].name, "prod-images.dead");
         assert_eq!(queues[1].name, "prod-images");
         assert!(
@@ -172,7 +200,7 @@ mod tests {
                 .iter()
                 .all(|queue| queue.arguments.inner().is_empty() && !queue.expires)
         );
-        let published: Vec<String> = publisher_queues("prod-images", QueueType::Classic)
+        let published: Vec<String> = publisher_queues("prod-images", classic())
             .into_iter()
             .map(|queue| queue.name)
             .collect();
@@ -181,7 +209,7 @@ mod tests {
 
     #[test]
     fn quorum_queues_have_a_delivery_limit_and_dead_letter_to_their_dead_letter_queue() {
-        let [dead, job] = worker_queues("prod-payments", QueueType::Quorum);
+        let [dead, job] = worker_queues("prod-payments", quorum());
         assert_eq!(
             arguments(&job),
             [
@@ -193,7 +221,7 @@ mod tests {
         );
         assert_eq!(dead.name, "prod-payments.dead");
         assert_eq!(arguments(&dead), [("x-queue-type", &text("quorum"))]);
-        let published: Vec<String> = publisher_queues("prod-payments", QueueType::Quorum)
+        let published: Vec<String> = publisher_queues("prod-payments", quorum())
             .into_iter()
             .map(|queue| queue.name)
             .collect();

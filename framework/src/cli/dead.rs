@@ -20,7 +20,8 @@ use crate::amqp::connect::TlsFiles;
 use crate::amqp::message;
 use crate::amqp::topology;
 use crate::cli::output;
-use crate::{Client, Error, JobId, QueueType, Registry};
+use crate::job::QueueShape;
+use crate::{Client, Error, JobId, Registry};
 
 /// Error texts in `dead list` are cut to this many characters.
 const MAX_ERROR_CHARS: usize = 80;
@@ -412,9 +413,9 @@ async fn move_back(
             warn!(job.id = %id, queue = %dead_queue, "the dead letter names its own dead-letter queue as its origin; left in place");
             continue;
         }
-        let queue_type = job_queue_type(client, registry, &queue);
+        let shape = job_queue_shape(client, registry, &queue);
         if let Err(source) = client
-            .publish_declared(&queue, queue_type, &delivery.data, retry_properties(properties))
+            .publish_declared(&queue, shape, &delivery.data, retry_properties(properties))
             .await
         {
             return Err(DeadError::Publish {
@@ -558,11 +559,11 @@ fn origin_queue(dead_queue: &str, properties: &BasicProperties) -> String {
         })
 }
 
-/// The kind of the job queue `full` (a full name): as the registered jobs
+/// The shape of the job queue `full` (a full name): as the registered jobs
 /// of that queue declare it.
-fn job_queue_type(client: &Client, registry: &Registry, full: &str) -> QueueType {
+fn job_queue_shape(client: &Client, registry: &Registry, full: &str) -> QueueShape {
     full.strip_prefix(client.queue_prefix())
-        .map_or(QueueType::Classic, |queue| registry.queue_type(queue))
+        .map_or_else(QueueShape::default, |queue| registry.queue_shape(queue))
 }
 
 /// Whether a header records a failure rather than the job: dropped when the

@@ -59,9 +59,10 @@ pub(crate) mod dead;
 mod exit;
 pub(crate) mod generated;
 mod output;
+mod schedule;
 
 use std::future::Future;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -188,6 +189,14 @@ enum Commands {
         /// Retries after a failure, instead of the job's own.
         #[arg(long)]
         retries: Option<u32>,
+        /// Run it before waiting jobs of lower priority (0-255; its queue
+        /// must take priorities, see `jobs`), instead of the job's own.
+        #[arg(long)]
+        priority: Option<u8>,
+        /// The key of a unique job (see `jobs`): if a job of this name and
+        /// key is already pending or running, print its id instead.
+        #[arg(long)]
+        unique_key: Option<String>,
     },
     /// List the registered job types and their options.
     Jobs,
@@ -195,6 +204,11 @@ enum Commands {
     Dead {
         #[command(subcommand)]
         command: DeadCommand,
+    },
+    /// List, pause or resume the periodic jobs (`#[job(cron = "...")]`).
+    Schedule {
+        #[command(subcommand)]
+        command: schedule::ScheduleCommand,
     },
 }
 
@@ -341,6 +355,8 @@ where
             json,
             delay,
             retries,
+            priority,
+            unique_key,
         } => {
             let mut options = EnqueueOptions::new();
             if let Some(delay) = delay {
@@ -349,12 +365,28 @@ where
             if let Some(retries) = retries {
                 options = options.retries(retries);
             }
+            if let Some(priority) = priority {
+                options = options.priority(priority);
+            }
+            if let Some(key) = unique_key {
+                options = options.unique_key(key);
+            }
             enqueue(url, &tls, prefix, &registry, &job, &json, &options).await
         }
         Commands::Dead { command } => match dead::run(url, &tls, prefix, &registry, command).await {
             Ok(()) => Ok(ExitCode::SUCCESS),
             Err(error @ DeadError::Unconfirmed) => Err(Failure::usage(error)),
             Err(DeadError::Broker(error)) => Err(Failure::connect(error)),
+            Err(error) => Err(Failure::failed(error)),
+        },
+        Commands::Schedule { command } => match schedule::run(url, &tls, prefix, &registry, command).await {
+            Ok(lines) => {
+                for line in lines {
+                    output::line(line).map_err(|error| Failure::failed(format!("could not write: {error}")))?;
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(schedule::ScheduleError::Broker(error)) => Err(Failure::connect(error)),
             Err(error) => Err(Failure::failed(error)),
         },
         Commands::Work(args) => {
@@ -462,14 +494,24 @@ fn list_jobs(registry: &Registry) -> Result<ExitCode, Failure> {
 fn write_jobs(registry: &Registry, out: &mut impl std::io::Write) -> std::io::Result<()> {
     writeln!(
         out,
-        "{:<24} {:<20} {:<10} {:<6} {:<10} {:<8} {:<8} {:<14} TYPE",
-        "NAME", "QUEUE", "QUEUE TYPE", "FORMAT", "TIMEOUT", "RETRIES", "BACKOFF", "QUEUE DEFAULT"
+        "{:<24} {:<20} {:<10} {:<6} {:<10} {:<8} {:<8} {:<14} {:<9} {:<10} {:<32} TYPE",
+        "NAME",
+        "QUEUE",
+        "QUEUE TYPE",
+        "FORMAT",
+        "TIMEOUT",
+        "RETRIES",
+        "BACKOFF",
+        "QUEUE DEFAULT",
+        "PRIORITY",
+        "UNIQUE FOR",
+        "SCHEDULE"
     )?;
     for job in registry.jobs() {
         let options = job.options;
         writeln!(
             out,
-            "{:<24} {:<20} {:<10} {:<6} {:<10} {:<8} {:<8} {:<14} {}",
+            "{:<24} {:<20} {:<10} {:<6} {:<10} {:<8} {:<8} {:<14} {:<9} {:<10} {:<32} {}",
             job.name,
             job.queue,
             options.queue_type.as_str(),
@@ -478,10 +520,28 @@ fn write_jobs(registry: &Registry, out: &mut impl std::io::Write) -> std::io::Re
             options.effective_retries(),
             Written(options.effective_backoff()).to_string(),
             if options.queue_default { "yes" } else { "no" },
+            priority_column(&options),
+            options
+                .unique_for
+                .map_or_else(|| "-".to_owned(), |d| Written(d).to_string()),
+            options.cron.map_or_else(
+                || "-".to_owned(),
+                |cron| format!("{cron} ({})", options.timezone.unwrap_or("UTC"))
+            ),
             job.type_name,
         )?;
     }
     Ok(())
+}
+
+/// The `jobs` listing's priority: the job's own out of what its queue
+/// takes (`3/10`, `-/10` for none of its own), `-` on a queue without.
+fn priority_column(options: &crate::JobOptions) -> String {
+    match (options.priority, options.max_priority) {
+        (_, None) => "-".to_owned(),
+        (Some(priority), Some(max)) => format!("{priority}/{max}"),
+        (None, Some(max)) => format!("-/{max}"),
+    }
 }
 
 async fn enqueue(
@@ -512,7 +572,19 @@ async fn enqueue(
         .publish_job(job.name, job.queue, &job.options, &body, options)
         .await;
     client.close().await;
-    let id = result.map_err(Failure::failed)?;
+    let id = match result {
+        Ok(id) => id,
+        // Not a failure: the work is on its way. The id goes where an
+        // enqueued job's would, so scripts read it either way.
+        Err(crate::Error::Duplicate { existing, .. }) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "note: job `{name}` with this unique key is already enqueued as {existing}; not enqueued again"
+            );
+            existing
+        }
+        Err(error) => return Err(Failure::failed(error)),
+    };
     output::line(id)
         .map_err(|error| Failure::failed(format!("enqueued job {id}, but could not print its id: {error}")))?;
     Ok(ExitCode::SUCCESS)

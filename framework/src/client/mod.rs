@@ -16,6 +16,7 @@ use tokio::time::Instant as Deadline;
 
 pub(crate) mod memory;
 mod options;
+mod unique_lock;
 
 pub use options::EnqueueOptions;
 
@@ -24,9 +25,11 @@ use crate::amqp::connect::{Endpoint, TlsFiles};
 use crate::amqp::session::Session;
 use crate::amqp::session::{self, Sessions};
 use crate::amqp::topology::{self, QueueSpec};
+use crate::amqp::unique::{self, Lock};
 use crate::amqp::{hold, message, short};
+use crate::job::QueueShape;
 use crate::job::codec;
-use crate::{EnqueueError, Error, Job, JobId, JobOptions, QueueType, Registry};
+use crate::{EnqueueError, Error, Job, JobId, JobOptions, Registry};
 use memory::Memory;
 
 /// Publishes jobs to RabbitMQ.
@@ -34,7 +37,7 @@ use memory::Memory;
 /// Cheap to clone and safe to share: clones use one connection and one
 /// confirm-mode channel, and concurrent enqueues are pipelined on it, each
 /// waiting only for its own confirm. Each queue is declared (durable, of the
-/// job's [`QueueType`]) once.
+/// job's [`QueueType`](crate::QueueType)) once.
 ///
 /// When the connection dies (a broker restart, a network cut), the client
 /// reconnects and publishes again, for up to the recovery timeout (30 s by
@@ -190,7 +193,7 @@ impl Client {
 
     /// When an operation starting now must be done: the recovery timeout
     /// from now (an in-memory client never waits).
-    fn deadline(&self) -> Deadline {
+    pub(crate) fn deadline(&self) -> Deadline {
         match &self.inner.backend {
             Backend::Amqp(amqp) => amqp.sessions.deadline(),
             Backend::Memory(_) => Deadline::now(),
@@ -320,7 +323,7 @@ impl Client {
     ) -> Result<Vec<JobId>, EnqueueError<Vec<J>>> {
         let jobs: Vec<J> = jobs.into_iter().collect();
         let declared = self
-            .declare_job_queue(&self.queue_name(J::QUEUE), J::OPTIONS.queue_type, self.deadline())
+            .declare_job_queue(&self.queue_name(J::QUEUE), QueueShape::of(&J::OPTIONS), self.deadline())
             .await;
         if let Err(error) = declared {
             return Err(EnqueueError::new(jobs, error));
@@ -367,28 +370,71 @@ impl Client {
         let now = SystemTime::now();
         let eta = options.eta_from(now)?;
         let id = options.id();
-        let properties = options.apply(message::job_properties(name, id, job.format), eta);
+        let mut properties = options.apply(message::job_properties(name, id, job.format), eta);
+        if let Some(priority) = options.priority_for(name, queue, job)? {
+            properties = properties.with_priority(priority);
+        }
+        let lock = match (job.unique_for, options.unique_key_hash()) {
+            (Some(unique_for), key) => {
+                let key = key.unwrap_or_else(|| unique::key_hash(body));
+                Some(Lock::new(&self.queue_name(queue), name, key, unique_for))
+            }
+            (None, Some(_)) => return Err(Error::NotUnique { job: name.to_owned() }),
+            (None, None) => None,
+        };
+        if let Some(lock) = &lock {
+            self.acquire(lock, name, id, self.deadline()).await?;
+            properties = message::with_header(properties, unique::LOCK_HEADER, &lock.queue);
+        }
+        let published = self.publish_job_message(queue, job, body, properties, eta, now).await;
+        if let (Some(lock), Err(error)) = (&lock, &published) {
+            // Not stored: the key is free again. (Perhaps stored: the lock
+            // stays, as the job may run.)
+            if !matches!(error, Error::OutcomeUnknown { .. }) {
+                let _ = self.release(lock, id).await;
+            }
+        }
+        published.map(|()| id)
+    }
+
+    /// Publishes a job's message to `queue` (unprefixed), or to a hold
+    /// queue when it is due at `eta`.
+    async fn publish_job_message(
+        &self,
+        queue: &str,
+        job: &JobOptions,
+        body: &[u8],
+        properties: BasicProperties,
+        eta: Option<SystemTime>,
+        now: SystemTime,
+    ) -> Result<(), Error> {
         let full = self.queue_name(queue);
         if let Backend::Memory(memory) = &self.inner.backend {
             // The delay exactly as asked, for tests that assert on it.
             let due_in = eta.map_or(Duration::ZERO, |eta| eta.duration_since(now).unwrap_or_default());
             memory.publish(&full, body, properties, due_in);
-            return Ok(id);
+            return Ok(());
         }
         match eta {
-            Some(eta) => self.publish_held(&full, job.queue_type, body, properties, eta).await?,
-            None => self.publish_declared(&full, job.queue_type, body, properties).await?,
+            Some(eta) => {
+                self.publish_held(&full, QueueShape::of(job), body, properties, eta)
+                    .await?
+            }
+            None => {
+                self.publish_declared(&full, QueueShape::of(job), body, properties)
+                    .await?
+            }
         }
-        Ok(id)
+        Ok(())
     }
 
     /// Publishes a job due at `eta` to the hold queue of `queue` (a full
-    /// name, of kind `queue_type`) that returns it to `queue` when it is
+    /// name, of shape `shape`) that returns it to `queue` when it is
     /// due, or (nearly) then; straight to `queue` if it is due already.
     pub(crate) async fn publish_held(
         &self,
         queue: &str,
-        queue_type: QueueType,
+        shape: QueueShape,
         body: &[u8],
         properties: BasicProperties,
         eta: SystemTime,
@@ -401,7 +447,7 @@ impl Client {
         // The hold queue drops what it returns to a queue that does not
         // exist, so the job queue is declared as well.
         let deadline = self.deadline();
-        self.declare_job_queue(queue, queue_type, deadline).await?;
+        self.declare_job_queue(queue, shape, deadline).await?;
         if remaining.is_zero() {
             return self.publish(queue, body, properties, deadline).await;
         }
@@ -489,49 +535,49 @@ impl Client {
         }
     }
 
-    /// Declares the job queue `full` (a full name) of kind `queue_type`
+    /// Declares the job queue `full` (a full name) of shape `shape`
     /// unless this client already has, then publishes to it and waits for
     /// the confirm.
     pub(crate) async fn publish_declared(
         &self,
         full: &str,
-        queue_type: QueueType,
+        shape: QueueShape,
         body: &[u8],
         properties: BasicProperties,
     ) -> Result<(), Error> {
         let deadline = self.deadline();
-        self.declare_job_queue(full, queue_type, deadline).await?;
+        self.declare_job_queue(full, shape, deadline).await?;
         self.publish(full, body, properties, deadline).await
     }
 
     /// Publishes a dead letter to the dead-letter queue of the job queue
-    /// `queue` (a full name) of kind `queue_type`, declaring it first unless
+    /// `queue` (a full name) of shape `shape`, declaring it first unless
     /// this client already has, and waits for the confirm.
     #[cfg(feature = "worker")]
     pub(crate) async fn publish_dead_letter(
         &self,
         queue: &str,
-        queue_type: QueueType,
+        shape: QueueShape,
         body: &[u8],
         properties: BasicProperties,
     ) -> Result<(), Error> {
         let deadline = self.deadline();
-        let dead = QueueSpec::dead(queue, queue_type);
+        let dead = QueueSpec::dead(queue, shape.queue_type);
         self.declare_once(&dead, deadline).await?;
         self.publish(&dead.name, body, properties, deadline).await
     }
 
-    /// Declares the job queue `full` (a full name) of kind `queue_type`, and
+    /// Declares the job queue `full` (a full name) of shape `shape`, and
     /// what it needs first (see [`topology::publisher_queues`]), unless this
     /// client already has.
-    async fn declare_job_queue(&self, full: &str, queue_type: QueueType, deadline: Deadline) -> Result<(), Error> {
+    async fn declare_job_queue(&self, full: &str, shape: QueueShape, deadline: Deadline) -> Result<(), Error> {
         // Every enqueue passes here: once the job queue, declared last, is
         // declared in this session, so is everything before it, and the
         // specs need not be built again.
         if self.declared_in_this_session(full) {
             return Ok(());
         }
-        for queue in topology::publisher_queues(full, queue_type) {
+        for queue in topology::publisher_queues(full, shape) {
             self.declare_once(&queue, deadline).await?;
         }
         Ok(())

@@ -7,10 +7,10 @@ use lapin::types::AMQPValue;
 
 use crate::amqp::hold;
 use crate::amqp::message;
-use crate::{Error, JobId};
+use crate::{Error, JobId, JobOptions};
 
 /// Options of one enqueue, for [`Client::enqueue_with`](crate::Client::enqueue_with):
-/// a delay, and retry settings that override the job's `#[job(...)]`.
+/// a delay, a priority, and retry settings that override the job's `#[job(...)]`.
 ///
 /// ```
 /// use std::time::Duration;
@@ -28,6 +28,8 @@ pub struct EnqueueOptions {
     retries: Option<u32>,
     backoff: Option<Duration>,
     job_id: Option<JobId>,
+    priority: Option<u8>,
+    unique_key: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -69,6 +71,48 @@ impl EnqueueOptions {
     pub fn backoff(mut self, backoff: Duration) -> Self {
         self.backoff = Some(backoff);
         self
+    }
+
+    /// Run before the waiting jobs of lower priority on its queue, whatever
+    /// the job's `#[job(priority)]` says. The queue must take priorities
+    /// (its jobs set `#[job(max_priority = N)]`, at least `priority`);
+    /// otherwise the enqueue fails with [`Error::PriorityNotTaken`].
+    pub fn priority(mut self, priority: u8) -> Self {
+        self.priority = Some(priority);
+        self
+    }
+
+    /// The priority the message carries, if any: the enqueue's, else the
+    /// job's; refused when the job's queue does not take it.
+    pub(crate) fn priority_for(&self, name: &str, queue: &str, job: &JobOptions) -> Result<Option<u8>, Error> {
+        let Some(priority) = self.priority.or(job.priority) else {
+            return Ok(None);
+        };
+        match job.max_priority {
+            Some(max) if priority <= max => Ok(Some(priority)),
+            max => Err(Error::PriorityNotTaken {
+                job: name.to_owned(),
+                queue: queue.to_owned(),
+                priority,
+                max,
+            }),
+        }
+    }
+
+    /// The key of a unique job (`#[job(unique_for = "...")]`): while a job
+    /// of the same name and key is pending, delayed or running, this
+    /// enqueue is refused with its id ([`Error::Duplicate`],
+    /// [`EnqueueError::duplicate_of`](crate::EnqueueError::duplicate_of)).
+    /// Without a key, a unique job's key is its arguments. Only a hash of
+    /// the key is kept.
+    pub fn unique_key(mut self, key: impl AsRef<[u8]>) -> Self {
+        self.unique_key = Some(crate::amqp::unique::key_hash(key.as_ref()));
+        self
+    }
+
+    /// The hash of the unique key given, if any.
+    pub(crate) fn unique_key_hash(&self) -> Option<u64> {
+        self.unique_key
     }
 
     /// Publish the job under this id rather than a new one: to enqueue again
@@ -127,6 +171,29 @@ impl EnqueueOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_priority_needs_a_queue_that_takes_it() {
+        let plain = JobOptions::new();
+        let urgent = JobOptions::new().with_max_priority(5).with_priority(2);
+        assert_eq!(EnqueueOptions::new().priority_for("a", "q", &plain).unwrap(), None);
+        assert_eq!(EnqueueOptions::new().priority_for("a", "q", &urgent).unwrap(), Some(2));
+        let asked = EnqueueOptions::new().priority(5);
+        assert_eq!(asked.priority_for("a", "q", &urgent).unwrap(), Some(5));
+        let refused = asked.priority_for("a", "q", &plain).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "cannot enqueue `a` with priority 5: queue `q` takes no priorities; give its jobs #[job(max_priority = N)]"
+        );
+        let too_high = EnqueueOptions::new()
+            .priority(6)
+            .priority_for("a", "q", &urgent)
+            .unwrap_err();
+        assert_eq!(
+            too_high.to_string(),
+            "cannot enqueue `a` with priority 6: queue `q` takes priorities up to 5"
+        );
+    }
 
     #[test]
     fn delays_past_thirty_days_are_refused() {

@@ -12,8 +12,9 @@ use lapin::BasicProperties;
 use crate::DeadReason;
 use crate::amqp::hold;
 use crate::amqp::message;
+use crate::job::QueueShape;
 use crate::job::retry::RetryPolicy;
-use crate::{Client, JobContext, JobId, QueueType, Registry, State};
+use crate::{Client, JobContext, JobId, Registry, State};
 
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,11 +74,11 @@ pub(crate) struct Runner {
     pub(crate) queue: Arc<str>,
     /// The queue's full name on the broker.
     pub(crate) full_queue: Arc<str>,
-    /// The kind of queue it is, as its jobs declare it (see
+    /// What the queue is declared with, as its jobs declare it (see
     /// [`Registry::queue_type`]): its own declaration, its dead-letter
     /// queue's and every republish to it use it.
     #[cfg_attr(not(feature = "worker"), allow(dead_code, reason = "read when a worker republishes"))]
-    pub(crate) queue_type: QueueType,
+    pub(crate) shape: QueueShape,
     /// The worker's id.
     pub(crate) worker: Arc<str>,
     /// For handlers' follow-up jobs.

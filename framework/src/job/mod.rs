@@ -159,6 +159,27 @@ pub struct JobOptions {
     pub queue_default: bool,
     /// The kind of queue the job's queue is declared as.
     pub queue_type: QueueType,
+    /// The priority its messages carry unless the enqueue sets one
+    /// (`#[job(priority = N)]`); `None`: none, which RabbitMQ treats as 0.
+    pub priority: Option<u8>,
+    /// The highest priority the job's queue takes (its `x-max-priority`,
+    /// `#[job(max_priority = N)]`); `None`: the queue takes no priorities
+    /// and is declared without the argument. Every job of one queue must
+    /// say the same.
+    pub max_priority: Option<u8>,
+    /// While a job of this name and unique key is pending, delayed or
+    /// running, and at most this long, another enqueue of it is refused
+    /// with the first one's id (`#[job(unique_for = "10m")]`). The key is
+    /// [`EnqueueOptions::unique_key`](crate::EnqueueOptions::unique_key),
+    /// or else the job's arguments. `None`: not unique.
+    pub unique_for: Option<Duration>,
+    /// When the job runs by itself, with its `Default` value: a cron
+    /// expression (`#[job(cron = "0 */5 * * * *")]`, seconds optional), in
+    /// [`JobOptions::timezone`]. See the [scheduling](crate::guide::scheduling) guide.
+    pub cron: Option<&'static str>,
+    /// The time zone of [`JobOptions::cron`], an IANA name such as
+    /// `Europe/Paris`; `None`: UTC.
+    pub timezone: Option<&'static str>,
 }
 
 impl JobOptions {
@@ -185,6 +206,11 @@ impl JobOptions {
             format: BodyFormat::Json,
             queue_default: false,
             queue_type: QueueType::Classic,
+            priority: None,
+            max_priority: None,
+            unique_for: None,
+            cron: None,
+            timezone: None,
         }
     }
 
@@ -224,6 +250,36 @@ impl JobOptions {
         self
     }
 
+    /// Sets the priority its messages carry unless the enqueue sets one.
+    pub const fn with_priority(mut self, priority: u8) -> Self {
+        self.priority = Some(priority);
+        self
+    }
+
+    /// Makes the job's queue a priority queue taking priorities up to `max`.
+    pub const fn with_max_priority(mut self, max: u8) -> Self {
+        self.max_priority = Some(max);
+        self
+    }
+
+    /// Makes the job unique per key for at most `unique_for`.
+    pub const fn with_unique_for(mut self, unique_for: Duration) -> Self {
+        self.unique_for = Some(unique_for);
+        self
+    }
+
+    /// Runs the job by itself on this cron schedule.
+    pub const fn with_cron(mut self, cron: &'static str) -> Self {
+        self.cron = Some(cron);
+        self
+    }
+
+    /// Sets the time zone of the cron schedule.
+    pub const fn with_timezone(mut self, timezone: &'static str) -> Self {
+        self.timezone = Some(timezone);
+        self
+    }
+
     /// The timeout that applies: the job's own or the default.
     pub const fn effective_timeout(&self) -> Duration {
         match self.timeout {
@@ -255,6 +311,24 @@ impl Default for JobOptions {
     }
 }
 
+/// What a job queue is declared with: its kind, and whether it takes
+/// priorities. Every job of one queue agrees on it (the registry checks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub(crate) struct QueueShape {
+    pub(crate) queue_type: QueueType,
+    pub(crate) max_priority: Option<u8>,
+}
+
+impl QueueShape {
+    /// The shape of the queue of a job with these options.
+    pub(crate) const fn of(options: &JobOptions) -> Self {
+        QueueShape {
+            queue_type: options.queue_type,
+            max_priority: options.max_priority,
+        }
+    }
+}
+
 /// The unique id of one enqueued job, carried in the message's `message_id`.
 ///
 /// A UUIDv7, so ids sort by the time they were made.
@@ -266,6 +340,14 @@ impl JobId {
     /// A new, unique id.
     pub fn new() -> Self {
         JobId(uuid::Uuid::now_v7())
+    }
+
+    /// The id derived from `name`, the same in every process: a periodic
+    /// job's slot (`cron:<job>:<slot>`) has one id wherever it fires.
+    #[cfg(feature = "worker")]
+    pub(crate) fn derived(name: &str) -> Self {
+        let bytes = crate::worker::scheduler::id_bytes(name);
+        JobId(uuid::Builder::from_custom_bytes(bytes).into_uuid())
     }
 }
 

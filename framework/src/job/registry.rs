@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 
 use futures_util::future::BoxFuture;
 
+use crate::job::QueueShape;
 use crate::job::codec;
 use crate::job::contract::{BoundHandler, Contract};
 use crate::{Error, Handler, Job, JobContext, JobError, JobOptions, QueueType};
@@ -17,6 +18,9 @@ pub(crate) type Attempt = Result<BoxFuture<'static, Result<(), JobError>>, Strin
 
 /// Decodes a body and starts one attempt of a job's handler.
 pub(crate) type Start = fn(&[u8], JobContext) -> Attempt;
+
+/// Encodes a periodic job's `Default` value.
+type EncodeDefault = fn() -> Result<Vec<u8>, String>;
 
 /// One registered job type. `#[derive(Job)]` submits one per type.
 #[derive(Clone, Copy)]
@@ -32,6 +36,7 @@ pub struct Registration {
     type_id: fn() -> TypeId,
     handling: Handling,
     encode_json: fn(&str) -> Result<Vec<u8>, String>,
+    default_body: Option<EncodeDefault>,
 }
 
 /// Where a job's handler comes from.
@@ -57,7 +62,16 @@ impl Registration {
             type_id: TypeId::of::<J>,
             handling: Handling::Own(start::<J>),
             encode_json: encode_json::<J>,
+            default_body: None,
         }
+    }
+
+    /// The registration of a periodic job (`#[job(cron = "...")]`), which
+    /// the scheduler enqueues with its `Default` value.
+    #[doc(hidden)]
+    pub const fn with_default<J: Job + Default>(mut self) -> Self {
+        self.default_body = Some(default_body::<J>);
+        self
     }
 
     /// The registration of a contract job type, whose handler (if this
@@ -72,6 +86,7 @@ impl Registration {
             type_id: TypeId::of::<J>,
             handling: Handling::Unbound,
             encode_json: encode_json::<J>,
+            default_body: None,
         }
     }
 
@@ -107,6 +122,12 @@ impl Registration {
         }
     }
 
+    /// The message body of the job's `Default` value, for a periodic job.
+    #[cfg(feature = "worker")]
+    pub(crate) fn default_body(&self) -> Option<Result<Vec<u8>, String>> {
+        self.default_body.map(|body| body())
+    }
+
     /// Turns a job given as JSON (as on the command line) into its message
     /// body, checking that it decodes as the job type.
     pub(crate) fn encode_json(&self, json: &str) -> Result<Vec<u8>, String> {
@@ -117,6 +138,10 @@ impl Registration {
 fn start<J: Handler>(body: &[u8], ctx: JobContext) -> Attempt {
     let job = codec::decode::<J>(body)?;
     Ok(Box::pin(async move { job.perform(&ctx).await }))
+}
+
+fn default_body<J: Job + Default>() -> Result<Vec<u8>, String> {
+    codec::encode(&J::default()).map_err(|e| e.to_string())
 }
 
 fn encode_json<J: Job>(json: &str) -> Result<Vec<u8>, String> {
@@ -193,6 +218,25 @@ pub enum RegistryError {
         /// The kind of queue that one wants.
         second_type: QueueType,
     },
+    /// Two job types on one queue want it to take different priorities;
+    /// RabbitMQ would refuse one of the two declarations.
+    #[error(
+        "queue `{queue}` takes {} for `{first}` but {} for `{second}`; give every job of the queue the same #[job(max_priority = N)]",
+        priorities_taken(*.first_max),
+        priorities_taken(*.second_max)
+    )]
+    ConflictingMaxPriority {
+        /// The queue.
+        queue: &'static str,
+        /// One type.
+        first: &'static str,
+        /// The highest priority it wants the queue to take.
+        first_max: Option<u8>,
+        /// The other type.
+        second: &'static str,
+        /// The highest priority that one wants.
+        second_max: Option<u8>,
+    },
     /// Two handlers are bound to one contract job.
     #[error(
         "job `{name}` (`{job}`) has two handlers: `{first}` and `{second}`; keep one `warren::handler!({job} => ...)` per program"
@@ -248,6 +292,14 @@ impl RegistryError {
             name: job.name,
             job: job.type_name,
         }
+    }
+}
+
+/// How a queue's `max_priority` reads in a message.
+fn priorities_taken(max: Option<u8>) -> String {
+    match max {
+        Some(max) => format!("priorities up to {max}"),
+        None => "no priorities".to_owned(),
     }
 }
 
@@ -368,6 +420,15 @@ impl Registry {
                     second_type: registration.options.queue_type,
                 });
             }
+            if first.options.max_priority != registration.options.max_priority {
+                return Err(RegistryError::ConflictingMaxPriority {
+                    queue: registration.queue,
+                    first: first.type_name,
+                    first_max: first.options.max_priority,
+                    second: registration.type_name,
+                    second_max: registration.options.max_priority,
+                });
+            }
         }
         Ok(registry)
     }
@@ -397,6 +458,15 @@ impl Registry {
         self.type_by_queue
             .get(queue)
             .map_or(QueueType::Classic, |registration| registration.options.queue_type)
+    }
+
+    /// What `queue` (unprefixed) is declared with: as its jobs say.
+    pub(crate) fn queue_shape(&self, queue: &str) -> QueueShape {
+        self.type_by_queue
+            .get(queue)
+            .map_or_else(QueueShape::default, |registration| {
+                QueueShape::of(&registration.options)
+            })
     }
 
     /// All jobs, sorted by name.
@@ -529,6 +599,38 @@ mod tests {
         assert_eq!(registry.queue_type("payments"), QueueType::Quorum);
         assert_eq!(registry.queue_type("images"), QueueType::Classic);
         assert_eq!(registry.queue_type("elsewhere"), QueueType::Classic);
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct Page;
+
+    impl Job for Page {
+        const NAME: &'static str = "page";
+        const QUEUE: &'static str = "images";
+        const OPTIONS: JobOptions = JobOptions::new().with_max_priority(10);
+    }
+
+    impl Handler for Page {
+        async fn perform(self, _ctx: &JobContext) -> Result<(), JobError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn jobs_of_one_queue_must_agree_on_its_priorities() {
+        let error = Registry::from_registrations([
+            Registration::of::<Resize>("images::Resize"),
+            Registration::of::<Page>("alerts::Page"),
+        ])
+        .expect_err("a conflict");
+        assert_eq!(
+            error.to_string(),
+            "queue `images` takes no priorities for `images::Resize` but priorities up to 10 for \
+             `alerts::Page`; give every job of the queue the same #[job(max_priority = N)]"
+        );
+        let alone = Registry::from_registrations([Registration::of::<Page>("alerts::Page")]).expect("no conflict");
+        assert_eq!(alone.queue_shape("images").max_priority, Some(10));
+        assert_eq!(alone.queue_shape("elsewhere"), QueueShape::default());
     }
 
     #[test]

@@ -162,7 +162,7 @@ impl InMemoryBroker {
             };
             let queue: Arc<str> = Arc::from(message.queue.as_str());
             let runner = Runner {
-                queue_type: registry.queue_type(&queue),
+                shape: registry.queue_shape(&queue),
                 queue: Arc::clone(&queue),
                 full_queue: queue,
                 worker: Arc::from(WORKER),

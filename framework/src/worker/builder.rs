@@ -10,7 +10,9 @@ use tracing::warn;
 
 use crate::amqp::connect::{self, TlsFiles};
 use crate::amqp::hold;
+use crate::duration::Written;
 use crate::worker::consumer::WorkerSettings;
+use crate::worker::scheduler;
 use crate::worker::{Exit, WorkerError, WorkerHandle, run};
 use crate::{AckMode, Registry, RegistryError, State};
 
@@ -324,6 +326,9 @@ impl WorkerBuilder {
                 );
             }
         }
+        warn_of_consumer_timeout(&registry, &consumed);
+        let schedule = scheduler::entries(&registry, Some(&queues))
+            .map_err(|(job, reason)| WorkerError::InvalidSchedule { job, reason })?;
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Ok(Plan {
             url: self.url,
@@ -340,10 +345,46 @@ impl WorkerBuilder {
                 unknown_job_window: self.unknown_job_window,
             }),
             state: self.state,
+            schedule,
             handle_signals: self.handle_signals,
             io: self.io,
         })
     }
+}
+
+/// RabbitMQ's default `consumer_timeout`: how long a delivery may stay
+/// unacknowledged before the broker closes the channel that holds it.
+/// AMQP does not tell a client the broker's value, and the per-queue
+/// setting (`x-consumer-timeout`) needs RabbitMQ 3.12 (3.11.15), so a job
+/// whose timeout is longer is warned about against this default.
+pub(crate) const BROKER_CONSUMER_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// Warns, per job of the `consumed` queues, when its timeout is longer
+/// than the broker's consumer timeout: a late-acked attempt running that
+/// long has its channel closed under it, and the job runs again elsewhere.
+fn warn_of_consumer_timeout(registry: &Registry, consumed: &[&str]) {
+    for job in registry.jobs() {
+        if let Some(message) =
+            consumer_timeout_problem(job.name, job.options.effective_timeout(), consumed.contains(&job.queue))
+        {
+            warn!(job.name = job.name, queue = job.queue, "{message}");
+        }
+    }
+}
+
+/// What to say about a job of timeout `timeout`, if anything.
+fn consumer_timeout_problem(job: &str, timeout: Duration, consumed: bool) -> Option<String> {
+    (consumed && timeout > BROKER_CONSUMER_TIMEOUT).then(|| {
+        format!(
+            "job `{job}` may run for {} (its timeout), longer than RabbitMQ's consumer_timeout ({} unless \
+             the broker sets another): the broker would close the channel of an attempt still running then, \
+             and the job would run again elsewhere. Raise consumer_timeout in rabbitmq.conf above the \
+             job's timeout (RabbitMQ 3.12+ can also set it per queue with a `consumer-timeout` policy), \
+             or lower the job's #[job(timeout)]",
+            Written(timeout),
+            Written(BROKER_CONSUMER_TIMEOUT)
+        )
+    })
 }
 
 /// A worker whose options passed the checks, ready to start.
@@ -359,6 +400,8 @@ pub(crate) struct Plan {
     /// Settable until the start: the generated binary runs its setup hook
     /// after the checks, which may connect to databases in vain otherwise.
     pub(crate) state: State,
+    /// The periodic jobs of the queues it consumes, for its scheduler.
+    pub(crate) schedule: Vec<scheduler::Entry>,
     pub(crate) handle_signals: bool,
     pub(crate) io: Option<Handle>,
 }
@@ -373,6 +416,30 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::JobOptions;
+
+    #[test]
+    fn a_job_that_outlasts_the_consumer_timeout_is_named_with_both_values_and_the_fix() {
+        let hour = Duration::from_secs(3600);
+        let message = consumer_timeout_problem("nightly_export", hour, true).expect("a warning");
+        assert!(
+            message.starts_with(
+                "job `nightly_export` may run for 1h (its timeout), longer than RabbitMQ's consumer_timeout (30m"
+            ),
+            "{message}"
+        );
+        assert!(message.contains("Raise consumer_timeout in rabbitmq.conf"), "{message}");
+        assert_eq!(
+            consumer_timeout_problem("nightly_export", hour, false),
+            None,
+            "not consumed here"
+        );
+        assert_eq!(
+            consumer_timeout_problem("resize", JobOptions::DEFAULT_TIMEOUT, true),
+            None
+        );
+        assert_eq!(consumer_timeout_problem("edge", BROKER_CONSUMER_TIMEOUT, true), None);
+    }
 
     fn refusal(builder: WorkerBuilder) -> WorkerError {
         builder.plan().expect_err("refused")

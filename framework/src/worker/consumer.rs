@@ -153,7 +153,7 @@ async fn consume(
     mut drain: watch::Receiver<bool>,
 ) -> Result<usize, Stopped> {
     let queue = runner.full_queue.to_string();
-    topology::declare(&connection, &topology::worker_queues(&queue, runner.queue_type)).await?;
+    topology::declare(&connection, &topology::worker_queues(&queue, runner.shape)).await?;
     let channel = connection.create_channel().await?;
     let ack = settings.ack;
     if ack.ack_required() {
@@ -347,7 +347,7 @@ async fn settle(
             let held = || {
                 runner
                     .client
-                    .publish_held(&runner.full_queue, runner.queue_type, &delivery.data, hop.clone(), eta)
+                    .publish_held(&runner.full_queue, runner.shape, &delivery.data, hop.clone(), eta)
             };
             Box::pin(hand_over(&delivery, acks, ack.ack_required(), held)).await;
             return;
@@ -366,19 +366,16 @@ async fn settle(
                 if unacked {
                     acknowledge(&delivery, acks).await;
                 }
+                release_unique(&runner, properties, id).await;
             }
             Outcome::Retry { delay, reason, error } => {
                 warn!(reason = reason.as_str(), %error, retry_in = ?delay, "job failed; retrying it");
                 let eta = SystemTime::now() + delay;
                 let retry = &message::retry_properties(properties, id, attempt.saturating_add(1), &error, eta);
                 let held = || {
-                    runner.client.publish_held(
-                        &runner.full_queue,
-                        runner.queue_type,
-                        &delivery.data,
-                        retry.clone(),
-                        eta,
-                    )
+                    runner
+                        .client
+                        .publish_held(&runner.full_queue, runner.shape, &delivery.data, retry.clone(), eta)
                 };
                 Box::pin(hand_over(&delivery, acks, unacked, held)).await;
             }
@@ -393,13 +390,14 @@ async fn settle(
                 let publish = || {
                     runner
                         .client
-                        .publish_held(&runner.full_queue, runner.queue_type, &delivery.data, held.clone(), eta)
+                        .publish_held(&runner.full_queue, runner.shape, &delivery.data, held.clone(), eta)
                 };
                 Box::pin(hand_over(&delivery, acks, unacked, publish)).await;
             }
             Outcome::Dead { reason, error } => {
                 warn!(reason = reason.as_str(), %error, "job failed; moving it to the dead-letter queue");
                 Box::pin(bury(&delivery, acks, &runner, id, reason, &error, unacked)).await;
+                release_unique(&runner, properties, id).await;
             }
         }
     }
@@ -430,6 +428,16 @@ fn hold_unknown(properties: &BasicProperties, window: Duration) -> Option<(Syste
     Some((since, step.min(left)))
 }
 
+/// Frees the unique key a job held, once it succeeded or died. A failure
+/// leaves the lock to expire after the job's `unique_for`.
+async fn release_unique(runner: &Runner, properties: &BasicProperties, id: JobId) {
+    match runner.client.release_held(properties, id).await {
+        Ok(true) => debug!("unique key released"),
+        Ok(false) => {}
+        Err(error) => warn!(%error, "could not release the job's unique key; it expires after the job's unique_for"),
+    }
+}
+
 /// Moves a delivery's job to the dead-letter queue, with why.
 async fn bury(
     delivery: &Delivery,
@@ -445,7 +453,7 @@ async fn bury(
     let published = || {
         runner
             .client
-            .publish_dead_letter(&runner.full_queue, runner.queue_type, &delivery.data, dead.clone())
+            .publish_dead_letter(&runner.full_queue, runner.shape, &delivery.data, dead.clone())
     };
     hand_over(delivery, acks, unacked, published).await;
 }

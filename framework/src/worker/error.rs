@@ -54,6 +54,14 @@ Otherwise derive `Job` on a type, or pass --queues"
         /// The name of its longest hold queue.
         longest: String,
     },
+    /// A periodic job's schedule cannot work here (an unknown time zone).
+    #[error("periodic job `{job}` {reason}")]
+    InvalidSchedule {
+        /// The job.
+        job: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     /// An option has a value the worker cannot run with.
     #[error("{option} {reason}")]
     InvalidOption {

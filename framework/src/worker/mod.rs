@@ -8,6 +8,7 @@ mod coalesce;
 pub(crate) mod consumer;
 mod error;
 mod run;
+pub(crate) mod scheduler;
 pub(crate) mod signals;
 pub(crate) mod supervisor;
 

@@ -20,6 +20,7 @@ use crate::error::redact;
 use crate::job::attempt::Runner;
 use crate::worker::WorkerError;
 use crate::worker::builder::Plan;
+use crate::worker::scheduler;
 use crate::worker::signals::{self, Requests, Signals};
 use crate::worker::supervisor::{FIRST_WAIT, MAX_BACKOFF, Supervisor};
 use crate::{Client, Error};
@@ -173,6 +174,7 @@ async fn supervise(plan: Plan, signals: Signals, io: Handle) -> Result<Exit, Wor
         workers,
         settings,
         state,
+        schedule,
         ..
     } = plan;
     info!(state = ?state, "handlers' state");
@@ -197,7 +199,7 @@ async fn supervise(plan: Plan, signals: Signals, io: Handle) -> Result<Exit, Wor
     let mut publisher = Client::builder(&url)
         .queue_prefix(&prefix)
         .connection_name(format!("warren worker {name} (publisher)"))
-        .runtime(io);
+        .runtime(io.clone());
     if let Some(ca) = tls.ca {
         publisher = publisher.tls_ca(ca);
     }
@@ -222,7 +224,7 @@ async fn supervise(plan: Plan, signals: Signals, io: Handle) -> Result<Exit, Wor
             runners.push(Runner {
                 queue: queue.as_str().into(),
                 full_queue: client.queue_name(queue).into(),
-                queue_type: settings.registry.queue_type(queue),
+                shape: settings.registry.queue_shape(queue),
                 worker: format!("{name}.{}", runners.len() + 1).into(),
                 client: client.clone(),
                 state: state.clone(),
@@ -230,6 +232,8 @@ async fn supervise(plan: Plan, signals: Signals, io: Handle) -> Result<Exit, Wor
         }
     }
     info!(url = %redact(&url), queues = ?queues, workers, prefetch = settings.prefetch, ack = %settings.ack, "worker starting");
+    // Ends with the worker: a new leader takes over from the broker's side.
+    let scheduler = (!schedule.is_empty()).then(|| AbortOnDrop(io.spawn(scheduler::run(client.clone(), schedule))));
     let (sender, receiver) = oneshot::channel();
     actix::Actor::start(Supervisor::new(
         endpoint,
@@ -240,6 +244,7 @@ async fn supervise(plan: Plan, signals: Signals, io: Handle) -> Result<Exit, Wor
         sender,
     ));
     let exit = receiver.await.unwrap_or(Exit::Forced);
+    drop(scheduler);
     match exit {
         // The process may exit now; the broker notices the closed sockets,
         // and a stalled network must not hold the exit.
@@ -254,6 +259,15 @@ async fn supervise(plan: Plan, signals: Signals, io: Handle) -> Result<Exit, Wor
         }
     }
     Ok(exit)
+}
+
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Retries `connect` while its failures are transient, with the backoff of

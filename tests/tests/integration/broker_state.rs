@@ -113,3 +113,22 @@ async fn no_ack_consumers_are_auto_ack_and_warn_that_prefetch_does_nothing() {
         .wait_for_stderr("RabbitMQ ignores prefetch without acks", Duration::from_secs(10))
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_may_outlast_the_consumer_timeout_is_warned_about_at_start() {
+    let broker = TestBroker::new().await;
+    let worker = broker.worker(WORKER, &["work", "--queues", "long", "--workers", "1"]);
+    worker
+        .wait_for_stderr(
+            "job `export` may run for 1h (its timeout), longer than RabbitMQ's consumer_timeout (30m",
+            Duration::from_secs(10),
+        )
+        .await;
+    let quiet = broker.worker(WORKER, &["work", "--queues", "work", "--workers", "1"]);
+    broker.wait_for_consumers(&broker.queue("work"), 1).await;
+    assert!(
+        !quiet.stderr().iter().any(|line| line.contains("consumer_timeout")),
+        "only the queues a worker consumes count: {:?}",
+        quiet.stderr()
+    );
+}

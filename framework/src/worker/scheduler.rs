@@ -1,0 +1,520 @@
+//! Periodic jobs: one scheduler across every worker process, elected on
+//! RabbitMQ.
+//!
+//! Every worker that consumes the queue of a periodic job
+//! (`#[job(cron = "...")]`) stands for election: it consumes the quorum
+//! queue `warren.scheduler`, declared with `x-single-active-consumer`, at
+//! prefetch 1, and publishes a token message to it. RabbitMQ delivers only
+//! to the active consumer, which keeps one token unacknowledged for as long
+//! as it lives: holding a token is leading. When the leader's connection
+//! dies, RabbitMQ makes the next consumer active and hands it the token,
+//! within the time it takes to notice the connection is gone (at once for
+//! a killed process, a heartbeat for a cut network).
+//!
+//! The leader fires each slot of each schedule by recording the slot in
+//! `warren.schedule.<job>` (one message, the newest slot's time) and then
+//! enqueueing the job under a job id derived from `cron:<job>:<slot>`. A
+//! new leader reads the record, so a slot fires at most once across a
+//! change of leader, and the slots missed since (while no leader ran) are
+//! fired at once, up to [`MAX_CATCH_UP`] per schedule. A message in
+//! `warren.schedule.<job>.paused` pauses the schedule: its slots are
+//! recorded but not enqueued.
+
+use std::fmt;
+use std::time::Duration;
+
+use croner::Cron;
+use croner::parser::{CronParser, Seconds};
+use futures_util::StreamExt;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
+    QueueDeclareOptions, QueuePurgeOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{BasicProperties, Channel};
+use tracing::{info, warn};
+
+use crate::amqp::topology::{self, QueueSpec};
+use crate::amqp::{message, short, unique};
+use crate::{Client, EnqueueOptions, Error, JobId, JobOptions, Registry};
+
+/// The most missed slots of one schedule a new leader fires: the latest
+/// ones. A schedule every minute that had no leader for an hour runs ten
+/// times, not sixty.
+pub(crate) const MAX_CATCH_UP: usize = 10;
+
+/// The election queue, under the worker's queue prefix.
+const ELECTION_QUEUE: &str = "warren.scheduler";
+
+/// How often the leader swaps its token for a new one, well inside
+/// RabbitMQ's consumer timeout (a delivery unacknowledged for 30 minutes
+/// closes its channel).
+const TOKEN_REFRESH: Duration = Duration::from_secs(10 * 60);
+
+/// How often a scheduler checks that its channel is alive.
+const HEALTH_CHECK: Duration = Duration::from_secs(1);
+
+/// One periodic job: what to enqueue, and when.
+pub(crate) struct Entry {
+    /// The job's name.
+    pub(crate) name: &'static str,
+    queue: &'static str,
+    options: JobOptions,
+    /// The cron expression, as written.
+    pub(crate) expression: &'static str,
+    /// The time zone's name, as written (`UTC` when none).
+    pub(crate) timezone_name: &'static str,
+    timezone: TimeZone,
+    cron: Cron,
+    body: Vec<u8>,
+}
+
+impl fmt::Debug for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entry")
+            .field("name", &self.name)
+            .field("expression", &self.expression)
+            .field("timezone", &self.timezone_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The periodic jobs of `registry` whose queue is among `queues` (all of
+/// them for `None`): `Err` names a job whose schedule cannot work.
+pub(crate) fn entries(registry: &Registry, queues: Option<&[String]>) -> Result<Vec<Entry>, (&'static str, String)> {
+    let mut entries = Vec::new();
+    for job in registry.jobs() {
+        let Some(expression) = job.options.cron else { continue };
+        if queues.is_some_and(|queues| !queues.iter().any(|queue| queue == job.queue)) {
+            continue;
+        }
+        let cron = CronParser::builder()
+            .seconds(Seconds::Optional)
+            .build()
+            .parse(expression)
+            .map_err(|error| {
+                (
+                    job.name,
+                    format!("has an invalid cron expression \"{expression}\": {error}"),
+                )
+            })?;
+        let timezone_name = job.options.timezone.unwrap_or("UTC");
+        let timezone = TimeZone::get(timezone_name).map_err(|error| {
+            (
+                job.name,
+                format!("has a time zone this system does not know, \"{timezone_name}\": {error}"),
+            )
+        })?;
+        let body = match job.default_body() {
+            Some(Ok(body)) => body,
+            Some(Err(error)) => return Err((job.name, format!("cannot encode its Default value: {error}"))),
+            None => return Err((job.name, "has no Default value to enqueue".to_owned())),
+        };
+        entries.push(Entry {
+            name: job.name,
+            queue: job.queue,
+            options: job.options,
+            expression,
+            timezone_name,
+            timezone,
+            cron,
+            body,
+        });
+    }
+    Ok(entries)
+}
+
+impl Entry {
+    /// The first slot strictly after `after`.
+    pub(crate) fn next_after(&self, after: Timestamp) -> Option<Timestamp> {
+        let zoned = after.to_zoned(self.timezone.clone());
+        self.cron
+            .find_next_occurrence(&zoned, false)
+            .ok()
+            .map(|next| next.timestamp())
+    }
+
+    /// The slots after `after` up to `now` included, the latest
+    /// [`MAX_CATCH_UP`] of them, and how many older ones were left out.
+    pub(crate) fn missed(&self, after: Timestamp, now: Timestamp) -> (Vec<Timestamp>, usize) {
+        let mut missed = Vec::new();
+        let mut skipped = 0;
+        let mut slot = after;
+        while let Some(next) = self.next_after(slot).filter(|next| *next <= now) {
+            if missed.len() == MAX_CATCH_UP {
+                missed.remove(0);
+                skipped += 1;
+            }
+            missed.push(next);
+            slot = next;
+        }
+        (missed, skipped)
+    }
+
+    /// The id of the job of `slot`: the same in every process.
+    pub(crate) fn slot_id(&self, slot: Timestamp) -> JobId {
+        JobId::derived(&format!("cron:{}:{}", self.name, slot.as_second()))
+    }
+
+    /// Where the last fired slot is recorded.
+    pub(crate) fn record_queue(&self, prefix: &str) -> String {
+        format!("{prefix}warren.schedule.{}", self.name)
+    }
+
+    /// Where a message pauses the schedule.
+    pub(crate) fn paused_queue(&self, prefix: &str) -> String {
+        format!("{}.paused", self.record_queue(prefix))
+    }
+
+    /// The two queues of the schedule's state: one message each at most.
+    pub(crate) fn state_queues(&self, prefix: &str) -> [QueueSpec; 2] {
+        let single = || {
+            let mut arguments = FieldTable::default();
+            arguments.insert("x-max-length".into(), AMQPValue::LongLongInt(1));
+            arguments
+        };
+        [
+            QueueSpec {
+                name: self.record_queue(prefix),
+                arguments: single(),
+                expires: false,
+            },
+            QueueSpec {
+                name: self.paused_queue(prefix),
+                arguments: single(),
+                expires: false,
+            },
+        ]
+    }
+}
+
+/// The election queue's declaration.
+fn election_queue(prefix: &str) -> QueueSpec {
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-queue-type".into(), AMQPValue::LongString(LongString::from("quorum")));
+    arguments.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+    // Tokens are interchangeable: one waiting is enough.
+    arguments.insert("x-max-length".into(), AMQPValue::LongLongInt(1));
+    QueueSpec {
+        name: format!("{prefix}{ELECTION_QUEUE}"),
+        arguments,
+        expires: false,
+    }
+}
+
+/// The last slot recorded in `queue`, read and put back.
+pub(crate) async fn last_slot(channel: &Channel, queue: &str) -> Result<Option<Timestamp>, Error> {
+    let Some(got) = channel
+        .basic_get(short(queue)?, BasicGetOptions { no_ack: false })
+        .await?
+    else {
+        return Ok(None);
+    };
+    let slot = std::str::from_utf8(&got.delivery.data)
+        .ok()
+        .and_then(|text| text.parse::<i64>().ok())
+        .and_then(|secs| Timestamp::from_second(secs).ok());
+    channel
+        .basic_reject(got.delivery.delivery_tag, BasicRejectOptions { requeue: true })
+        .await?;
+    Ok(slot)
+}
+
+/// Whether the schedule whose paused queue is `queue` is paused.
+pub(crate) async fn paused(channel: &Channel, queue: &str) -> Result<bool, Error> {
+    let options = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    let declared = channel
+        .queue_declare(short(queue)?, options, FieldTable::default())
+        .await?;
+    Ok(declared.message_count() > 0)
+}
+
+/// Pauses (`true`) or resumes a schedule.
+pub(crate) async fn set_paused(channel: &Channel, queue: &str, pause: bool) -> Result<(), Error> {
+    if pause {
+        let properties = BasicProperties::default().with_delivery_mode(message::PERSISTENT);
+        channel
+            .basic_publish(
+                "".into(),
+                short(queue)?,
+                BasicPublishOptions::default(),
+                b"paused",
+                properties,
+            )
+            .await?
+            .await?;
+    } else {
+        channel.queue_purge(short(queue)?, QueuePurgeOptions::default()).await?;
+    }
+    Ok(())
+}
+
+/// Stands for election for as long as the worker runs, and fires the
+/// schedules while leading.
+pub(crate) async fn run(client: Client, entries: Vec<Entry>) {
+    loop {
+        match stand(&client, &entries).await {
+            Ok(()) => {}
+            Err(Term::ChannelClosed) => warn!("the scheduler's channel closed; standing for election again"),
+            Err(Term::Broker(error)) => warn!(%error, "the scheduler lost the broker; standing for election again"),
+        }
+        tokio::time::sleep(HEALTH_CHECK).await;
+    }
+}
+
+/// How a term ended.
+enum Term {
+    /// The election channel closed: the connection died, or the broker
+    /// closed the channel.
+    ChannelClosed,
+    /// An operation failed.
+    Broker(Error),
+}
+
+impl From<Error> for Term {
+    fn from(error: Error) -> Self {
+        Term::Broker(error)
+    }
+}
+
+impl From<lapin::Error> for Term {
+    fn from(error: lapin::Error) -> Self {
+        Term::Broker(error.into())
+    }
+}
+
+/// One term: waits to be elected, then leads until the channel dies.
+async fn stand(client: &Client, entries: &[Entry]) -> Result<(), Term> {
+    let Some(session) = client.session() else {
+        // An in-memory client: nothing to elect on.
+        std::future::pending::<()>().await;
+        return Ok(());
+    };
+    let prefix = client.queue_prefix();
+    let election = election_queue(prefix);
+    let mut queues = vec![election.clone()];
+    queues.extend(entries.iter().flat_map(|entry| entry.state_queues(prefix)));
+    topology::declare(&session.connection, &queues).await?;
+    let channel = session.connection.create_channel().await?;
+    let election = short(&election.name)?;
+    publish_token(&channel, &election).await?;
+    channel.basic_qos(1, BasicQosOptions::default()).await?;
+    let mut consumer = channel
+        .basic_consume(
+            election.clone(),
+            "warren-scheduler".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    info!("scheduler standing for election");
+    let mut health = tokio::time::interval(HEALTH_CHECK);
+    let lost = || Term::ChannelClosed;
+    let mut token = loop {
+        tokio::select! {
+            delivery = consumer.next() => match delivery {
+                Some(Ok(delivery)) => break delivery,
+                Some(Err(error)) => return Err(error.into()),
+                None => return Err(lost()),
+            },
+            _ = health.tick() => if !channel.status().connected() { return Err(lost()) },
+        }
+    };
+    info!("scheduler leading: this process fires the periodic jobs");
+
+    let mut last = Vec::with_capacity(entries.len());
+    let now = Timestamp::now();
+    for entry in entries {
+        let recorded = last_slot(&channel, &entry.record_queue(prefix)).await?;
+        match recorded {
+            Some(recorded) => {
+                let (missed, skipped) = entry.missed(recorded, now);
+                if skipped > 0 {
+                    warn!(
+                        job.name = entry.name,
+                        skipped, "missed slots past the catch-up bound are skipped"
+                    );
+                }
+                for slot in &missed {
+                    fire(client, &channel, entry, *slot).await?;
+                }
+                last.push(missed.last().copied().unwrap_or(recorded));
+            }
+            // Never fired: from now on.
+            None => last.push(now),
+        }
+    }
+    let mut refreshed = tokio::time::Instant::now();
+    loop {
+        let due = entries
+            .iter()
+            .zip(&last)
+            .enumerate()
+            .filter_map(|(i, (entry, last))| entry.next_after(*last).map(|slot| (slot, i)))
+            .min();
+        let wait = due.map_or(HEALTH_CHECK, |(slot, _)| {
+            let millis = slot.as_millisecond().saturating_sub(Timestamp::now().as_millisecond());
+            Duration::from_millis(u64::try_from(millis).unwrap_or(0))
+        });
+        tokio::select! {
+            () = tokio::time::sleep(wait.min(HEALTH_CHECK)) => {
+                if !channel.status().connected() {
+                    return Err(lost());
+                }
+                if let Some((slot, i)) = due && slot <= Timestamp::now() {
+                    fire(client, &channel, &entries[i], slot).await?;
+                    last[i] = slot;
+                }
+                if refreshed.elapsed() > TOKEN_REFRESH {
+                    // The new token comes to this consumer once the old is acked.
+                    publish_token(&channel, &election).await?;
+                    channel.basic_ack(token.delivery_tag, BasicAckOptions::default()).await?;
+                    refreshed = tokio::time::Instant::now();
+                }
+            }
+            delivery = consumer.next() => match delivery {
+                Some(Ok(delivery)) => token = delivery,
+                Some(Err(error)) => return Err(error.into()),
+                None => return Err(lost()),
+            },
+        }
+    }
+}
+
+async fn publish_token(channel: &Channel, election: &lapin::types::ShortString) -> Result<(), Error> {
+    let properties = BasicProperties::default().with_delivery_mode(message::PERSISTENT);
+    channel
+        .basic_publish(
+            "".into(),
+            election.clone(),
+            BasicPublishOptions::default(),
+            b"token",
+            properties,
+        )
+        .await?;
+    Ok(())
+}
+
+/// Fires `slot` of `entry`: records it, then enqueues the job, unless the
+/// schedule is paused.
+async fn fire(client: &Client, channel: &Channel, entry: &Entry, slot: Timestamp) -> Result<(), Error> {
+    let prefix = client.queue_prefix();
+    let record = entry.record_queue(prefix);
+    let properties = BasicProperties::default().with_delivery_mode(message::PERSISTENT);
+    client
+        .publish(
+            &record,
+            slot.as_second().to_string().as_bytes(),
+            properties,
+            client.deadline(),
+        )
+        .await?;
+    if paused(channel, &entry.paused_queue(prefix)).await? {
+        info!(
+            job.name = entry.name,
+            slot = slot.as_second(),
+            "schedule paused; slot skipped"
+        );
+        return Ok(());
+    }
+    let id = entry.slot_id(slot);
+    let options = EnqueueOptions::new().job_id(id);
+    match client
+        .publish_job(entry.name, entry.queue, &entry.options, &entry.body, &options)
+        .await
+    {
+        Ok(_) | Err(Error::Duplicate { .. }) => {
+            info!(job.name = entry.name, job.id = %id, slot = slot.as_second(), "periodic job enqueued");
+            Ok(())
+        }
+        Err(error) => {
+            // Recorded but not enqueued: the slot is lost, said loudly.
+            warn!(job.name = entry.name, slot = slot.as_second(), %error, "periodic job not enqueued");
+            Ok(())
+        }
+    }
+}
+
+/// A unique key for `text`, for [`JobId::derived`].
+pub(crate) fn id_bytes(text: &str) -> [u8; 16] {
+    let high = unique::key_hash(text.as_bytes());
+    let low = unique::key_hash(format!("{text}\u{0}").as_bytes());
+    let mut bytes = [0; 16];
+    bytes[..8].copy_from_slice(&high.to_be_bytes());
+    bytes[8..].copy_from_slice(&low.to_be_bytes());
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(expression: &'static str, timezone: &'static str) -> Entry {
+        Entry {
+            name: "report",
+            queue: "reports",
+            options: JobOptions::new(),
+            expression,
+            timezone_name: timezone,
+            timezone: TimeZone::get(timezone).expect("a known zone"),
+            cron: CronParser::builder()
+                .seconds(Seconds::Optional)
+                .build()
+                .parse(expression)
+                .expect("a valid expression"),
+            body: Vec::new(),
+        }
+    }
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().expect("a timestamp")
+    }
+
+    #[test]
+    fn slots_follow_the_expression_in_its_time_zone() {
+        let daily = entry("0 0 3 * * *", "Europe/Paris");
+        // 03:00 in Paris is 01:00 UTC in summer.
+        let next = daily.next_after(at("2026-07-01T12:00:00Z")).unwrap();
+        assert_eq!(next, at("2026-07-02T01:00:00Z"));
+        let every_second = entry("* * * * * *", "UTC");
+        assert_eq!(
+            every_second.next_after(at("2026-07-01T12:00:00Z")).unwrap(),
+            at("2026-07-01T12:00:01Z")
+        );
+    }
+
+    #[test]
+    fn a_new_leader_catches_up_at_most_the_latest_ten_missed_slots() {
+        let every_second = entry("* * * * * *", "UTC");
+        let (missed, skipped) = every_second.missed(at("2026-07-01T12:00:00Z"), at("2026-07-01T12:00:03Z"));
+        assert_eq!(
+            missed,
+            [
+                at("2026-07-01T12:00:01Z"),
+                at("2026-07-01T12:00:02Z"),
+                at("2026-07-01T12:00:03Z")
+            ]
+        );
+        assert_eq!(skipped, 0);
+        let (missed, skipped) = every_second.missed(at("2026-07-01T12:00:00Z"), at("2026-07-01T12:01:00Z"));
+        assert_eq!(missed.len(), MAX_CATCH_UP);
+        assert_eq!(skipped, 50);
+        assert_eq!(missed.first(), Some(&at("2026-07-01T12:00:51Z")));
+    }
+
+    #[test]
+    fn each_slot_has_its_own_id_the_same_everywhere() {
+        let every_second = entry("* * * * * *", "UTC");
+        let slot = at("2026-07-01T12:00:01Z");
+        assert_eq!(every_second.slot_id(slot), every_second.slot_id(slot));
+        assert_ne!(
+            every_second.slot_id(slot),
+            every_second.slot_id(at("2026-07-01T12:00:02Z"))
+        );
+    }
+}
