@@ -45,6 +45,7 @@ mod client;
 mod duration;
 mod error;
 mod job;
+pub mod observe;
 pub mod testing;
 #[cfg(feature = "worker")]
 mod worker;
@@ -192,6 +193,8 @@ pub mod guide {
     pub mod testing {}
     #[doc = include_str!("../docs/reliability.md")]
     pub mod reliability {}
+    #[doc = include_str!("../docs/operations.md")]
+    pub mod operations {}
     #[doc = include_str!("../docs/architecture.md")]
     pub mod architecture {}
 }

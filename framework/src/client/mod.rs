@@ -26,6 +26,7 @@ use crate::amqp::session::{self, Sessions};
 use crate::amqp::topology::{self, QueueSpec};
 use crate::amqp::{hold, message, short};
 use crate::job::codec;
+use crate::observe::{Enqueue, Hook, Hooks};
 use crate::{EnqueueError, Error, Job, JobId, JobOptions, QueueType, Registry};
 use memory::Memory;
 
@@ -51,6 +52,7 @@ pub struct Client {
 struct Inner {
     backend: Backend,
     queue_prefix: String,
+    hooks: Hooks,
 }
 
 /// Where a client's messages go.
@@ -80,9 +82,24 @@ pub struct ClientBuilder {
     runtime: Option<Handle>,
     recovery_timeout: Duration,
     tls: TlsFiles,
+    hooks: Hooks,
 }
 
 impl ClientBuilder {
+    /// Calls `hook` around every enqueue of this client, after the hooks
+    /// added before (see [`observe`](crate::observe)).
+    pub fn hook(mut self, hook: impl Hook) -> Self {
+        self.hooks = self.hooks.with(hook);
+        self
+    }
+
+    /// Replaces the hooks: a worker's publisher gets the worker's.
+    #[cfg(feature = "worker")]
+    pub(crate) fn hooks(mut self, hooks: Hooks) -> Self {
+        self.hooks = hooks;
+        self
+    }
+
     /// Prepends `prefix` to every queue name, e.g. to keep environments or
     /// test runs apart on one broker. Workers must use the same prefix
     /// (`--queue-prefix` / `WARREN_QUEUE_PREFIX`).
@@ -163,6 +180,7 @@ impl ClientBuilder {
                     declared: Mutex::new(HashMap::new()),
                 })),
                 queue_prefix: self.queue_prefix,
+                hooks: self.hooks,
             }),
         })
     }
@@ -185,6 +203,7 @@ impl Client {
             runtime: None,
             recovery_timeout: Duration::from_secs(30),
             tls: TlsFiles::default(),
+            hooks: Hooks::default(),
         }
     }
 
@@ -198,13 +217,19 @@ impl Client {
     }
 
     /// A client whose enqueues are recorded in `memory`, for tests.
-    pub(crate) fn in_memory(memory: Arc<Memory>) -> Client {
+    pub(crate) fn in_memory(memory: Arc<Memory>, hooks: Hooks) -> Client {
         Client {
             inner: Arc::new(Inner {
                 backend: Backend::Memory(memory),
                 queue_prefix: String::new(),
+                hooks,
             }),
         }
+    }
+
+    /// The hooks called around this client's enqueues.
+    pub(crate) fn hooks_of(&self) -> &Hooks {
+        &self.inner.hooks
     }
 
     /// The prefix prepended to queue names.
@@ -367,19 +392,32 @@ impl Client {
         let now = SystemTime::now();
         let eta = options.eta_from(now)?;
         let id = options.id();
-        let properties = options.apply(message::job_properties(name, id, job.format), eta);
         let full = self.queue_name(queue);
-        if let Backend::Memory(memory) = &self.inner.backend {
-            // The delay exactly as asked, for tests that assert on it.
-            let due_in = eta.map_or(Duration::ZERO, |eta| eta.duration_since(now).unwrap_or_default());
-            memory.publish(&full, body, properties, due_in);
-            return Ok(id);
-        }
-        match eta {
-            Some(eta) => self.publish_held(&full, job.queue_type, body, properties, eta).await?,
-            None => self.publish_declared(&full, job.queue_type, body, properties).await?,
-        }
-        Ok(id)
+        let enqueue = Enqueue {
+            name,
+            id,
+            queue: &full,
+            due: eta,
+        };
+        let headers = self.inner.hooks.before_enqueue(&enqueue);
+        let properties = headers.apply(options.apply(message::job_properties(name, id, job.format), eta));
+        let started = Instant::now();
+        let published = match &self.inner.backend {
+            Backend::Memory(memory) => {
+                // The delay exactly as asked, for tests that assert on it.
+                let due_in = eta.map_or(Duration::ZERO, |eta| eta.duration_since(now).unwrap_or_default());
+                memory.publish(&full, body, properties, due_in);
+                Ok(())
+            }
+            Backend::Amqp(_) => match eta {
+                Some(eta) => self.publish_held(&full, job.queue_type, body, properties, eta).await,
+                None => self.publish_declared(&full, job.queue_type, body, properties).await,
+            },
+        };
+        self.inner
+            .hooks
+            .after_enqueue(&enqueue, published.as_ref().map(|_| ()), started.elapsed());
+        published.map(|()| id)
     }
 
     /// Publishes a job due at `eta` to the hold queue of `queue` (a full
