@@ -28,6 +28,7 @@ mod dispatch;
 mod embedded;
 mod hostile;
 mod interop;
+mod observe;
 mod outcome_unknown;
 mod poison_faults;
 mod quorum;
