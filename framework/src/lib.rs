@@ -194,6 +194,7 @@ pub mod guide {
     #[doc = include_str!("../docs/reliability.md")]
     pub mod reliability {}
     #[doc = include_str!("../docs/operations.md")]
+    #[cfg(feature = "http")]
     pub mod operations {}
     #[doc = include_str!("../docs/architecture.md")]
     pub mod architecture {}

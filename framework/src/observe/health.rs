@@ -14,6 +14,7 @@ pub(crate) struct Health {
 
 #[derive(Debug, Default)]
 struct State {
+    #[cfg_attr(not(feature = "http"), allow(dead_code, reason = "read by the HTTP server's probes"))]
     setup_running: bool,
     connected: bool,
     draining: bool,
@@ -27,6 +28,7 @@ impl Health {
     }
 
     /// The setup hook started (`true`) or finished.
+    #[cfg_attr(not(feature = "http"), allow(dead_code, reason = "read by the HTTP server's probes"))]
     pub(crate) fn setup_running(&self, running: bool) {
         self.lock().setup_running = running;
     }
@@ -55,6 +57,7 @@ impl Health {
     }
 
     /// `Ok` when ready for work; otherwise why not, in a line.
+    #[cfg_attr(not(feature = "http"), allow(dead_code, reason = "read by the HTTP server's probes"))]
     pub(crate) fn readiness(&self) -> Result<(), String> {
         let state = self.lock();
         if state.draining {

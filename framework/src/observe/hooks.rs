@@ -37,7 +37,9 @@ impl Default for Hooks {
 
 impl fmt::Debug for Hooks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.hooks.iter().map(|named| named.name)).finish()
+        f.debug_list()
+            .entries(self.hooks.iter().map(|named| named.name))
+            .finish()
     }
 }
 

@@ -75,7 +75,11 @@ pub(crate) fn router(probes: Probes) -> Router {
 
 async fn render(State(probes): State<Probes>) -> impl IntoResponse {
     match &probes.metrics {
-        Some(handle) => (StatusCode::OK, [(header::CONTENT_TYPE, PROMETHEUS_TEXT)], handle.render()),
+        Some(handle) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, PROMETHEUS_TEXT)],
+            handle.render(),
+        ),
         None => (
             StatusCode::NOT_FOUND,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -117,36 +121,34 @@ pub(crate) fn serve(addr: SocketAddr, health: Arc<Health>) -> io::Result<Server>
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    std::thread::Builder::new()
-        .name("warren-http".into())
-        .spawn(move || {
-            runtime.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(listener) => listener,
-                    Err(error) => {
-                        error!(%error, %addr, "cannot serve metrics and health probes");
-                        return;
+    std::thread::Builder::new().name("warren-http".into()).spawn(move || {
+        runtime.block_on(async move {
+            let listener = match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => listener,
+                Err(error) => {
+                    error!(%error, %addr, "cannot serve metrics and health probes");
+                    return;
+                }
+            };
+            if let Some(handle) = probes.metrics.clone() {
+                tokio::spawn(async move {
+                    let mut upkeep = tokio::time::interval(UPKEEP);
+                    loop {
+                        upkeep.tick().await;
+                        handle.run_upkeep();
                     }
-                };
-                if let Some(handle) = probes.metrics.clone() {
-                    tokio::spawn(async move {
-                        let mut upkeep = tokio::time::interval(UPKEEP);
-                        loop {
-                            upkeep.tick().await;
-                            handle.run_upkeep();
-                        }
-                    });
-                }
-                let served = axum::serve(listener, router(probes))
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await;
-                if let Err(error) = served {
-                    error!(%error, %addr, "the metrics and health server stopped");
-                }
-            });
-        })?;
+                });
+            }
+            let served = axum::serve(listener, router(probes))
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(error) = served {
+                error!(%error, %addr, "the metrics and health server stopped");
+            }
+        });
+    })?;
     info!(%addr, "serving /metrics, /health/live and /health/ready");
     Ok(Server { stop: Some(stop) })
 }

@@ -30,7 +30,10 @@ pub(crate) const ENQUEUE_ERRORS: &str = "warren_enqueue_errors_total";
 pub(crate) const ENQUEUE_CONFIRM: &str = "warren_enqueue_confirm_seconds";
 
 /// Describes warren's metrics to the installed recorder (their `# HELP`).
-#[cfg_attr(not(feature = "http"), allow(dead_code, reason = "called when the HTTP server installs its recorder"))]
+#[cfg_attr(
+    not(feature = "http"),
+    allow(dead_code, reason = "called when the HTTP server installs its recorder")
+)]
 pub(crate) fn describe() {
     describe_counter!(
         JOBS_TOTAL,
@@ -44,10 +47,17 @@ pub(crate) fn describe() {
     );
     describe_gauge!(IN_FLIGHT, "Job attempts running now");
     describe_counter!(RESTARTS, "Workers restarted after their channel or consumer died");
-    describe_gauge!(CONNECTION_UP, "1 while the worker's consumer connection to RabbitMQ is up");
+    describe_gauge!(
+        CONNECTION_UP,
+        "1 while the worker's consumer connection to RabbitMQ is up"
+    );
     describe_counter!(ENQUEUED, "Jobs enqueued and confirmed by RabbitMQ");
     describe_counter!(ENQUEUE_ERRORS, "Enqueues that failed");
-    describe_histogram!(ENQUEUE_CONFIRM, Unit::Seconds, "From publishing a job to RabbitMQ's confirm");
+    describe_histogram!(
+        ENQUEUE_CONFIRM,
+        Unit::Seconds,
+        "From publishing a job to RabbitMQ's confirm"
+    );
 }
 
 /// The worker's consumer connection went up (`true`) or down.
@@ -110,7 +120,8 @@ impl Hook for Metrics {
         let (job, queue) = (enqueue.job_name().to_owned(), enqueue.queue().to_owned());
         match result {
             Ok(()) => {
-                histogram!(ENQUEUE_CONFIRM, "job" => job.clone(), "queue" => queue.clone()).record(latency.as_secs_f64());
+                histogram!(ENQUEUE_CONFIRM, "job" => job.clone(), "queue" => queue.clone())
+                    .record(latency.as_secs_f64());
                 counter!(ENQUEUED, "job" => job, "queue" => queue).increment(1);
             }
             Err(_) => counter!(ENQUEUE_ERRORS, "job" => job, "queue" => queue).increment(1),

@@ -66,7 +66,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use lapin::BasicProperties;
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::types::AMQPValue;
 
 use crate::amqp::message;
 use crate::{DeadReason, Error, JobId};
@@ -314,7 +314,7 @@ impl Headers {
         if self.entries.is_empty() {
             return properties;
         }
-        let mut headers = properties.headers().clone().unwrap_or_else(FieldTable::default);
+        let mut headers = properties.headers().clone().unwrap_or_default();
         for (name, value) in self.entries {
             headers.insert(name.into(), AMQPValue::LongString(value.into()));
         }
@@ -369,7 +369,7 @@ mod hook_tests {
     use crate::{Handler, Job, JobContext, JobError, Registry};
 
     #[derive(Debug, Serialize, Deserialize, Job)]
-    #[job(queue = "hooked", retries = 1, backoff = "1s")]
+    #[job(name = "hooked_flaky", queue = "hooked", retries = 1, backoff = "1s")]
     struct Flaky {
         fail: u32,
     }
@@ -445,7 +445,7 @@ mod hook_tests {
         assert_eq!(
             recorder.lines(),
             [
-                "enqueue flaky on hooked",
+                "enqueue hooked_flaky on hooked",
                 "enqueued ok=true",
                 "before 1 tenant=acme",
                 "after 1 retried",
@@ -464,6 +464,10 @@ mod hook_tests {
         broker.client().enqueue(Flaky { fail: 0 }).await.expect("enqueued");
         let drained = broker.drain().await.expect("drained");
         assert_eq!(drained.done::<Flaky>(), 1);
-        assert!(recorder.lines().contains(&"after 1 succeeded".to_owned()), "{:?}", recorder.lines());
+        assert!(
+            recorder.lines().contains(&"after 1 succeeded".to_owned()),
+            "{:?}",
+            recorder.lines()
+        );
     }
 }

@@ -105,7 +105,9 @@ impl Drop for WorkerHandle {
 }
 
 /// Starts the supervisor thread of `plan`.
-pub(crate) fn start(mut plan: Plan) -> Result<WorkerHandle, WorkerError> {
+pub(crate) fn start(plan: Plan) -> Result<WorkerHandle, WorkerError> {
+    #[cfg(feature = "http")]
+    let mut plan = plan;
     #[cfg(feature = "http")]
     plan.serve_http()?;
     // Stops serving once the worker has exited (dropped with it).

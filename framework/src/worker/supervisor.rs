@@ -14,8 +14,8 @@ use tracing::{error, info, warn};
 use crate::amqp::backoff::Backoff;
 use crate::amqp::connect::{Endpoint, Refusals, with_retries};
 use crate::job::attempt::Runner;
-use crate::worker::Exit;
 use crate::observe::metrics;
+use crate::worker::Exit;
 use crate::worker::consumer::{Drain, Worker, WorkerSettings, WorkerStopped, millis};
 use crate::worker::signals::Signals;
 
@@ -165,7 +165,11 @@ impl Supervisor {
         self.draining = true;
         self.settings.health.draining();
         let running: Vec<_> = self.slots.iter().filter_map(|slot| slot.worker.clone()).collect();
-        info!(workers = running.len(), timeout_ms = millis(self.settings.shutdown_timeout), "shutting down: draining workers");
+        info!(
+            workers = running.len(),
+            timeout_ms = millis(self.settings.shutdown_timeout),
+            "shutting down: draining workers"
+        );
         for worker in running {
             worker.do_send(Drain);
         }

@@ -64,7 +64,15 @@ async fn metrics_count_the_jobs_the_worker_ran_and_probes_answer_while_it_consum
     let queue = broker.queue("work");
     let worker = broker.worker(
         WORKER,
-        &["work", "--queues", "work", "--workers", "1", "--metrics-addr", "127.0.0.1:0"],
+        &[
+            "work",
+            "--queues",
+            "work",
+            "--workers",
+            "1",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ],
     );
     let addr = metrics_addr(&worker).await;
     await_status(&addr, "/health/ready", 200).await;
@@ -73,12 +81,21 @@ async fn metrics_count_the_jobs_the_worker_ran_and_probes_answer_while_it_consum
         client.enqueue(Record { seq, sleep_ms: 0 }).await.expect("enqueue");
     }
     for _ in 0..2 {
-        client.enqueue(Fail { message: "card declined".into() }).await.expect("enqueue");
+        client
+            .enqueue(Fail {
+                message: "card declined".into(),
+            })
+            .await
+            .expect("enqueue");
     }
     client.enqueue(Flaky { seq: 9, failures: 1 }).await.expect("enqueue");
 
     let succeeded = |page: &str, job: &str| {
-        sample(page, "warren_jobs_total", &[("job", job), ("queue", &queue), ("outcome", "succeeded")])
+        sample(
+            page,
+            "warren_jobs_total",
+            &[("job", job), ("queue", &queue), ("outcome", "succeeded")],
+        )
     };
     let page = await_metrics(&addr, "every job ended", |page| {
         succeeded(page, "record") == Some(5.0)
@@ -88,11 +105,19 @@ async fn metrics_count_the_jobs_the_worker_ran_and_probes_answer_while_it_consum
     .await;
 
     let count = |job: &str, outcome: &str| {
-        sample(&page, "warren_jobs_total", &[("job", job), ("queue", &queue), ("outcome", outcome)])
+        sample(
+            &page,
+            "warren_jobs_total",
+            &[("job", job), ("queue", &queue), ("outcome", outcome)],
+        )
     };
     assert_eq!(count("fail", "failed"), Some(2.0), "{page}");
     assert_eq!(
-        sample(&page, "warren_jobs_total", &[("job", "fail"), ("outcome", "dead"), ("reason", "failed")]),
+        sample(
+            &page,
+            "warren_jobs_total",
+            &[("job", "fail"), ("outcome", "dead"), ("reason", "failed")]
+        ),
         Some(2.0),
         "{page}"
     );
@@ -106,11 +131,22 @@ async fn metrics_count_the_jobs_the_worker_ran_and_probes_answer_while_it_consum
         "{page}"
     );
     assert!(
-        sample(&page, "warren_job_duration_seconds_bucket", &[("job", "record"), ("le", "+Inf")]) == Some(5.0),
+        sample(
+            &page,
+            "warren_job_duration_seconds_bucket",
+            &[("job", "record"), ("le", "+Inf")]
+        ) == Some(5.0),
         "{page}"
     );
-    assert!(sample(&page, "warren_job_queue_wait_seconds_count", &[("job", "record")]).is_some(), "{page}");
-    assert_eq!(sample(&page, "warren_jobs_in_flight", &[("queue", &queue)]), Some(0.0), "{page}");
+    assert!(
+        sample(&page, "warren_job_queue_wait_seconds_count", &[("job", "record")]).is_some(),
+        "{page}"
+    );
+    assert_eq!(
+        sample(&page, "warren_jobs_in_flight", &[("queue", &queue)]),
+        Some(0.0),
+        "{page}"
+    );
     assert_eq!(sample(&page, "warren_connection_up", &[]), Some(1.0), "{page}");
     // The retry was published by the worker's publisher, not enqueued: no enqueue counted.
     assert_eq!(sample(&page, "warren_enqueued_total", &[]), None, "{page}");
@@ -124,20 +160,34 @@ async fn readiness_fails_while_the_worker_drains_and_liveness_holds() {
     let broker = TestBroker::new().await;
     let worker = broker.worker(
         WORKER,
-        &["work", "--queues", "work", "--workers", "1", "--metrics-addr", "127.0.0.1:0"],
+        &[
+            "work",
+            "--queues",
+            "work",
+            "--workers",
+            "1",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ],
     );
     let addr = metrics_addr(&worker).await;
     await_status(&addr, "/health/ready", 200).await;
     // Holds the drain open for as long as the test looks.
     broker
         .client()
-        .enqueue(Record { seq: 1, sleep_ms: 60_000 })
+        .enqueue(Record {
+            seq: 1,
+            sleep_ms: 60_000,
+        })
         .await
         .expect("enqueue");
     worker
         .wait_for_stdout(1, WITHIN, |line| line.starts_with("ran seq=1 "))
         .await;
-    assert_eq!(sample(&http_get(&addr, "/metrics").await.1, "warren_jobs_in_flight", &[]), Some(1.0));
+    assert_eq!(
+        sample(&http_get(&addr, "/metrics").await.1, "warren_jobs_in_flight", &[]),
+        Some(1.0)
+    );
 
     worker.terminate();
     worker.wait_for_stderr("draining", WITHIN).await;
@@ -153,7 +203,15 @@ async fn readiness_fails_while_the_connection_is_lost_and_returns_with_it() {
     let proxy = Proxy::start().await;
     let worker = WorkerProcess::spawn(
         std::process::Command::new(WORKER)
-            .args(["work", "--queues", "work", "--workers", "1", "--metrics-addr", "127.0.0.1:0"])
+            .args([
+                "work",
+                "--queues",
+                "work",
+                "--workers",
+                "1",
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ])
             .env("AMQP_URL", proxy.url(vhost.name())),
     );
     let addr = metrics_addr(&worker).await;
@@ -174,11 +232,17 @@ async fn readiness_fails_while_the_connection_is_lost_and_returns_with_it() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(http_get(&addr, "/health/live").await.0, 200);
-    assert_eq!(sample(&http_get(&addr, "/metrics").await.1, "warren_connection_up", &[]), Some(0.0));
+    assert_eq!(
+        sample(&http_get(&addr, "/metrics").await.1, "warren_connection_up", &[]),
+        Some(0.0)
+    );
 
     proxy.restore();
     await_status(&addr, "/health/ready", 200).await;
-    assert_eq!(sample(&http_get(&addr, "/metrics").await.1, "warren_connection_up", &[]), Some(1.0));
+    assert_eq!(
+        sample(&http_get(&addr, "/metrics").await.1, "warren_connection_up", &[]),
+        Some(1.0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,11 +257,15 @@ async fn json_logs_stay_json_through_a_panic_with_durations_as_numbers_and_dead_
     let client = broker.client();
     client.enqueue(Record { seq: 1, sleep_ms: 0 }).await.expect("enqueue");
     client
-        .enqueue(Panic { message: "index out of bounds".into() })
+        .enqueue(Panic {
+            message: "index out of bounds".into(),
+        })
         .await
         .expect("enqueue");
     broker.wait_for_ready(&format!("{queue}.dead"), 1, WITHIN).await;
-    worker.wait_for_stderr("moving it to the dead-letter queue", WITHIN).await;
+    worker
+        .wait_for_stderr("moving it to the dead-letter queue", WITHIN)
+        .await;
     worker.terminate();
     assert!(worker.wait_exit(WITHIN).await.success(), "{:#?}", worker.stderr());
 
