@@ -26,9 +26,10 @@ use crate::amqp::session::{self, Sessions};
 use crate::amqp::topology::{self, QueueSpec};
 use crate::amqp::{hold, message, short};
 use crate::job::codec;
-use crate::observe::{Enqueue, Hook, Hooks};
+use crate::observe::{Enqueue, Hook, Hooks, enqueue_span};
 use crate::{EnqueueError, Error, Job, JobId, JobOptions, QueueType, Registry};
 use memory::Memory;
+use tracing::Instrument;
 
 /// Publishes jobs to RabbitMQ.
 ///
@@ -399,24 +400,31 @@ impl Client {
             queue: &full,
             due: eta,
         };
-        let headers = self.inner.hooks.before_enqueue(&enqueue);
+        let span = enqueue_span(name, id, &full);
+        let headers = span.in_scope(|| self.inner.hooks.before_enqueue(&enqueue));
         let properties = headers.apply(options.apply(message::job_properties(name, id, job.format), eta));
         let started = Instant::now();
-        let published = match &self.inner.backend {
-            Backend::Memory(memory) => {
-                // The delay exactly as asked, for tests that assert on it.
-                let due_in = eta.map_or(Duration::ZERO, |eta| eta.duration_since(now).unwrap_or_default());
-                memory.publish(&full, body, properties, due_in);
-                Ok(())
+        let published = async {
+            match &self.inner.backend {
+                Backend::Memory(memory) => {
+                    // The delay exactly as asked, for tests that assert on it.
+                    let due_in = eta.map_or(Duration::ZERO, |eta| eta.duration_since(now).unwrap_or_default());
+                    memory.publish(&full, body, properties, due_in);
+                    Ok(())
+                }
+                Backend::Amqp(_) => match eta {
+                    Some(eta) => self.publish_held(&full, job.queue_type, body, properties, eta).await,
+                    None => self.publish_declared(&full, job.queue_type, body, properties).await,
+                },
             }
-            Backend::Amqp(_) => match eta {
-                Some(eta) => self.publish_held(&full, job.queue_type, body, properties, eta).await,
-                None => self.publish_declared(&full, job.queue_type, body, properties).await,
-            },
-        };
-        self.inner
-            .hooks
-            .after_enqueue(&enqueue, published.as_ref().map(|_| ()), started.elapsed());
+        }
+        .instrument(span.clone())
+        .await;
+        span.in_scope(|| {
+            self.inner
+                .hooks
+                .after_enqueue(&enqueue, published.as_ref().map(|_| ()), started.elapsed());
+        });
         published.map(|()| id)
     }
 

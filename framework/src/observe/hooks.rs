@@ -63,6 +63,10 @@ impl Hooks {
         }
     }
 
+    pub(crate) fn attempt_span(&self, attempt: &Attempt<'_>, span: &tracing::Span) {
+        self.each("attempt_span", |hook| hook.attempt_span(attempt, span));
+    }
+
     pub(crate) fn before_attempt(&self, attempt: &Attempt<'_>) {
         self.each("before_attempt", |hook| hook.before_attempt(attempt));
     }

@@ -61,6 +61,9 @@ pub(crate) mod metrics;
 pub(crate) mod health;
 #[cfg(feature = "http")]
 pub(crate) mod http;
+#[cfg(feature = "otel")]
+mod otel;
+mod span;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -72,10 +75,20 @@ use crate::amqp::message;
 use crate::{DeadReason, Error, JobId};
 
 pub(crate) use hooks::Hooks;
+#[cfg(feature = "otel")]
+pub use otel::{Continuation, TraceContext};
+pub(crate) use span::{enqueue_span, job_span};
 
 /// Callbacks around attempts and enqueues; every method does nothing
 /// unless overridden. See the [module docs](self).
 pub trait Hook: Send + Sync + 'static {
+    /// The job's `tracing` span was made and is not entered yet: the one
+    /// moment to give it a parent or links (see
+    /// [`TraceContext`](crate::observe) with feature `otel`).
+    fn attempt_span(&self, attempt: &Attempt<'_>, span: &tracing::Span) {
+        let _ = (attempt, span);
+    }
+
     /// An attempt is about to run, inside the job's `tracing` span.
     fn before_attempt(&self, attempt: &Attempt<'_>) {
         let _ = attempt;
@@ -112,6 +125,9 @@ pub trait Hook: Send + Sync + 'static {
 }
 
 impl<H: Hook + ?Sized> Hook for Arc<H> {
+    fn attempt_span(&self, attempt: &Attempt<'_>, span: &tracing::Span) {
+        (**self).attempt_span(attempt, span);
+    }
     fn before_attempt(&self, attempt: &Attempt<'_>) {
         (**self).before_attempt(attempt);
     }

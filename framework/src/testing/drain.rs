@@ -4,13 +4,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tracing::debug;
+use tracing::{Instrument, debug};
 
 use crate::DeadReason;
 use crate::amqp::message;
 use crate::client::memory::DeadLetter;
 use crate::job::attempt::{Outcome, Runner};
-use crate::observe::Attempt;
+use crate::observe::{Attempt, job_span};
 use crate::testing::InMemoryBroker;
 use crate::{Job, JobId, Registry, RegistryError};
 
@@ -186,10 +186,18 @@ impl InMemoryBroker {
             let attempt = message::attempt(properties);
             let observed = Attempt::new(properties, id, &message.queue, WORKER);
             let hooks = self.client.hooks_of();
-            hooks.before_attempt(&observed);
-            let started = Instant::now();
-            let outcome = runner.attempt(&registry, id, properties, &message.body, false).await;
-            hooks.after_attempt(&observed, &outcome.observed(), started.elapsed());
+            // The worker's span, so that hooks and log lines see what they would there.
+            let span = job_span(&observed);
+            hooks.attempt_span(&observed, &span);
+            let outcome = async {
+                hooks.before_attempt(&observed);
+                let started = Instant::now();
+                let outcome = runner.attempt(&registry, id, properties, &message.body, false).await;
+                hooks.after_attempt(&observed, &outcome.observed(), started.elapsed());
+                outcome
+            }
+            .instrument(span)
+            .await;
             let mut run = Run {
                 name: message::job_name(properties).unwrap_or_default().to_owned(),
                 id,

@@ -12,7 +12,7 @@ use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, B
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
-use tracing::{Instrument, debug, error, info, info_span, warn};
+use tracing::{Instrument, debug, error, info, warn};
 
 use crate::DeadReason;
 use crate::amqp::backoff::Backoff;
@@ -22,7 +22,7 @@ use crate::amqp::topology;
 use crate::duration::Written;
 use crate::job::attempt::{Outcome, Runner};
 use crate::observe::health::Health;
-use crate::observe::{Attempt, AttemptOutcome};
+use crate::observe::{Attempt, AttemptOutcome, job_span};
 use crate::{AckMode, Error, JobId, Registry};
 
 /// How often a worker checks that its channel is still open.
@@ -290,14 +290,10 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
     // which the log, the handler and the dead letter must all share.
     let id = message::job_id(properties);
     let attempt = message::attempt(properties);
-    let span = info_span!(
-        "job",
-        job.id = %id,
-        job.name = message::job_name(properties).unwrap_or("-"),
-        queue = %runner.full_queue,
-        attempt,
-        worker = %runner.worker,
-    );
+    let observed = Attempt::new(properties, id, &runner.full_queue, &runner.worker);
+    let hooks = runner.client.hooks_of();
+    let span = job_span(&observed);
+    hooks.attempt_span(&observed, &span);
     async {
         let ack = settings.ack;
         // A long delay is waited out in several hops: a job back before it
@@ -314,11 +310,7 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
                     Written(hold::MAX_DELAY)
                 );
                 error!(%error, "job cannot be scheduled; moving it to the dead-letter queue");
-                let observed = Attempt::new(properties, id, &runner.full_queue, &runner.worker);
-                runner
-                    .client
-                    .hooks_of()
-                    .on_dead_letter(&observed, DeadReason::Undecodable, &error);
+                hooks.on_dead_letter(&observed, DeadReason::Undecodable, &error);
                 Box::pin(bury(
                     &delivery,
                     &runner,
@@ -348,8 +340,6 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
         // every job; "job done" says how long it ran, and the in-flight
         // gauge shows what runs now.
         debug!("job started");
-        let hooks = runner.client.hooks_of();
-        let observed = Attempt::new(properties, id, &runner.full_queue, &runner.worker);
         hooks.before_attempt(&observed);
         let started = Instant::now();
         let outcome = runner

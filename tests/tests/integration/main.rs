@@ -38,4 +38,5 @@ mod shutdown;
 mod state;
 mod supervision;
 mod tls;
+mod traces;
 mod worker_kill;
