@@ -185,7 +185,7 @@ async fn supervise(plan: Plan, signals: Signals, io: Handle) -> Result<Exit, Wor
         hooks,
         ..
     } = plan;
-    info!(state = %format!("{state:?}"), "handlers' state");
+    info!(state_types = %state.type_names().join(","), "handlers' state");
     let endpoint = Endpoint::new(url.clone(), format!("warren worker {name}"), io.clone()).with_tls(tls.clone());
     let connected = until_connected(&endpoint.name, || endpoint.connect(), signals.clone());
     let Some(connection) = connected.await.map_err(WorkerError::Connect)? else {
