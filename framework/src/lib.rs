@@ -45,6 +45,7 @@ mod client;
 mod duration;
 mod error;
 mod job;
+pub mod observe;
 pub mod testing;
 #[cfg(feature = "worker")]
 mod worker;
@@ -208,6 +209,9 @@ pub mod guide {
     pub mod reliability {}
     #[doc = include_str!("../docs/scheduling.md")]
     pub mod scheduling {}
+    #[doc = include_str!("../docs/operations.md")]
+    #[cfg(feature = "http")]
+    pub mod operations {}
     #[doc = include_str!("../docs/architecture.md")]
     pub mod architecture {}
 }

@@ -784,6 +784,11 @@ impl Proxy {
         self.held.bytes.load(std::sync::atomic::Ordering::Relaxed) >= HELD_BYTES
     }
 
+    /// Ends a [`cut`](Self::cut): new connections pass again.
+    pub fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Aborts every connection open through the proxy with a TCP reset
     /// (the client reads `ECONNRESET`) and ends a [`hold`](Self::hold):
     /// connections made afterwards pass.
@@ -882,4 +887,45 @@ pub(crate) fn broker_address() -> String {
     } else {
         format!("{host_port}:5672")
     }
+}
+
+/// `GET http://<addr><path>` over HTTP/1.1: the status code and the body.
+pub async fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|error| panic!("connect to {addr}: {error}"));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send the request");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("read the response");
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response}"));
+    (status, body.to_owned())
+}
+
+/// The value of the Prometheus sample of metric `name` whose labels include
+/// every one of `labels`, in a `/metrics` page; the sum if several match.
+pub fn sample(page: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let values: Vec<f64> = page
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let rest = series.strip_prefix(name)?;
+            if !(rest.is_empty() || rest.starts_with('{')) {
+                return None;
+            }
+            let all = labels
+                .iter()
+                .all(|(label, wanted)| rest.contains(&format!("{label}=\"{wanted}\"")));
+            all.then(|| value.parse().ok()).flatten()
+        })
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
 }

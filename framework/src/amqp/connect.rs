@@ -482,11 +482,11 @@ where
         };
         let wait = backoff.next_wait();
         if error.is_transient() {
-            tracing::warn!(%error, connection, attempt, retry_in = ?wait, "RabbitMQ unreachable; retrying");
+            tracing::warn!(%error, connection, attempt, retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), "RabbitMQ unreachable; retrying");
         } else if refusals == Refusals::Fail {
             return Err(error);
         } else {
-            tracing::error!(%error, connection, attempt, retry_in = ?wait, "RabbitMQ refused the connection; retrying");
+            tracing::error!(%error, connection, attempt, retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), "RabbitMQ refused the connection; retrying");
         }
         tokio::time::sleep(wait).await;
         attempt = attempt.saturating_add(1);

@@ -6,7 +6,6 @@
 //! pipeline (`--log-format json`), never both.
 
 use std::fmt::Display;
-use std::io::Write;
 use std::process::ExitCode;
 
 use tracing::error;
@@ -68,8 +67,8 @@ impl Failure {
         if format == LogFormat::Json && tracing::dispatcher::has_been_set() {
             error!(exit_code = self.code, "{}", self.message);
         } else {
-            // A closed stderr leaves nowhere to say it; the code still does.
-            let _ = writeln!(std::io::stderr(), "error: {}", self.message);
+            // After the log lines still queued, if warren's logging is on.
+            super::logging::write_line(&format!("error: {}", self.message));
         }
         ExitCode::from(self.code)
     }

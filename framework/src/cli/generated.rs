@@ -46,7 +46,8 @@ where
 {
     let matches = Cli::command().name(name).version(version).get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
-    super::init_logging(cli.global.log_format());
+    // Dropped last, after the exit's report: it writes out the last lines.
+    let _logging = super::init_logging(cli.global.log_format());
     // One runtime for the commands, the setup hook and the worker's
     // connections: it outlives every arbiter, so what the setup hook
     // spawns on it (a pool's reaper, a client's connections) lives as long

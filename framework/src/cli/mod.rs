@@ -36,7 +36,8 @@
 //! #[tokio::main]
 //! async fn main() -> ExitCode {
 //!     let cli = Cli::parse();
-//!     warren::cli::init_logging(cli.warren.log_format());
+//!     // Keep the guard until main returns: it writes out the last lines.
+//!     let _logging = warren::cli::init_logging(cli.warren.log_format());
 //!     match cli.command {
 //!         Command::Serve { port } => {
 //!             println!("serving on port {port}");
@@ -58,11 +59,14 @@
 pub(crate) mod dead;
 mod exit;
 pub(crate) mod generated;
+mod logging;
 mod output;
 mod schedule;
 
+pub use logging::{LogGuard, init_logging};
+
 use std::future::Future;
-use std::io::{IsTerminal, Write as _};
+use std::io::Write as _;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -72,7 +76,6 @@ use clap::{ArgMatches, Args, FromArgMatches, Subcommand, ValueEnum};
 use futures_util::FutureExt;
 use tokio::runtime::Handle;
 use tracing::{error, info};
-use tracing_subscriber::EnvFilter;
 
 use crate::amqp::connect::TlsFiles;
 use crate::amqp::hold;
@@ -242,6 +245,10 @@ struct WorkArgs {
     /// This process's name in worker ids (`<name>.<n>`) and consumer tags [default: the process id].
     #[arg(long, env = "WARREN_WORKER_NAME")]
     name: Option<String>,
+    /// Serve /metrics (Prometheus) and the health probes /health/live and
+    /// /health/ready over HTTP at this address, e.g. 0.0.0.0:9464.
+    #[arg(long, env = "WARREN_METRICS_ADDR", value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 // By hand rather than derived on a public enum: the commands' arguments
@@ -276,27 +283,6 @@ impl Subcommand for Command {
     fn has_subcommand(name: &str) -> bool {
         Commands::has_subcommand(name)
     }
-}
-
-/// Installs warren's log output as the program's global `tracing`
-/// subscriber: lines on stderr in `format`, at the levels `RUST_LOG` sets,
-/// by default `info` and nothing of lapin's (the AMQP library logs every
-/// closed connection and channel as an error with a debug dump, while
-/// warren reports each failure it acts on itself; `RUST_LOG=info,lapin=debug`
-/// shows them). Call it once, early in `main`, unless the program sets up
-/// logging itself: nothing else in warren installs a subscriber. A
-/// subscriber installed before stays, and this does nothing.
-pub fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,lapin=off"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    // A subscriber installed before (the program's own, or a test's) wins.
-    let _ = match format {
-        LogFormat::Pretty => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
 }
 
 /// Runs a parsed warren command, as the generated binary does, and says how
@@ -406,6 +392,9 @@ where
             if let Some(name) = args.name {
                 worker = worker.name(name);
             }
+            if let Some(addr) = args.metrics_addr {
+                worker = worker.metrics_addr(addr);
+            }
             if let Some(io) = io {
                 worker = worker.io_runtime(io);
             }
@@ -435,10 +424,14 @@ where
     E: std::fmt::Display,
 {
     let mut plan = worker.plan().map_err(worker_failure)?;
+    // Before the setup hook, so that the probes answer while it runs (live,
+    // and not ready).
+    plan.serve_http().map_err(worker_failure)?;
     // After the checks: a hook may connect to databases, which is wasted
     // on a worker that cannot start.
     if let Some(setup) = setup {
         info!("running the setup hook");
+        plan.settings.health.setup_running(true);
         let hook = match std::panic::catch_unwind(AssertUnwindSafe(setup)) {
             Ok(hook) => AssertUnwindSafe(hook).catch_unwind().await,
             Err(panic) => Err(panic),
@@ -453,6 +446,7 @@ where
                 )));
             }
         };
+        plan.settings.health.setup_running(false);
     }
     let exit = match plan.start() {
         Ok(handle) => handle.wait().await,
@@ -478,7 +472,8 @@ fn worker_failure(error: WorkerError) -> Failure {
         // Refusals of the options given, and limits the broker decides: bad usage.
         error @ (WorkerError::TooManyChannels { .. }
         | WorkerError::UnknownQueue { .. }
-        | WorkerError::InvalidOption { .. }) => Failure::usage(error),
+        | WorkerError::InvalidOption { .. }
+        | WorkerError::MetricsAddr { .. }) => Failure::usage(error),
         WorkerError::Connect(error) => Failure::connect(error),
         error => Failure::failed(error),
     }

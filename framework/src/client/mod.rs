@@ -29,8 +29,10 @@ use crate::amqp::unique::{self, Lock};
 use crate::amqp::{hold, message, short};
 use crate::job::QueueShape;
 use crate::job::codec;
+use crate::observe::{Enqueue, Hook, Hooks, enqueue_span};
 use crate::{EnqueueError, Error, Job, JobId, JobOptions, Registry};
 use memory::Memory;
+use tracing::Instrument;
 
 /// Publishes jobs to RabbitMQ.
 ///
@@ -54,6 +56,7 @@ pub struct Client {
 struct Inner {
     backend: Backend,
     queue_prefix: String,
+    hooks: Hooks,
 }
 
 /// Where a client's messages go.
@@ -83,9 +86,24 @@ pub struct ClientBuilder {
     runtime: Option<Handle>,
     recovery_timeout: Duration,
     tls: TlsFiles,
+    hooks: Hooks,
 }
 
 impl ClientBuilder {
+    /// Calls `hook` around every enqueue of this client, after the hooks
+    /// added before (see [`observe`](crate::observe)).
+    pub fn hook(mut self, hook: impl Hook) -> Self {
+        self.hooks = self.hooks.with(hook);
+        self
+    }
+
+    /// Replaces the hooks: a worker's publisher gets the worker's.
+    #[cfg(feature = "worker")]
+    pub(crate) fn hooks(mut self, hooks: Hooks) -> Self {
+        self.hooks = hooks;
+        self
+    }
+
     /// Prepends `prefix` to every queue name, e.g. to keep environments or
     /// test runs apart on one broker. Workers must use the same prefix
     /// (`--queue-prefix` / `WARREN_QUEUE_PREFIX`).
@@ -166,6 +184,7 @@ impl ClientBuilder {
                     declared: Mutex::new(HashMap::new()),
                 })),
                 queue_prefix: self.queue_prefix,
+                hooks: self.hooks,
             }),
         })
     }
@@ -188,6 +207,7 @@ impl Client {
             runtime: None,
             recovery_timeout: Duration::from_secs(30),
             tls: TlsFiles::default(),
+            hooks: Hooks::default(),
         }
     }
 
@@ -201,13 +221,19 @@ impl Client {
     }
 
     /// A client whose enqueues are recorded in `memory`, for tests.
-    pub(crate) fn in_memory(memory: Arc<Memory>) -> Client {
+    pub(crate) fn in_memory(memory: Arc<Memory>, hooks: Hooks) -> Client {
         Client {
             inner: Arc::new(Inner {
                 backend: Backend::Memory(memory),
                 queue_prefix: String::new(),
+                hooks,
             }),
         }
+    }
+
+    /// The hooks called around this client's enqueues.
+    pub(crate) fn hooks_of(&self) -> &Hooks {
+        &self.inner.hooks
     }
 
     /// The prefix prepended to queue names.
@@ -370,30 +396,53 @@ impl Client {
         let now = SystemTime::now();
         let eta = options.eta_from(now)?;
         let id = options.id();
-        let mut properties = options.apply(message::job_properties(name, id, job.format), eta);
+        let full = self.queue_name(queue);
+        let enqueue = Enqueue {
+            name,
+            id,
+            queue: &full,
+            due: eta,
+        };
+        let span = enqueue_span(name, id, &full);
+        let headers = span.in_scope(|| self.inner.hooks.before_enqueue(&enqueue));
+        let mut properties = headers.apply(options.apply(message::job_properties(name, id, job.format), eta));
         if let Some(priority) = options.priority_for(name, queue, job)? {
             properties = properties.with_priority(priority);
         }
         let lock = match (job.unique_for, options.unique_key_hash()) {
             (Some(unique_for), key) => {
                 let key = key.unwrap_or_else(|| unique::key_hash(body));
-                Some(Lock::new(&self.queue_name(queue), name, key, unique_for))
+                Some(Lock::new(&full, name, key, unique_for))
             }
             (None, Some(_)) => return Err(Error::NotUnique { job: name.to_owned() }),
             (None, None) => None,
         };
-        if let Some(lock) = &lock {
-            self.acquire(lock, name, id, self.deadline()).await?;
-            properties = message::with_header(properties, unique::LOCK_HEADER, &lock.queue);
-        }
-        let published = self.publish_job_message(queue, job, body, properties, eta, now).await;
-        if let (Some(lock), Err(error)) = (&lock, &published) {
-            // Not stored: the key is free again. (Perhaps stored: the lock
-            // stays, as the job may run.)
-            if !matches!(error, Error::OutcomeUnknown { .. }) {
-                let _ = self.release(lock, id).await;
+        let started = Instant::now();
+        // The hooks see every enqueue they were told of end, a duplicate
+        // refused by its unique key included.
+        let published = async {
+            let mut properties = properties;
+            if let Some(lock) = &lock {
+                self.acquire(lock, name, id, self.deadline()).await?;
+                properties = message::with_header(properties, unique::LOCK_HEADER, &lock.queue);
             }
+            let published = self.publish_job_message(queue, job, body, properties, eta, now).await;
+            if let (Some(lock), Err(error)) = (&lock, &published) {
+                // Not stored: the key is free again. (Perhaps stored: the lock
+                // stays, as the job may run.)
+                if !matches!(error, Error::OutcomeUnknown { .. }) {
+                    let _ = self.release(lock, id).await;
+                }
+            }
+            published
         }
+        .instrument(span.clone())
+        .await;
+        span.in_scope(|| {
+            self.inner
+                .hooks
+                .after_enqueue(&enqueue, published.as_ref().map(|_| ()), started.elapsed());
+        });
         published.map(|()| id)
     }
 

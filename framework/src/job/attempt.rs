@@ -14,6 +14,7 @@ use crate::amqp::hold;
 use crate::amqp::message;
 use crate::job::QueueShape;
 use crate::job::retry::RetryPolicy;
+use crate::observe::AttemptOutcome;
 use crate::{Client, JobContext, JobId, Registry, State};
 
 /// How an attempt ended.
@@ -40,6 +41,19 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
+    /// As hooks hear it.
+    pub(crate) fn observed(&self) -> AttemptOutcome<'_> {
+        match self {
+            Outcome::Done => AttemptOutcome::Succeeded,
+            Outcome::Retry { delay, reason, error } => AttemptOutcome::Retried {
+                reason: *reason,
+                error,
+                delay: *delay,
+            },
+            Outcome::Dead { reason, error } => AttemptOutcome::Dead { reason: *reason, error },
+        }
+    }
+
     fn dead(reason: DeadReason, error: impl Into<String>) -> Self {
         Outcome::Dead {
             reason,

@@ -68,7 +68,7 @@ impl State {
     }
 
     /// The types held, sorted.
-    fn type_names(&self) -> Vec<&'static str> {
+    pub(crate) fn type_names(&self) -> Vec<&'static str> {
         let mut types: Vec<_> = self.values.values().map(|entry| entry.type_name).collect();
         types.sort_unstable();
         types

@@ -9,6 +9,7 @@ use lapin::BasicProperties;
 use crate::amqp::message;
 use crate::client::memory::{Memory, Message};
 use crate::job::codec::{self, DecodeError};
+use crate::observe::{Hook, Hooks};
 use crate::testing::{DeadLetter, TestContext};
 use crate::{Client, Job, JobId, Registry, State};
 
@@ -55,6 +56,7 @@ pub struct InMemoryBroker {
     pub(crate) state: State,
     pub(crate) registry: Option<Registry>,
     pub(crate) max_steps: usize,
+    hooks: Hooks,
 }
 
 impl InMemoryBroker {
@@ -67,12 +69,23 @@ impl InMemoryBroker {
     pub fn new() -> Self {
         let memory = Arc::new(Memory::default());
         InMemoryBroker {
-            client: Client::in_memory(Arc::clone(&memory)),
+            client: Client::in_memory(Arc::clone(&memory), Hooks::default()),
             memory,
             state: State::new(),
             registry: None,
             max_steps: Self::DEFAULT_MAX_STEPS,
+            hooks: Hooks::default(),
         }
+    }
+
+    /// Calls `hook` around this broker's enqueues and the attempts its
+    /// drains run, as a client and a worker would (see
+    /// [`observe`](crate::observe)): to test a hook without RabbitMQ. Clients
+    /// taken before this call do not call it.
+    pub fn with_hook(mut self, hook: impl Hook) -> Self {
+        self.hooks = self.hooks.with(hook);
+        self.client = Client::in_memory(Arc::clone(&self.memory), self.hooks.clone());
+        self
     }
 
     /// The state handlers get, when drained or called through

@@ -2,14 +2,15 @@
 //! virtual clock.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use tracing::debug;
+use tracing::{Instrument, debug};
 
 use crate::DeadReason;
 use crate::amqp::message;
 use crate::client::memory::DeadLetter;
 use crate::job::attempt::{Outcome, Runner};
+use crate::observe::{Attempt, job_span};
 use crate::testing::InMemoryBroker;
 use crate::{Job, JobId, Registry, RegistryError};
 
@@ -54,6 +55,17 @@ pub enum RunOutcome {
         /// The error.
         error: String,
     },
+}
+
+impl RunOutcome {
+    /// `done`, `retried` or `dead`.
+    fn as_str(&self) -> &'static str {
+        match self {
+            RunOutcome::Done => "done",
+            RunOutcome::Retried { .. } => "retried",
+            RunOutcome::Dead { .. } => "dead",
+        }
+    }
 }
 
 /// What a drain ran, in order.
@@ -172,7 +184,20 @@ impl InMemoryBroker {
             let properties = &message.properties;
             let id = message::job_id(properties);
             let attempt = message::attempt(properties);
-            let outcome = runner.attempt(&registry, id, properties, &message.body, false).await;
+            let observed = Attempt::new(properties, id, &message.queue, WORKER);
+            let hooks = self.client.hooks_of();
+            // The worker's span, so that hooks and log lines see what they would there.
+            let span = job_span(&observed);
+            hooks.attempt_span(&observed, &span);
+            let outcome = async {
+                hooks.before_attempt(&observed);
+                let started = Instant::now();
+                let outcome = runner.attempt(&registry, id, properties, &message.body, false).await;
+                hooks.after_attempt(&observed, &outcome.observed(), started.elapsed());
+                outcome
+            }
+            .instrument(span)
+            .await;
             let mut run = Run {
                 name: message::job_name(properties).unwrap_or_default().to_owned(),
                 id,
@@ -220,7 +245,7 @@ impl InMemoryBroker {
                     }
                 }
             }
-            debug!(job.id = %run.id, job.name = %run.name, queue = %run.queue, attempt, outcome = ?run.outcome, "drained one attempt");
+            debug!(job.id = %run.id, job.name = %run.name, queue = %run.queue, attempt, outcome = run.outcome.as_str(), "drained one attempt");
             drained.runs.push(run);
         }
     }

@@ -1,6 +1,8 @@
 //! The public way to run workers from any program: [`Worker::builder`],
 //! its options, and the checks made before anything connects.
 
+#[cfg(feature = "http")]
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +13,9 @@ use tracing::warn;
 use crate::amqp::connect::{self, TlsFiles};
 use crate::amqp::hold;
 use crate::duration::Written;
+#[cfg(feature = "http")]
+use crate::observe::http;
+use crate::observe::{Hook, Hooks};
 use crate::worker::consumer::WorkerSettings;
 use crate::worker::scheduler;
 use crate::worker::{Exit, WorkerError, WorkerHandle, run};
@@ -78,6 +83,9 @@ pub struct WorkerBuilder {
     /// guarantees it outlives the worker (the generated binary's); `None`:
     /// one of the worker's own.
     io: Option<Handle>,
+    hooks: Hooks,
+    #[cfg(feature = "http")]
+    metrics_addr: Option<SocketAddr>,
 }
 
 impl WorkerBuilder {
@@ -105,7 +113,32 @@ impl WorkerBuilder {
             handle_signals: true,
             allow_unknown_queues: false,
             io: None,
+            hooks: Hooks::default(),
+            #[cfg(feature = "http")]
+            metrics_addr: None,
         }
+    }
+
+    /// Calls `hook` around every attempt this worker runs, and every
+    /// enqueue of its handlers' follow-up jobs, after the hooks added
+    /// before (see [`observe`](crate::observe)).
+    pub fn hook(mut self, hook: impl Hook) -> Self {
+        self.hooks = self.hooks.with(hook);
+        self
+    }
+
+    /// Serves `/metrics` (Prometheus text format) and the health probes
+    /// `/health/live` and `/health/ready` over HTTP at `addr`, from start to
+    /// exit; the generated binary's `work --metrics-addr`. Port 0 picks a
+    /// free port, which the log line `serving /metrics…` names. Default:
+    /// no server. See the [operations guide](crate::guide::operations).
+    ///
+    /// The server installs a Prometheus recorder as the process's `metrics`
+    /// recorder, unless the program installed one first.
+    #[cfg(feature = "http")]
+    pub fn metrics_addr(mut self, addr: SocketAddr) -> Self {
+        self.metrics_addr = Some(addr);
+        self
     }
 
     /// The queues to consume, as jobs name them (without the prefix).
@@ -343,11 +376,17 @@ impl WorkerBuilder {
                 prefetch: self.prefetch,
                 shutdown_timeout: self.shutdown_timeout,
                 unknown_job_window: self.unknown_job_window,
+                health: Arc::default(),
             }),
             state: self.state,
             schedule,
             handle_signals: self.handle_signals,
             io: self.io,
+            hooks: self.hooks,
+            #[cfg(feature = "http")]
+            metrics_addr: self.metrics_addr,
+            #[cfg(feature = "http")]
+            server: None,
         })
     }
 }
@@ -404,9 +443,28 @@ pub(crate) struct Plan {
     pub(crate) schedule: Vec<scheduler::Entry>,
     pub(crate) handle_signals: bool,
     pub(crate) io: Option<Handle>,
+    pub(crate) hooks: Hooks,
+    #[cfg(feature = "http")]
+    pub(crate) metrics_addr: Option<SocketAddr>,
+    /// The HTTP server, once started; it stops when the worker has exited.
+    #[cfg(feature = "http")]
+    pub(crate) server: Option<http::Server>,
 }
 
 impl Plan {
+    /// Starts the HTTP server, if the worker has an address for it and it
+    /// has not started yet: the generated binary starts it before its setup
+    /// hook, so that the probes answer (not ready) while the hook runs.
+    #[cfg(feature = "http")]
+    pub(crate) fn serve_http(&mut self) -> Result<(), WorkerError> {
+        if let (Some(addr), None) = (self.metrics_addr, &self.server) {
+            let server = http::serve(addr, Arc::clone(&self.settings.health))
+                .map_err(|source| WorkerError::MetricsAddr { addr, source })?;
+            self.server = Some(server);
+        }
+        Ok(())
+    }
+
     /// Starts the supervisor on a thread of its own.
     pub(crate) fn start(self) -> Result<WorkerHandle, WorkerError> {
         run::start(self)

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Message, Recipient, WrapFuture};
 use futures_util::{FutureExt, StreamExt};
@@ -12,7 +12,7 @@ use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
-use tracing::{Instrument, debug, error, info, info_span, warn};
+use tracing::{Instrument, debug, error, info, warn};
 
 use crate::DeadReason;
 use crate::amqp::backoff::Backoff;
@@ -21,6 +21,8 @@ use crate::amqp::message;
 use crate::amqp::topology;
 use crate::duration::Written;
 use crate::job::attempt::{Outcome, Runner};
+use crate::observe::health::Health;
+use crate::observe::{Attempt, AttemptOutcome, job_span};
 use crate::worker::coalesce::{Acks, Settlement};
 use crate::{AckMode, Error, JobId, Registry};
 
@@ -43,6 +45,8 @@ pub(crate) struct WorkerSettings {
     /// How long a job of a name no worker knows is held for one that does
     /// (a rolling deploy) before it is dead-lettered as `unknown_job`.
     pub(crate) unknown_job_window: Duration,
+    /// What `/health/ready` answers.
+    pub(crate) health: Arc<Health>,
 }
 
 /// Tells the supervisor a worker has stopped, and why.
@@ -121,12 +125,14 @@ impl Actor for Worker {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let consume = consume(
+            self.slot,
             self.runner.clone(),
             Arc::clone(&self.settings),
             Arc::clone(&self.connection),
             self.drain.subscribe(),
         );
         ctx.spawn(consume.into_actor(self).map(|result, worker, ctx| {
+            worker.settings.health.consumer(worker.slot, false);
             worker.supervisor.do_send(WorkerStopped {
                 slot: worker.slot,
                 result,
@@ -147,6 +153,7 @@ impl actix::Handler<Drain> for Worker {
 /// Consumes until the channel dies (an error) or a drain completes (`Ok`,
 /// with the number of jobs the shutdown timeout cut off).
 async fn consume(
+    slot: usize,
     runner: Runner,
     settings: Arc<WorkerSettings>,
     connection: Arc<Connection>,
@@ -183,6 +190,7 @@ async fn consume(
             FieldTable::default(),
         )
         .await?;
+    settings.health.consumer(slot, true);
     info!(worker = %runner.worker, %queue, prefetch = settings.prefetch, ack = %ack, "worker consuming");
     // This channel's acknowledgements, coalesced.
     let acks = Acks::default();
@@ -264,7 +272,7 @@ async fn consume(
         }
         cut_off += lost.len();
         if !lost.is_empty() {
-            error!(worker = %runner.worker, %queue, count = lost.len(), jobs = ?lost, "shutdown timeout reached with jobs pushed to this worker but not run; under ack mode `none` they are lost");
+            error!(worker = %runner.worker, %queue, count = lost.len(), jobs = %lost.join(","), "shutdown timeout reached with jobs pushed to this worker but not run; under ack mode `none` they are lost");
         }
     }
     let all = u32::from(settings.prefetch);
@@ -305,14 +313,10 @@ async fn settle(
     // which the log, the handler and the dead letter must all share.
     let id = message::job_id(properties);
     let attempt = message::attempt(properties);
-    let span = info_span!(
-        "job",
-        job.id = %id,
-        job.name = message::job_name(properties).unwrap_or("-"),
-        queue = %runner.full_queue,
-        attempt,
-        worker = %runner.worker,
-    );
+    let observed = Attempt::new(properties, id, &runner.full_queue, &runner.worker);
+    let hooks = runner.client.hooks_of();
+    let span = job_span(&observed);
+    hooks.attempt_span(&observed, &span);
     async {
         let ack = settings.ack;
         // A long delay is waited out in several hops: a job back before it
@@ -328,7 +332,8 @@ async fn settle(
                     Written(Duration::from_secs(hold::due_in(eta).as_secs())),
                     Written(hold::MAX_DELAY)
                 );
-                warn!(%error, "job cannot be scheduled; moving it to the dead-letter queue");
+                error!(%error, "job cannot be scheduled; moving it to the dead-letter queue");
+                hooks.on_dead_letter(&observed, DeadReason::Undecodable, &error);
                 Box::pin(bury(
                     &delivery,
                     acks,
@@ -341,7 +346,7 @@ async fn settle(
                 .await;
                 return;
             }
-            debug!(due_in = ?hold::due_in(eta), "job not due yet; holding it again");
+            debug!(due_in_ms = millis(hold::due_in(eta)), "job not due yet; holding it again");
             // As a retry is: without `expiration`, a foreign `user_id`, CC/BCC.
             let hop = &message::hop_properties(properties, id);
             let held = || {
@@ -355,21 +360,30 @@ async fn settle(
         if ack == AckMode::Early && !acknowledge(&delivery, acks).await {
             return;
         }
+        // At debug: at info it would double the lines (and the cost) of
+        // every job; "job done" says how long it ran, and the in-flight
+        // gauge shows what runs now.
         debug!("job started");
+        hooks.before_attempt(&observed);
+        let started = Instant::now();
         let outcome = runner
             .attempt(&settings.registry, id, properties, &delivery.data, delivery.redelivered)
             .await;
+        let duration = started.elapsed();
+        let duration_ms = millis(duration);
         let unacked = ack == AckMode::Late;
         match outcome {
             Outcome::Done => {
-                info!("job done");
+                hooks.after_attempt(&observed, &AttemptOutcome::Succeeded, duration);
+                info!(duration_ms, "job done");
                 if unacked {
                     acknowledge(&delivery, acks).await;
                 }
                 release_unique(&runner, properties, id).await;
             }
             Outcome::Retry { delay, reason, error } => {
-                warn!(reason = reason.as_str(), %error, retry_in = ?delay, "job failed; retrying it");
+                hooks.after_attempt(&observed, &outcome_retried(reason, &error, delay), duration);
+                warn!(duration_ms, reason = reason.as_str(), %error, retry_in_ms = millis(delay), "job failed; retrying it");
                 let eta = SystemTime::now() + delay;
                 let retry = &message::retry_properties(properties, id, attempt.saturating_add(1), &error, eta);
                 let held = || {
@@ -383,8 +397,9 @@ async fn settle(
                 reason: DeadReason::UnknownJob,
                 error,
             } if let Some((since, wait)) = hold_unknown(properties, settings.unknown_job_window) => {
+                hooks.after_attempt(&observed, &outcome_retried(DeadReason::UnknownJob, &error, wait), duration);
                 // During a rolling deploy, a newer worker knows it.
-                warn!(%error, retry_in = ?wait, "no job of this name here; holding it for a worker that knows it");
+                warn!(%error, retry_in_ms = millis(wait), "no job of this name here; holding it for a worker that knows it");
                 let eta = SystemTime::now() + wait;
                 let held = &message::unknown_properties(properties, id, since, eta);
                 let publish = || {
@@ -395,7 +410,9 @@ async fn settle(
                 Box::pin(hand_over(&delivery, acks, unacked, publish)).await;
             }
             Outcome::Dead { reason, error } => {
-                warn!(reason = reason.as_str(), %error, "job failed; moving it to the dead-letter queue");
+                hooks.after_attempt(&observed, &AttemptOutcome::Dead { reason, error: &error }, duration);
+                // At error: the job will not run again unless someone acts.
+                error!(duration_ms, reason = reason.as_str(), %error, "job failed for good; moving it to the dead-letter queue");
                 Box::pin(bury(&delivery, acks, &runner, id, reason, &error, unacked)).await;
                 release_unique(&runner, properties, id).await;
             }
@@ -403,6 +420,16 @@ async fn settle(
     }
     .instrument(span)
     .await;
+}
+
+/// A duration in whole milliseconds, as log fields give them (a number in
+/// JSON, not a Debug string).
+pub(crate) fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn outcome_retried(reason: DeadReason, error: &str, delay: Duration) -> AttemptOutcome<'_> {
+    AttemptOutcome::Retried { reason, error, delay }
 }
 
 /// Whether a job of a name this worker does not know is held again rather
@@ -491,10 +518,10 @@ where
             Err(error) => {
                 let wait = backoff.next_wait();
                 if unacked {
-                    warn!(%error, retry_in = ?wait, "could not store the job's next step; holding the job and trying again");
+                    warn!(%error, retry_in_ms = millis(wait), "could not store the job's next step; holding the job and trying again");
                 } else {
                     // Already acknowledged: this worker holds the only copy.
-                    error!(%error, retry_in = ?wait, body_bytes = delivery.data.len(), "could not store the job's next step, and it was acknowledged already (it is lost if this worker stops first); trying again");
+                    error!(%error, retry_in_ms = millis(wait), body_bytes = delivery.data.len(), "could not store the job's next step, and it was acknowledged already (it is lost if this worker stops first); trying again");
                 }
                 tokio::time::sleep(wait).await;
             }

@@ -85,6 +85,16 @@ Otherwise derive `Job` on a type, or pass --queues"
         /// Channels the broker allows per connection.
         channel_max: usize,
     },
+    /// The metrics and health server cannot listen at its address (in use,
+    /// or not this host's).
+    #[error("cannot serve metrics and health probes at {addr}: {source}")]
+    MetricsAddr {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The worker's threads or runtime could not be started.
     #[error("could not start the worker: {0}")]
     Start(#[source] std::io::Error),

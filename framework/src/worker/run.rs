@@ -107,6 +107,13 @@ impl Drop for WorkerHandle {
 
 /// Starts the supervisor thread of `plan`.
 pub(crate) fn start(plan: Plan) -> Result<WorkerHandle, WorkerError> {
+    #[cfg(feature = "http")]
+    let mut plan = plan;
+    #[cfg(feature = "http")]
+    plan.serve_http()?;
+    // Stops serving once the worker has exited (dropped with it).
+    #[cfg(feature = "http")]
+    let server = plan.server.take();
     let (requests, signals) = Signals::new();
     let os_signals = plan.handle_signals.then(|| requests.clone());
     let (report, exit) = oneshot::channel();
@@ -139,6 +146,8 @@ pub(crate) fn start(plan: Plan) -> Result<WorkerHandle, WorkerError> {
                     runtime.shutdown_timeout(IO_SHUTDOWN);
                 }
             };
+            #[cfg(feature = "http")]
+            drop(server);
             if result.as_ref().is_ok_and(|exit| *exit == Exit::Forced) {
                 // At once: a stalled network must not hold a forced exit
                 // up. The sockets close as the runtime stops, just after.
@@ -175,14 +184,16 @@ async fn supervise(plan: Plan, signals: Signals, io: Handle) -> Result<Exit, Wor
         settings,
         state,
         schedule,
+        hooks,
         ..
     } = plan;
-    info!(state = ?state, "handlers' state");
+    info!(state_types = %state.type_names().join(","), "handlers' state");
     let endpoint = Endpoint::new(url.clone(), format!("warren worker {name}"), io.clone()).with_tls(tls.clone());
     let connected = until_connected(&endpoint.name, || endpoint.connect(), signals.clone());
     let Some(connection) = connected.await.map_err(WorkerError::Connect)? else {
         return Ok(Exit::Drained);
     };
+    settings.health.connected(true);
     // Each worker consumes on a channel of its own: past the broker's
     // limit, the ones over it would fail and restart for ever.
     let channels = workers.saturating_mul(queues.len());
@@ -199,6 +210,7 @@ async fn supervise(plan: Plan, signals: Signals, io: Handle) -> Result<Exit, Wor
     let mut publisher = Client::builder(&url)
         .queue_prefix(&prefix)
         .connection_name(format!("warren worker {name} (publisher)"))
+        .hooks(hooks)
         .runtime(io.clone());
     if let Some(ca) = tls.ca {
         publisher = publisher.tls_ca(ca);
@@ -231,7 +243,8 @@ async fn supervise(plan: Plan, signals: Signals, io: Handle) -> Result<Exit, Wor
             });
         }
     }
-    info!(url = %redact(&url), queues = ?queues, workers, prefetch = settings.prefetch, ack = %settings.ack, "worker starting");
+    settings.health.expect_consumers(runners.len());
+    info!(url = %redact(&url), queues = %queues.join(","), workers, prefetch = settings.prefetch, ack = %settings.ack, "worker starting");
     // Ends with the worker: a new leader takes over from the broker's side.
     let scheduler = (!schedule.is_empty()).then(|| AbortOnDrop(io.spawn(scheduler::run(client.clone(), schedule))));
     let (sender, receiver) = oneshot::channel();

@@ -14,8 +14,9 @@ use tracing::{error, info, warn};
 use crate::amqp::backoff::Backoff;
 use crate::amqp::connect::{Endpoint, Refusals, with_retries};
 use crate::job::attempt::Runner;
+use crate::observe::metrics;
 use crate::worker::Exit;
-use crate::worker::consumer::{Drain, Worker, WorkerSettings, WorkerStopped};
+use crate::worker::consumer::{Drain, Worker, WorkerSettings, WorkerStopped, millis};
 use crate::worker::signals::Signals;
 
 /// A worker restarted after running this long starts its backoff afresh.
@@ -128,6 +129,7 @@ impl Supervisor {
         // The node that was lost is tried last (with several URLs).
         self.endpoint.fail_over();
         self.reconnecting = true;
+        self.settings.health.connected(false);
         let endpoint = self.endpoint.clone();
         // A worker that ran keeps trying even when the broker refuses it:
         // see `Refusals::Retry`.
@@ -149,6 +151,7 @@ impl Supervisor {
             info!(%url, "reconnected to RabbitMQ");
             supervisor.connection = Arc::new(connection);
             supervisor.reconnecting = false;
+            supervisor.settings.health.connected(true);
             for slot in std::mem::take(&mut supervisor.waiting) {
                 supervisor.start_worker(slot, ctx);
             }
@@ -160,8 +163,13 @@ impl Supervisor {
             return;
         }
         self.draining = true;
+        self.settings.health.draining();
         let running: Vec<_> = self.slots.iter().filter_map(|slot| slot.worker.clone()).collect();
-        info!(workers = running.len(), timeout = ?self.settings.shutdown_timeout, "shutting down: draining workers");
+        info!(
+            workers = running.len(),
+            timeout_ms = millis(self.settings.shutdown_timeout),
+            "shutting down: draining workers"
+        );
         for worker in running {
             worker.do_send(Drain);
         }
@@ -260,7 +268,8 @@ impl actix::Handler<WorkerStopped> for Supervisor {
             slot.restarts = restart_backoff();
         }
         let delay = slot.restarts.next_wait();
-        warn!(worker = %slot.runner.worker, queue = %slot.runner.full_queue, %error, restart_in = ?delay, "worker stopped; restarting it");
+        metrics::worker_restarted();
+        warn!(worker = %slot.runner.worker, queue = %slot.runner.full_queue, %error, restart_in_ms = millis(delay), "worker stopped; restarting it");
         let index = stopped.slot;
         ctx.run_later(delay, move |supervisor, ctx| supervisor.start_worker(index, ctx));
     }

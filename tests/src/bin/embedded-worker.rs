@@ -38,7 +38,7 @@ async fn main() -> ExitCode {
             }
         }
     }
-    init_logging(LogFormat::Pretty);
+    let _logging = init_logging(LogFormat::Pretty);
     let listener = match TcpListener::bind(("127.0.0.1", port)).await {
         Ok(listener) => listener,
         Err(error) => {

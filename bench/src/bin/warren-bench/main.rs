@@ -102,6 +102,10 @@ enum Phase {
     /// 10,000 delayed jobs over 1,000 distinct delays (warren only): hold
     /// queues created, enqueue rate, the hold queues' memory on the broker.
     Delays,
+    /// warren's drain at prefetch 100 with `RUST_LOG=info` (a `job done`
+    /// line per job) next to `warn`: the figure's `raw` column is `warn`,
+    /// its `warren` column `info`, its ratio info / warn.
+    Log,
 }
 
 /// One line of the report.
@@ -261,6 +265,9 @@ async fn run(args: Args) -> Result<(), BoxError> {
     if phases.contains(&Phase::Rss) {
         bench.idle_rss().await?;
     }
+    if phases.contains(&Phase::Log) {
+        bench.log_cost().await?;
+    }
     // The figures are written before the clean-up, which a broker restart may fail.
     if let Some(path) = &bench.args.json {
         let output = Output {
@@ -414,6 +421,30 @@ impl Bench {
         if prefetch == 100 {
             self.record("rss-after-drain", "MiB", &raw_rss, &warren_rss);
         }
+        Ok(())
+    }
+
+    /// warren's drain at `warn` and at `info`, alternating; recorded as
+    /// `raw` = warn and `warren` = info.
+    async fn log_cost(&mut self) -> Result<(), BoxError> {
+        let jobs = self.args.jobs();
+        let (mut warn, mut info) = (Vec::new(), Vec::new());
+        for _ in 0..self.args.rounds {
+            for level in ["warn", "info"] {
+                self.prefill(NOOP_QUEUE, jobs).await?;
+                let spec = WorkerSpec {
+                    log: level,
+                    ..self.spec(NOOP_QUEUE, 100, self.workers, jobs)
+                };
+                let mut worker = WorkerProcess::spawn(Side::Warren, &spec)?;
+                let report = worker.report(self.timeout).await?;
+                worker.stop().await;
+                let samples = if level == "warn" { &mut warn } else { &mut info };
+                samples.push(busy_rate(jobs, &report));
+            }
+        }
+        self.broker.reset(NOOP_QUEUE).await?;
+        self.record("drain-p100-log-info-vs-warn", "jobs/s", &warn, &info);
         Ok(())
     }
 
