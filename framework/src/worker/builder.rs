@@ -338,6 +338,7 @@ impl WorkerBuilder {
                 prefetch: self.prefetch,
                 shutdown_timeout: self.shutdown_timeout,
                 unknown_job_window: self.unknown_job_window,
+                counters: Arc::default(),
             }),
             state: self.state,
             handle_signals: self.handle_signals,

@@ -21,6 +21,7 @@ use crate::amqp::message;
 use crate::amqp::topology;
 use crate::duration::Written;
 use crate::job::attempt::{Outcome, Runner};
+use crate::worker::heartbeat::Counters;
 use crate::{AckMode, Error, JobId, Registry};
 
 /// How often a worker checks that its channel is still open.
@@ -42,6 +43,8 @@ pub(crate) struct WorkerSettings {
     /// How long a job of a name no worker knows is held for one that does
     /// (a rolling deploy) before it is dead-lettered as `unknown_job`.
     pub(crate) unknown_job_window: Duration,
+    /// Jobs in flight, done and failed, for the heartbeat.
+    pub(crate) counters: Arc<Counters>,
 }
 
 /// Tells the supervisor a worker has stopped, and why.
@@ -332,18 +335,21 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
             return;
         }
         debug!("job started");
+        let _running = settings.counters.running();
         let outcome = runner
             .attempt(&settings.registry, id, properties, &delivery.data, delivery.redelivered)
             .await;
         let unacked = ack == AckMode::Late;
         match outcome {
             Outcome::Done => {
+                settings.counters.done();
                 info!("job done");
                 if unacked {
                     acknowledge(&delivery).await;
                 }
             }
             Outcome::Retry { delay, reason, error } => {
+                settings.counters.failed();
                 warn!(reason = reason.as_str(), %error, retry_in = ?delay, "job failed; retrying it");
                 let eta = SystemTime::now() + delay;
                 let retry = &message::retry_properties(properties, id, attempt.saturating_add(1), &error, eta);
@@ -374,6 +380,7 @@ async fn settle(delivery: Delivery, runner: Runner, settings: Arc<WorkerSettings
                 Box::pin(hand_over(&delivery, unacked, publish)).await;
             }
             Outcome::Dead { reason, error } => {
+                settings.counters.failed();
                 warn!(reason = reason.as_str(), %error, "job failed; moving it to the dead-letter queue");
                 Box::pin(bury(&delivery, &runner, id, reason, &error, unacked)).await;
             }

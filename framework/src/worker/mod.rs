@@ -6,6 +6,7 @@ mod ack;
 mod builder;
 pub(crate) mod consumer;
 mod error;
+pub(crate) mod heartbeat;
 mod run;
 pub(crate) mod signals;
 pub(crate) mod supervisor;

@@ -20,6 +20,7 @@ use crate::error::redact;
 use crate::job::attempt::Runner;
 use crate::worker::WorkerError;
 use crate::worker::builder::Plan;
+use crate::worker::heartbeat;
 use crate::worker::signals::{self, Requests, Signals};
 use crate::worker::supervisor::{FIRST_WAIT, MAX_BACKOFF, Supervisor};
 use crate::{Client, Error};
@@ -197,7 +198,7 @@ async fn supervise(plan: Plan, signals: Signals, io: Handle) -> Result<Exit, Wor
     let mut publisher = Client::builder(&url)
         .queue_prefix(&prefix)
         .connection_name(format!("warren worker {name} (publisher)"))
-        .runtime(io);
+        .runtime(io.clone());
     if let Some(ca) = tls.ca {
         publisher = publisher.tls_ca(ca);
     }
@@ -230,6 +231,14 @@ async fn supervise(plan: Plan, signals: Signals, io: Handle) -> Result<Exit, Wor
         }
     }
     info!(url = %redact(&url), queues = ?queues, workers, prefetch = settings.prefetch, ack = %settings.ack, "worker starting");
+    let beat = heartbeat::template(&name, &queues, workers, settings.prefetch, settings.ack.as_str());
+    let heartbeats = heartbeat::spawn(
+        client.clone(),
+        heartbeat::exchange(&prefix),
+        beat,
+        Arc::clone(&settings.counters),
+        &io,
+    );
     let (sender, receiver) = oneshot::channel();
     actix::Actor::start(Supervisor::new(
         endpoint,
@@ -240,6 +249,7 @@ async fn supervise(plan: Plan, signals: Signals, io: Handle) -> Result<Exit, Wor
         sender,
     ));
     let exit = receiver.await.unwrap_or(Exit::Forced);
+    heartbeats.abort();
     match exit {
         // The process may exit now; the broker notices the closed sockets,
         // and a stalled network must not hold the exit.
