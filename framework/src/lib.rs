@@ -42,6 +42,8 @@ mod amqp;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod client;
+#[cfg(feature = "dashboard")]
+pub mod dashboard;
 #[cfg(feature = "cli")]
 mod dead_letters;
 mod duration;
