@@ -28,14 +28,18 @@ pub(crate) fn exchange(prefix: &str) -> String {
     format!("{prefix}warren.heartbeats")
 }
 
-/// Declares the heartbeat exchange (a fanout that outlives its users:
-/// declared the same way by senders and readers).
+/// Declares the heartbeat exchange, the same way for senders and readers: a
+/// fanout that RabbitMQ deletes when the last reader's queue goes (and a
+/// sender declares again at its next beat).
 pub(crate) async fn declare(channel: &Channel, exchange: &str) -> Result<(), lapin::Error> {
     channel
         .exchange_declare(
             exchange.into(),
             ExchangeKind::Fanout,
-            ExchangeDeclareOptions::default(),
+            ExchangeDeclareOptions {
+                auto_delete: true,
+                ..ExchangeDeclareOptions::default()
+            },
             FieldTable::default(),
         )
         .await

@@ -20,6 +20,7 @@ mod client;
 mod config_errors;
 mod connection_recovery;
 mod contracts;
+mod dashboard;
 mod dead_cli;
 mod dead_letters;
 mod dead_poison;
