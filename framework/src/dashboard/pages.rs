@@ -158,11 +158,12 @@ pub(crate) fn layout(title: &str, current: &str, csrf: &str, content: &str) -> S
 pub(crate) fn dead_letters(queue: &str, total: u32, page: u32, page_size: u32, letters: &[Letter]) -> String {
     let q = escape(queue);
     let mut html = format!(
-        "<p><span id=\"dead-total\">{total}</span> dead letters in <code>{dead}</code>. \
+        "<p><span id=\"dead-total\">{total}</span> {noun} in <code>{dead}</code>. \
 <button data-action=\"retry\" data-queue=\"{q}\">Retry all</button> \
 <button data-action=\"delete\" data-queue=\"{q}\" data-confirm=\"Delete every dead letter of {q}?\">Delete all</button></p>\
 <p id=\"result\" role=\"status\"></p>",
         dead = escape(&crate::amqp::topology::dead_queue(queue)),
+        noun = if total == 1 { "dead letter" } else { "dead letters" },
     );
     html.push_str(
         "<table id=\"dead\"><thead><tr><th>Job</th><th>Id</th><th>Reason</th><th>Attempts</th>\
