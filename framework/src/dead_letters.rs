@@ -206,6 +206,7 @@ pub(crate) async fn peek(
 
 /// Deletes the dead letter of job `id` from `dead_queue`; false if there is
 /// none. Every other letter read on the way is put back in its place.
+#[cfg(feature = "dashboard")]
 pub(crate) async fn delete(connection: &Connection, dead_queue: &str, id: JobId) -> Result<bool, DeadError> {
     let Some(present) = ready(connection, dead_queue).await? else {
         return Ok(false);

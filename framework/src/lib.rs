@@ -196,6 +196,9 @@ pub mod guide {
     pub mod testing {}
     #[doc = include_str!("../docs/reliability.md")]
     pub mod reliability {}
+    #[doc = include_str!("../docs/dashboard.md")]
+    #[cfg(feature = "dashboard")]
+    pub mod dashboard {}
     #[doc = include_str!("../docs/architecture.md")]
     pub mod architecture {}
 }

@@ -191,9 +191,14 @@ impl Drop for TestBroker {
 fn delete_exchange(name: &str) {
     let name = name.to_owned();
     let deleted = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
         runtime.block_on(async {
-            let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.ok()?;
+            let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+                .await
+                .ok()?;
             let channel = connection.create_channel().await.ok()?;
             let _ = channel
                 .exchange_delete(name.as_str().into(), lapin::options::ExchangeDeleteOptions::default())

@@ -79,9 +79,14 @@ impl Management {
     pub(crate) async fn queues(&self, prefix: &str) -> Result<Vec<JobQueue>, http::Failure> {
         let path = format!("/api/queues/{}?columns={COLUMNS}", self.vhost);
         let body = http::get(&self.host, self.port, &path, &self.authorization).await?;
-        let queues: Vec<Queue> =
-            serde_json::from_slice(&body).map_err(|error| format!("unexpected answer from the management API: {error}"))?;
-        Ok(group(queues.into_iter().filter(|queue| queue.name.starts_with(prefix)).collect()))
+        let queues: Vec<Queue> = serde_json::from_slice(&body)
+            .map_err(|error| format!("unexpected answer from the management API: {error}"))?;
+        Ok(group(
+            queues
+                .into_iter()
+                .filter(|queue| queue.name.starts_with(prefix))
+                .collect(),
+        ))
     }
 }
 

@@ -107,8 +107,8 @@ impl DashboardBuilder {
     }
 
     /// The management API's base URL, e.g. `https://admin:secret@rabbit:15671`
-    /// [default: `http://<AMQP host>:15672` with the AMQP URL's user and
-    /// password]. The virtual host is always the AMQP URL's. Only `http`
+    /// (default: `http://<AMQP host>:15672` with the AMQP URL's user and
+    /// password). The virtual host is always the AMQP URL's. Only `http`
     /// URLs are supported.
     pub fn management_url(mut self, url: impl Into<String>) -> Self {
         self.management_url = Some(url.into());
@@ -123,7 +123,7 @@ impl DashboardBuilder {
     }
 
     /// The jobs whose queues' dead letters are retried with their queue
-    /// type [default: the jobs linked into the binary].
+    /// type (default: the jobs linked into the binary).
     pub fn registry(mut self, registry: Registry) -> Self {
         self.registry = Some(registry);
         self

@@ -189,11 +189,21 @@ pub(crate) fn dead_letters(queue: &str, total: u32, page: u32, page_size: u32, l
     html.push_str("</tbody></table><p>");
     let pages = total.div_ceil(page_size).max(1);
     if page > 0 {
-        let _ = write!(html, "<a href=\"dead?queue={}&amp;page={}\">← newer</a> ", encode(queue), page - 1);
+        let _ = write!(
+            html,
+            "<a href=\"dead?queue={}&amp;page={}\">← newer</a> ",
+            encode(queue),
+            page - 1
+        );
     }
     let _ = write!(html, "page {} of {pages}", page + 1);
     if page + 1 < pages {
-        let _ = write!(html, " <a href=\"dead?queue={}&amp;page={}\">older →</a>", encode(queue), page + 1);
+        let _ = write!(
+            html,
+            " <a href=\"dead?queue={}&amp;page={}\">older →</a>",
+            encode(queue),
+            page + 1
+        );
     }
     html.push_str("</p>");
     html
@@ -316,7 +326,10 @@ mod tests {
     fn a_live_table_links_and_escapes_its_cells() {
         let rows = [serde_json::json!({"queue": "<b>q</b>", "job_queue": "a b", "dead": 3, "role": "job"})];
         let html = live_table("queues", "api/queues", &QUEUE_COLUMNS, &rows);
-        assert!(html.contains("<td data-key=\"queue\">&lt;b&gt;q&lt;/b&gt;</td>"), "{html}");
+        assert!(
+            html.contains("<td data-key=\"queue\">&lt;b&gt;q&lt;/b&gt;</td>"),
+            "{html}"
+        );
         assert!(html.contains("<a href=\"dead?queue=a+b\">3</a>"), "{html}");
     }
 }

@@ -13,10 +13,10 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+use super::dead;
 use super::management::{JobQueue, Management};
 use super::pages::{self, QUEUE_COLUMNS, WORKER_COLUMNS};
 use super::workers::Workers;
-use super::dead;
 use crate::{Client, Registry};
 
 /// What every request handler shares.
@@ -94,7 +94,10 @@ async fn guard(State(state): State<Shared>, request: Request, next: Next) -> Res
     {
         return (
             StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Basic realm=\"warren dashboard\", charset=\"UTF-8\"")],
+            [(
+                header::WWW_AUTHENTICATE,
+                "Basic realm=\"warren dashboard\", charset=\"UTF-8\"",
+            )],
             "the dashboard needs its token: as the password (any user name), or `Authorization: Bearer <token>`\n",
         )
             .into_response();
@@ -142,7 +145,12 @@ fn flatten(queues: &[JobQueue]) -> Vec<Value> {
     let mut rows = Vec::new();
     for queue in queues {
         rows.push(serde_json::to_value(&queue.row).unwrap_or_default());
-        rows.extend(queue.holds.iter().map(|hold| serde_json::to_value(hold).unwrap_or_default()));
+        rows.extend(
+            queue
+                .holds
+                .iter()
+                .map(|hold| serde_json::to_value(hold).unwrap_or_default()),
+        );
     }
     rows
 }

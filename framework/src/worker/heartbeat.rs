@@ -142,7 +142,13 @@ pub(crate) fn template(name: &str, queues: &[String], workers: usize, prefetch: 
 /// Sends `template` with the current counts every [`EVERY`] on `client`'s
 /// connection until aborted. A failed send is retried at the next beat, on
 /// a new channel: the dashboard shows a worker whose beats stop as stale.
-pub(crate) fn spawn(client: Client, exchange: String, template: Heartbeat, counters: Arc<Counters>, io: &Handle) -> JoinHandle<()> {
+pub(crate) fn spawn(
+    client: Client,
+    exchange: String,
+    template: Heartbeat,
+    counters: Arc<Counters>,
+    io: &Handle,
+) -> JoinHandle<()> {
     io.spawn(async move {
         let mut channel: Option<Channel> = None;
         let mut ticks = tokio::time::interval(EVERY);
@@ -161,7 +167,12 @@ pub(crate) fn spawn(client: Client, exchange: String, template: Heartbeat, count
     })
 }
 
-async fn send(client: &Client, channel: &mut Option<Channel>, exchange: &str, beat: &Heartbeat) -> Result<(), lapin::Error> {
+async fn send(
+    client: &Client,
+    channel: &mut Option<Channel>,
+    exchange: &str,
+    beat: &Heartbeat,
+) -> Result<(), lapin::Error> {
     let open = match channel.take() {
         Some(open) if open.status().connected() => open,
         _ => {

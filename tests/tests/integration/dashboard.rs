@@ -35,7 +35,9 @@ impl Answer {
 /// closed after it.
 async fn request(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
     let host = base.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect to the dashboard");
+    let mut stream = tokio::net::TcpStream::connect(host)
+        .await
+        .expect("connect to the dashboard");
     let mut head = format!(
         "{method} /{path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\ncontent-length: {}\r\n",
         body.len()
@@ -50,7 +52,11 @@ async fn request(base: &str, method: &str, path: &str, headers: &[(&str, &str)],
     stream.read_to_end(&mut answer).await.expect("read");
     let answer = text(&answer);
     let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
     // Small answers: axum sends them whole, with a content-length.
     Answer {
         status,
@@ -134,7 +140,11 @@ async fn the_dashboard_shows_depth_and_workers_and_a_posted_retry_runs_the_dead_
     let queue = broker.queue("work");
     let (_dashboard, base) = dashboard(&broker, &[]).await;
     for seq in 1..=3 {
-        broker.client().enqueue(Record { seq, sleep_ms: 0 }).await.expect("enqueue");
+        broker
+            .client()
+            .enqueue(Record { seq, sleep_ms: 0 })
+            .await
+            .expect("enqueue");
     }
     let id = dead_record(&broker, 5).await;
 
@@ -157,16 +167,27 @@ async fn the_dashboard_shows_depth_and_workers_and_a_posted_retry_runs_the_dead_
     let dead_page = get(&base, &format!("dead?queue={queue}")).await;
     assert_eq!(dead_page.status, 200, "{}", dead_page.body);
     assert!(dead_page.body.contains(&id.to_string()));
-    assert!(dead_page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{}", dead_page.body);
+    assert!(
+        dead_page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{}",
+        dead_page.body
+    );
     assert!(dead_page.body.contains("&lt;img src=x onerror=alert(2)&gt;"));
-    assert!(!dead_page.body.contains("<script>alert"), "unescaped body: {}", dead_page.body);
+    assert!(
+        !dead_page.body.contains("<script>alert"),
+        "unescaped body: {}",
+        dead_page.body
+    );
     assert!(!dead_page.body.contains("<img"), "unescaped error");
     let listed = get(&base, &format!("api/dead?queue={queue}")).await.json();
     assert_eq!(listed["total"], 1);
     assert_eq!(listed["letters"][0]["id"], id.to_string());
 
     // A running worker, from its heartbeats.
-    let worker = broker.worker(WORKER, &["work", "--queues", "work", "--workers", "1", "--name", "dash-test"]);
+    let worker = broker.worker(
+        WORKER,
+        &["work", "--queues", "work", "--workers", "1", "--name", "dash-test"],
+    );
     worker
         .wait_for_stdout(3, PATIENCE, |line| line.starts_with("done seq="))
         .await;
@@ -177,7 +198,10 @@ async fn the_dashboard_shows_depth_and_workers_and_a_posted_retry_runs_the_dead_
     let listed = &workers["rows"][0];
     assert_eq!(listed["name"], "dash-test");
     assert_eq!(listed["queues"], "work");
-    assert_eq!((listed["prefetch"].clone(), listed["ack"].clone()), (10.into(), "late".into()));
+    assert_eq!(
+        (listed["prefetch"].clone(), listed["ack"].clone()),
+        (10.into(), "late".into())
+    );
     assert_eq!(listed["stale"], false);
     assert!(get(&base, "workers").await.body.contains(">dash-test</td>"));
 
@@ -211,7 +235,11 @@ async fn the_dashboard_shows_depth_and_workers_and_a_posted_retry_runs_the_dead_
         json["rows"][0]["done"] == 4
     })
     .await;
-    let runs = worker.stdout().iter().filter(|line| line.starts_with("ran seq=5 ")).count();
+    let runs = worker
+        .stdout()
+        .iter()
+        .filter(|line| line.starts_with("ran seq=5 "))
+        .count();
     assert_eq!(runs, 1);
 
     // Retrying it again finds nothing.
@@ -233,6 +261,13 @@ async fn an_open_address_needs_a_token_and_every_request_then_carries_it() {
     let bearer = request(&base, "GET", "api/workers", &[("authorization", "Bearer s3cret")], "").await;
     assert_eq!(bearer.status, 200, "{}", bearer.body);
     // A browser's basic auth: any user, the token as password ("admin:s3cret").
-    let basic = request(&base, "GET", "queues", &[("authorization", "Basic YWRtaW46czNjcmV0")], "").await;
+    let basic = request(
+        &base,
+        "GET",
+        "queues",
+        &[("authorization", "Basic YWRtaW46czNjcmV0")],
+        "",
+    )
+    .await;
     assert_eq!(basic.status, 200);
 }
