@@ -510,7 +510,7 @@ mod tests {
         assert_eq!(row.attempt, 4);
         assert_eq!(row.dead_at, "2023-11-14T22:13:20Z");
         assert_eq!(row.error, "card declined\nat line 3");
-        assert_eq!(row.enqueued_at, "2023-11-14T21:46:40Z");
+        assert_eq!(row.enqueued_at, "2023-11-14T21:40:00Z");
         assert_eq!(row.body, "{}");
         assert_eq!(Some(row.id.parse().unwrap()), letter_id(&dead));
     }
