@@ -1,8 +1,8 @@
 //! warren's command line as parts of your own: the [`Command`]s of the
-//! generated worker binary (`work`, `enqueue`, `jobs`, `dead …`) as a
-//! [`clap::Subcommand`], its [`GlobalArgs`] as [`clap::Args`], [`run`] to
-//! run a parsed command, and [`init_logging`] for a binary that wants
-//! warren's log output. [`main!`](crate::main) is these parts put together.
+//! generated worker binary (`work`, `enqueue`, `jobs`, `dead …`,
+//! `dashboard`) as a [`clap::Subcommand`], its [`GlobalArgs`] as
+//! [`clap::Args`], [`run`] to run a parsed command, and [`init_logging`]
+//! for a binary that wants warren's log output. [`main!`](crate::main) is these parts put together.
 //!
 //! ```no_run
 //! use std::process::ExitCode;
@@ -50,9 +50,10 @@
 //! Exit codes: `0` success, including a drained shutdown; `1` a failure
 //! the message explains; `2` bad usage (clap's own, a malformed URL or a
 //! missing TLS file, a queue no job uses, `dead purge` without `--yes` and
-//! no terminal, more workers than the broker has channels for); `3` a
-//! forced stop (a second signal, or workers that did not stop in time); `4`
-//! a drain the shutdown timeout cut off. A failure is said in one line:
+//! no terminal, `dashboard` on an open address without `--token`, more
+//! workers than the broker has channels for); `3` a forced stop (a second
+//! signal, or workers that did not stop in time); `4` a drain the shutdown
+//! timeout cut off. A failure is said in one line:
 //! `error: …` on stderr, or one JSON event with `--log-format json`.
 
 pub(crate) mod dead;
@@ -166,7 +167,8 @@ pub enum LogFormat {
 }
 
 /// One of warren's commands, parsed: `work`, `enqueue <job> <json>`,
-/// `jobs` or `dead list|retry|purge`. Embed it in your own CLI as a
+/// `jobs`, `dead list|retry|purge` or `dashboard` (with the `dashboard`
+/// feature). Embed it in your own CLI as a
 /// [`clap::Subcommand`] (nested under a command of yours, or flattened into
 /// your subcommands), then [`run`] it.
 #[derive(Debug)]
