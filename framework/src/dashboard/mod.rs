@@ -20,9 +20,9 @@
 //! `rabbitmq_management` plugin), at port 15672 of the AMQP URL's host with
 //! its credentials and virtual host unless [`DashboardBuilder::management_url`]
 //! says otherwise. Workers come from the heartbeats every worker process
-//! sends to the fanout exchange `<prefix>warren.heartbeats` every 5 s: the
+//! sends to the fanout exchange `<prefix>warren.heartbeats` every 2 s: the
 //! dashboard reads them through a queue of its own that RabbitMQ deletes
-//! when it goes; a worker whose heartbeats stop shows as stale after 15 s
+//! when it goes; a worker whose heartbeats stop shows as stale after 10 s
 //! and goes from the list after a minute. Dead letters are read, retried
 //! and deleted as the `dead` commands do: a letter leaves its dead-letter
 //! queue only once RabbitMQ confirmed its job back in the job queue.

@@ -183,7 +183,7 @@ async fn workers_json(State(state): State<Shared>) -> Response {
 async fn workers_page(State(state): State<Shared>) -> Html<String> {
     let rows = worker_rows(&state);
     let mut content = String::from(
-        "<p>Every worker process sends a heartbeat every 5 s; one not heard from for 15 s is greyed, after a minute it goes.</p>",
+        "<p>Every worker process sends a heartbeat every 2 s; one not heard from for 10 s is greyed, after a minute it goes.</p>",
     );
     content.push_str(&pages::live_table("workers", "api/workers", &WORKER_COLUMNS, &rows));
     Html(pages::layout("Workers", "workers", &state.csrf, &content))

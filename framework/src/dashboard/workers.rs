@@ -18,7 +18,7 @@ use crate::Client;
 use crate::worker::heartbeat::{self, Heartbeat};
 
 /// A worker whose last heartbeat is older than this shows as stale.
-const STALE_AFTER: Duration = Duration::from_secs(15);
+const STALE_AFTER: Duration = Duration::from_secs(10);
 /// A worker whose last heartbeat is older than this is no longer listed.
 const GONE_AFTER: Duration = Duration::from_secs(60);
 /// The wait before reading heartbeats again after the connection failed.

@@ -1,4 +1,4 @@
-//! Heartbeats: every few seconds a worker process says who it is and how
+//! Heartbeats: every 2 seconds a worker process says who it is and how
 //! busy it is on the fanout exchange `<prefix>warren.heartbeats`, for the
 //! dashboard (or anything that binds a queue to it) to list the running
 //! workers without asking each process. A heartbeat expires in the queues
@@ -18,10 +18,11 @@ use tracing::debug;
 
 use crate::Client;
 
-/// How often a worker process sends its heartbeat.
-pub(crate) const EVERY: Duration = Duration::from_secs(5);
+/// How often a worker process sends its heartbeat (as Celery's workers):
+/// one small message, a dashboard's numbers at most this old.
+pub(crate) const EVERY: Duration = Duration::from_secs(2);
 /// How long a heartbeat waits in a reader's queue before it expires.
-pub(crate) const TTL: Duration = Duration::from_secs(15);
+pub(crate) const TTL: Duration = Duration::from_secs(10);
 
 /// The heartbeat exchange of the queues under `prefix`.
 pub(crate) fn exchange(prefix: &str) -> String {
