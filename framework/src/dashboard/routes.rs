@@ -188,3 +188,46 @@ async fn workers_page(State(state): State<Shared>) -> Html<String> {
     content.push_str(&pages::live_table("workers", "api/workers", &WORKER_COLUMNS, &rows));
     Html(pages::layout("Workers", "workers", &state.csrf, &content))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_authorization(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, value.parse().expect("a header value"));
+        headers
+    }
+
+    #[test]
+    fn the_token_comes_as_a_bearer_or_as_the_basic_auth_password() {
+        assert_eq!(
+            given_token(&with_authorization("Bearer s3cret")).as_deref(),
+            Some("s3cret")
+        );
+        // "anyone:s3cret:with:colons"
+        let basic = base64::engine::general_purpose::STANDARD.encode("anyone:s3cret:with:colons");
+        assert_eq!(
+            given_token(&with_authorization(&format!("Basic {basic}"))).as_deref(),
+            Some("s3cret:with:colons")
+        );
+        assert_eq!(given_token(&with_authorization("Basic !!!")), None);
+        assert_eq!(given_token(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same(b"abc", b"abc"));
+        assert!(!same(b"abc", b"abd"));
+        assert!(!same(b"abc", b"abcd"));
+        assert!(!same(b"", b"a"));
+    }
+
+    #[test]
+    fn csrf_tokens_are_long_and_fresh() {
+        let (a, b) = (csrf_token(), csrf_token());
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|byte| byte.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+}

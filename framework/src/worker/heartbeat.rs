@@ -200,3 +200,37 @@ async fn send(
     *channel = Some(open);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_running_job_counts_in_flight_until_it_is_settled_however() {
+        let counters = Arc::new(Counters::default());
+        let running = counters.running();
+        let panicking = counters.running();
+        assert_eq!(counters.in_flight.load(Ordering::Relaxed), 2);
+        drop(running);
+        drop(panicking);
+        counters.done();
+        counters.failed();
+        assert_eq!(counters.in_flight.load(Ordering::Relaxed), 0);
+        assert_eq!(
+            (
+                counters.done.load(Ordering::Relaxed),
+                counters.failed.load(Ordering::Relaxed)
+            ),
+            (1, 1)
+        );
+    }
+
+    #[test]
+    fn a_heartbeat_reads_back_as_it_was_sent() {
+        let beat = template("billing", &["emails".to_owned()], 2, 10, "late");
+        let wire = serde_json::to_vec(&beat).expect("JSON");
+        assert_eq!(serde_json::from_slice::<Heartbeat>(&wire).expect("a heartbeat"), beat);
+        assert_eq!(beat.pid, std::process::id());
+        assert_eq!(exchange("prod-"), "prod-warren.heartbeats");
+    }
+}
