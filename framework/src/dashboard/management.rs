@@ -17,7 +17,7 @@ use crate::error::redact;
 const PORT: u16 = 15672;
 
 /// Where the management API is and how to log in.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Management {
     host: String,
     port: u16,
@@ -25,6 +25,17 @@ pub(crate) struct Management {
     authorization: String,
     /// The virtual host, percent-encoded for a path.
     vhost: String,
+}
+
+impl std::fmt::Debug for Management {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the credentials.
+        f.debug_struct("Management")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("vhost", &self.vhost)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Management {

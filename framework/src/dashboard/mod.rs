@@ -87,7 +87,7 @@ pub enum DashboardError {
 }
 
 /// Builds a [`Dashboard`]: [`Dashboard::builder`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DashboardBuilder {
     url: String,
     prefix: String,
@@ -95,6 +95,21 @@ pub struct DashboardBuilder {
     management_url: Option<String>,
     token: Option<String>,
     registry: Option<Registry>,
+}
+
+impl std::fmt::Debug for DashboardBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Neither the token nor a password in a URL reaches a log.
+        f.debug_struct("DashboardBuilder")
+            .field("url", &crate::error::redact(&self.url))
+            .field("prefix", &self.prefix)
+            .field(
+                "management_url",
+                &self.management_url.as_deref().map(crate::error::redact),
+            )
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .finish_non_exhaustive()
+    }
 }
 
 impl DashboardBuilder {
@@ -217,5 +232,40 @@ pub(crate) fn check_bind(addr: SocketAddr, token: Option<&str>) -> Result<(), Da
         Ok(())
     } else {
         Err(DashboardError::TokenRequired { addr })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_shows_neither_the_token_nor_a_password() {
+        let builder = Dashboard::builder("amqp://user:amqp-pass@rabbit/%2f")
+            .token("tok-123")
+            .management_url("http://admin:mgmt-pass@rabbit:15672");
+        let text = format!("{builder:?}");
+        for secret in ["tok-123", "amqp-pass", "mgmt-pass"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        assert!(text.contains("rabbit"), "{text}");
+    }
+
+    #[test]
+    fn only_loopback_serves_without_a_token() {
+        let open: SocketAddr = "0.0.0.0:9465".parse().expect("an address");
+        let local: SocketAddr = "127.0.0.1:9465".parse().expect("an address");
+        let local6: SocketAddr = "[::1]:9465".parse().expect("an address");
+        assert!(matches!(
+            check_bind(open, None),
+            Err(DashboardError::TokenRequired { .. })
+        ));
+        assert!(matches!(
+            check_bind(open, Some("")),
+            Err(DashboardError::TokenRequired { .. })
+        ));
+        assert!(check_bind(open, Some("t")).is_ok());
+        assert!(check_bind(local, None).is_ok());
+        assert!(check_bind(local6, None).is_ok());
     }
 }

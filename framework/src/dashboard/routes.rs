@@ -20,7 +20,6 @@ use super::workers::Workers;
 use crate::{Client, Registry};
 
 /// What every request handler shares.
-#[derive(Debug)]
 pub(crate) struct AppState {
     pub(crate) client: Client,
     pub(crate) registry: Registry,
@@ -29,6 +28,16 @@ pub(crate) struct AppState {
     pub(crate) workers: Workers,
     pub(crate) token: Option<String>,
     pub(crate) csrf: String,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token or the CSRF token.
+        f.debug_struct("AppState")
+            .field("prefix", &self.prefix)
+            .field("management", &self.management)
+            .finish_non_exhaustive()
+    }
 }
 
 pub(crate) type Shared = Arc<AppState>;
