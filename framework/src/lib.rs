@@ -42,6 +42,10 @@ mod amqp;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod client;
+#[cfg(feature = "dashboard")]
+pub mod dashboard;
+#[cfg(feature = "cli")]
+mod dead_letters;
 mod duration;
 mod error;
 mod job;
@@ -212,6 +216,9 @@ pub mod guide {
     #[doc = include_str!("../docs/operations.md")]
     #[cfg(feature = "http")]
     pub mod operations {}
+    #[doc = include_str!("../docs/dashboard.md")]
+    #[cfg(feature = "dashboard")]
+    pub mod dashboard {}
     #[doc = include_str!("../docs/architecture.md")]
     pub mod architecture {}
 }

@@ -175,13 +175,39 @@ impl TestBroker {
 }
 
 impl Drop for TestBroker {
-    /// Deletes every queue with this test's prefix, so nothing is left behind.
+    /// Deletes every queue with this test's prefix, and the workers'
+    /// heartbeat exchange, so nothing is left behind.
     fn drop(&mut self) {
         let listing = rabbitmqctl(&["list_queues", "--quiet", "--no-table-headers", "name"]);
         for queue in listing.lines().map(str::trim).filter(|q| q.starts_with(&self.prefix)) {
             rabbitmqctl(&["delete_queue", queue]);
         }
+        delete_exchange(&format!("{}warren.heartbeats", self.prefix));
     }
+}
+
+/// Deletes an exchange, if it is there, on a connection and runtime of its
+/// own (a `Drop` cannot await, and may run on a runtime it must not block).
+fn delete_exchange(name: &str) {
+    let name = name.to_owned();
+    let deleted = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
+        runtime.block_on(async {
+            let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+                .await
+                .ok()?;
+            let channel = connection.create_channel().await.ok()?;
+            let _ = channel
+                .exchange_delete(name.as_str().into(), lapin::options::ExchangeDeleteOptions::default())
+                .await;
+            let _ = connection.close(200, "cleaned up".into()).await;
+            Some(())
+        })
+    });
+    let _ = deleted.join();
 }
 
 /// A command running `tests/interop/<script>` under the Python with pika

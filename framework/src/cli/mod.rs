@@ -1,8 +1,8 @@
 //! warren's command line as parts of your own: the [`Command`]s of the
-//! generated worker binary (`work`, `enqueue`, `jobs`, `dead …`) as a
-//! [`clap::Subcommand`], its [`GlobalArgs`] as [`clap::Args`], [`run`] to
-//! run a parsed command, and [`init_logging`] for a binary that wants
-//! warren's log output. [`main!`](crate::main) is these parts put together.
+//! generated worker binary (`work`, `enqueue`, `jobs`, `dead …`,
+//! `dashboard`) as a [`clap::Subcommand`], its [`GlobalArgs`] as
+//! [`clap::Args`], [`run`] to run a parsed command, and [`init_logging`]
+//! for a binary that wants warren's log output. [`main!`](crate::main) is these parts put together.
 //!
 //! ```no_run
 //! use std::process::ExitCode;
@@ -51,9 +51,10 @@
 //! Exit codes: `0` success, including a drained shutdown; `1` a failure
 //! the message explains; `2` bad usage (clap's own, a malformed URL or a
 //! missing TLS file, a queue no job uses, `dead purge` without `--yes` and
-//! no terminal, more workers than the broker has channels for); `3` a
-//! forced stop (a second signal, or workers that did not stop in time); `4`
-//! a drain the shutdown timeout cut off. A failure is said in one line:
+//! no terminal, `dashboard` on an open address without `--token`, more
+//! workers than the broker has channels for); `3` a forced stop (a second
+//! signal, or workers that did not stop in time); `4` a drain the shutdown
+//! timeout cut off. A failure is said in one line:
 //! `error: …` on stderr, or one JSON event with `--log-format json`.
 
 pub(crate) mod dead;
@@ -170,7 +171,8 @@ pub enum LogFormat {
 }
 
 /// One of warren's commands, parsed: `work`, `enqueue <job> <json>`,
-/// `jobs` or `dead list|retry|purge`. Embed it in your own CLI as a
+/// `jobs`, `dead list|retry|purge` or `dashboard` (with the `dashboard`
+/// feature). Embed it in your own CLI as a
 /// [`clap::Subcommand`] (nested under a command of yours, or flattened into
 /// your subcommands), then [`run`] it.
 #[derive(Debug)]
@@ -213,6 +215,23 @@ enum Commands {
         #[command(subcommand)]
         command: schedule::ScheduleCommand,
     },
+    /// Serve the web dashboard: queues, workers and dead letters, live.
+    #[cfg(feature = "dashboard")]
+    Dashboard(DashboardArgs),
+}
+
+#[cfg(feature = "dashboard")]
+#[derive(Debug, Args)]
+struct DashboardArgs {
+    /// The address to serve on; other than loopback, it needs --token.
+    #[arg(long, env = "WARREN_DASHBOARD_ADDR", default_value = "127.0.0.1:9465")]
+    addr: std::net::SocketAddr,
+    /// Require this token of every request (as the basic-auth password, or `Authorization: Bearer`).
+    #[arg(long, env = "WARREN_DASHBOARD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// RabbitMQ's management API, e.g. http://admin:secret@rabbit:15672 [default: port 15672 of the AMQP URL's host, with its user and password].
+    #[arg(long, env = "WARREN_MANAGEMENT_URL")]
+    management_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -375,6 +394,8 @@ where
             Err(schedule::ScheduleError::Broker(error)) => Err(Failure::connect(error)),
             Err(error) => Err(Failure::failed(error)),
         },
+        #[cfg(feature = "dashboard")]
+        Commands::Dashboard(args) => dashboard(url, tls, prefix, registry, args).await,
         Commands::Work(args) => {
             let mut worker = Worker::builder(url)
                 .tls_files(tls)
@@ -401,6 +422,53 @@ where
             work(worker, setup).await
         }
     }
+}
+
+/// Serves the dashboard until SIGINT or SIGTERM.
+#[cfg(feature = "dashboard")]
+async fn dashboard(
+    url: &str,
+    tls: TlsFiles,
+    prefix: &str,
+    registry: Registry,
+    args: DashboardArgs,
+) -> Result<ExitCode, Failure> {
+    use crate::dashboard::{Dashboard, DashboardError};
+    // Before connecting: an open bind is refused at once.
+    crate::dashboard::check_bind(args.addr, args.token.as_deref()).map_err(Failure::usage)?;
+    let mut builder = Dashboard::builder(url)
+        .tls_files(tls)
+        .queue_prefix(prefix)
+        .registry(registry);
+    if let Some(token) = args.token {
+        builder = builder.token(token);
+    }
+    if let Some(management) = args.management_url {
+        builder = builder.management_url(management);
+    }
+    let dashboard = builder.connect().await.map_err(|error| match error {
+        DashboardError::Connect(error) => Failure::connect(error),
+        error @ DashboardError::ManagementUrl { .. } => Failure::usage(error),
+        error => Failure::failed(error),
+    })?;
+    let shutdown = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let terminated = async {
+            match term.as_mut() {
+                Some(term) => {
+                    term.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = terminated => {}
+        }
+        info!("dashboard shutting down");
+    };
+    dashboard.serve(args.addr, shutdown).await.map_err(Failure::failed)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `enqueue --delay`: refused here, in the words the user wrote, when it

@@ -377,6 +377,7 @@ impl WorkerBuilder {
                 shutdown_timeout: self.shutdown_timeout,
                 unknown_job_window: self.unknown_job_window,
                 health: Arc::default(),
+                counters: Arc::default(),
             }),
             state: self.state,
             schedule,

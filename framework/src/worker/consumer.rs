@@ -24,6 +24,7 @@ use crate::job::attempt::{Outcome, Runner};
 use crate::observe::health::Health;
 use crate::observe::{Attempt, AttemptOutcome, job_span};
 use crate::worker::coalesce::{Acks, Settlement};
+use crate::worker::heartbeat::Counters;
 use crate::{AckMode, Error, JobId, Registry};
 
 /// How often a worker checks that its channel is still open.
@@ -47,6 +48,8 @@ pub(crate) struct WorkerSettings {
     pub(crate) unknown_job_window: Duration,
     /// What `/health/ready` answers.
     pub(crate) health: Arc<Health>,
+    /// Jobs in flight, done and failed, for the heartbeat.
+    pub(crate) counters: Arc<Counters>,
 }
 
 /// Tells the supervisor a worker has stopped, and why.
@@ -364,6 +367,7 @@ async fn settle(
         // every job; "job done" says how long it ran, and the in-flight
         // gauge shows what runs now.
         debug!("job started");
+        let _running = settings.counters.running();
         hooks.before_attempt(&observed);
         let started = Instant::now();
         let outcome = runner
@@ -374,6 +378,7 @@ async fn settle(
         let unacked = ack == AckMode::Late;
         match outcome {
             Outcome::Done => {
+                settings.counters.done();
                 hooks.after_attempt(&observed, &AttemptOutcome::Succeeded, duration);
                 info!(duration_ms, "job done");
                 if unacked {
@@ -382,6 +387,7 @@ async fn settle(
                 release_unique(&runner, properties, id).await;
             }
             Outcome::Retry { delay, reason, error } => {
+                settings.counters.failed();
                 hooks.after_attempt(&observed, &outcome_retried(reason, &error, delay), duration);
                 warn!(duration_ms, reason = reason.as_str(), %error, retry_in_ms = millis(delay), "job failed; retrying it");
                 let eta = SystemTime::now() + delay;
@@ -410,6 +416,7 @@ async fn settle(
                 Box::pin(hand_over(&delivery, acks, unacked, publish)).await;
             }
             Outcome::Dead { reason, error } => {
+                settings.counters.failed();
                 hooks.after_attempt(&observed, &AttemptOutcome::Dead { reason, error: &error }, duration);
                 // At error: the job will not run again unless someone acts.
                 error!(duration_ms, reason = reason.as_str(), %error, "job failed for good; moving it to the dead-letter queue");

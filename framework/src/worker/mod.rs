@@ -7,6 +7,7 @@ mod builder;
 mod coalesce;
 pub(crate) mod consumer;
 mod error;
+pub(crate) mod heartbeat;
 mod run;
 pub(crate) mod scheduler;
 pub(crate) mod signals;

@@ -21,6 +21,7 @@ use crate::job::attempt::Runner;
 use crate::worker::WorkerError;
 use crate::worker::builder::Plan;
 use crate::worker::scheduler;
+use crate::worker::heartbeat;
 use crate::worker::signals::{self, Requests, Signals};
 use crate::worker::supervisor::{FIRST_WAIT, MAX_BACKOFF, Supervisor};
 use crate::{Client, Error};
@@ -247,6 +248,14 @@ async fn supervise(plan: Plan, signals: Signals, io: Handle) -> Result<Exit, Wor
     info!(url = %redact(&url), queues = %queues.join(","), workers, prefetch = settings.prefetch, ack = %settings.ack, "worker starting");
     // Ends with the worker: a new leader takes over from the broker's side.
     let scheduler = (!schedule.is_empty()).then(|| AbortOnDrop(io.spawn(scheduler::run(client.clone(), schedule))));
+    let beat = heartbeat::template(&name, &queues, workers, settings.prefetch, settings.ack.as_str());
+    let heartbeats = heartbeat::spawn(
+        client.clone(),
+        heartbeat::exchange(&prefix),
+        beat,
+        Arc::clone(&settings.counters),
+        &io,
+    );
     let (sender, receiver) = oneshot::channel();
     actix::Actor::start(Supervisor::new(
         endpoint,
@@ -258,6 +267,7 @@ async fn supervise(plan: Plan, signals: Signals, io: Handle) -> Result<Exit, Wor
     ));
     let exit = receiver.await.unwrap_or(Exit::Forced);
     drop(scheduler);
+    heartbeats.abort();
     match exit {
         // The process may exit now; the broker notices the closed sockets,
         // and a stalled network must not hold the exit.

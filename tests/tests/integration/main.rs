@@ -21,6 +21,7 @@ mod coalesced_acks;
 mod config_errors;
 mod connection_recovery;
 mod contracts;
+mod dashboard;
 mod dead_cli;
 mod dead_letters;
 mod dead_poison;
