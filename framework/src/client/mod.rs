@@ -405,7 +405,7 @@ impl Client {
         if remaining.is_zero() {
             return self.publish(queue, body, properties, deadline).await;
         }
-        let hold = QueueSpec::hold(queue, hold::hold_time(remaining));
+        let hold = QueueSpec::hold(queue, queue_type, hold::hold_time(remaining));
         self.declare_once(&hold, deadline).await?;
         self.publish(&hold.name, body, properties, deadline).await
     }
