@@ -313,3 +313,30 @@ impl Handler for Export {
         Ok(())
     }
 }
+
+/// The job of the cluster tests, on a quorum queue of its own: prints
+/// `ran seq=<n> worker=<id> attempt=<a> at_ms=<t>`, then fails its first
+/// attempt when `fail_first` (retried 200 ms later) or prints `done seq=<n>`.
+#[derive(Debug, Clone, Serialize, Deserialize, Job)]
+#[job(queue = "cluster-work", queue_type = "quorum", retries = 2, backoff = "200ms")]
+pub struct ClusterRecord {
+    pub seq: u32,
+    pub fail_first: bool,
+}
+
+impl Handler for ClusterRecord {
+    async fn perform(self, ctx: &JobContext) -> Result<(), JobError> {
+        println!(
+            "ran seq={} worker={} attempt={} at_ms={}",
+            self.seq,
+            ctx.worker_id(),
+            ctx.attempt(),
+            now_ms()
+        );
+        if self.fail_first && ctx.attempt() == 1 {
+            return Err(JobError::msg("fails once"));
+        }
+        println!("done seq={} worker={}", self.seq, ctx.worker_id());
+        Ok(())
+    }
+}

@@ -13,19 +13,26 @@
 //! and being held again for what remains (its due time travels in the
 //! `warren-eta` header): five hops for thirty days, never more than 13.
 //!
-//! Hold queues are classic queues, also for a quorum job queue. RabbitMQ
-//! 3.10 quorum queues do take `x-message-ttl` and `x-expires`, but hold
-//! queues come and go with the delays in use, and a quorum queue is a Raft
-//! group on several nodes: heavy to create and delete by the dozen. Its
-//! dead-lettering back to the job queue would be at most once too (like a
-//! classic queue's), unless declared `at-least-once` with `reject-publish`
-//! overflow. What a classic hold queue costs: while its node is down, the
-//! jobs held there wait (durable and persistent, not lost), and a retry
-//! that cannot reach it returns its delivery to the job queue.
+//! A hold queue has the kind of its job queue. A classic job queue's hold
+//! queues are classic `<queue>.retry.<ms>`: they live on the node they were
+//! declared on, and while it is down the jobs held there wait (durable and
+//! persistent, not lost) and a retry that cannot reach it returns its
+//! delivery to the job queue. A quorum job queue's hold queues are quorum
+//! queues `<queue>.hold.<ms>` (RabbitMQ 3.10 or later: quorum queues take
+//! `x-message-ttl` from 3.10), replicated like the job queue, so a held job
+//! survives the loss of any one node and is not delayed by it. They
+//! dead-letter `at-least-once` (with `x-overflow = reject-publish`, which
+//! that strategy needs): the broker keeps an expired message until the job
+//! queue has confirmed it, where classic dead-lettering is at most once.
+//! Their own name, not `.retry.`: a classic hold queue of that name, from
+//! a warren that held quorum jobs in classic queues, cannot be declared
+//! again as quorum, and expires on its own once it has emptied.
 
 use std::time::{Duration, SystemTime};
 
 use lapin::types::{AMQPValue, FieldTable, LongString};
+
+use crate::QueueType;
 
 /// The longest delay a job can be enqueued with.
 pub(crate) const MAX_DELAY: Duration = Duration::from_secs(30 * 24 * 60 * 60);
@@ -77,26 +84,32 @@ pub(crate) fn due_in(eta: SystemTime) -> Duration {
     eta.duration_since(SystemTime::now()).unwrap_or_default()
 }
 
-/// The name of the hold queue of `queue` (a full name) for `hold`.
-pub(crate) fn queue_name(queue: &str, hold: Duration) -> String {
-    format!("{queue}.retry.{}", hold.as_millis())
+/// The name of the hold queue of `queue` (a full name, of kind
+/// `queue_type`) for `hold`. The classic name is the longer.
+pub(crate) fn queue_name(queue: &str, queue_type: QueueType, hold: Duration) -> String {
+    let kind = match queue_type {
+        QueueType::Classic => "retry",
+        QueueType::Quorum => "hold",
+    };
+    format!("{queue}.{kind}.{}", hold.as_millis())
 }
 
 /// The arguments of that hold queue: TTL, dead-letter back to `queue`, and
-/// expiry when idle.
-pub(crate) fn arguments(queue: &str, hold: Duration) -> FieldTable {
+/// expiry when idle; for quorum also its kind and at-least-once
+/// dead-lettering.
+pub(crate) fn arguments(queue: &str, queue_type: QueueType, hold: Duration) -> FieldTable {
+    let text = |text: &str| AMQPValue::LongString(LongString::from(text));
     let millis = |duration: Duration| AMQPValue::LongLongInt(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX));
     let mut arguments = FieldTable::default();
     arguments.insert("x-message-ttl".into(), millis(hold));
-    arguments.insert(
-        "x-dead-letter-exchange".into(),
-        AMQPValue::LongString(LongString::from("")),
-    );
-    arguments.insert(
-        "x-dead-letter-routing-key".into(),
-        AMQPValue::LongString(LongString::from(queue)),
-    );
+    arguments.insert("x-dead-letter-exchange".into(), text(""));
+    arguments.insert("x-dead-letter-routing-key".into(), text(queue));
     arguments.insert("x-expires".into(), millis(hold + IDLE_EXPIRY));
+    if queue_type == QueueType::Quorum {
+        arguments.insert("x-queue-type".into(), text(QueueType::Quorum.as_str()));
+        arguments.insert("x-dead-letter-strategy".into(), text("at-least-once"));
+        arguments.insert("x-overflow".into(), text("reject-publish"));
+    }
     arguments
 }
 
@@ -138,13 +151,31 @@ mod tests {
 
     #[test]
     fn hold_queues_expire_only_well_after_their_ttl() {
-        let arguments = arguments("q", LONGEST_HOLD);
+        let arguments = arguments("q", QueueType::Classic, LONGEST_HOLD);
         let get = |name: &str| match arguments.inner().get(name) {
             Some(AMQPValue::LongLongInt(n)) => *n,
             other => panic!("{name}: {other:?}"),
         };
         assert!(get("x-expires") > get("x-message-ttl") + i64::try_from(REDECLARE_AFTER.as_millis()).unwrap());
         assert!(get("x-expires") < i64::from(i32::MAX), "RabbitMQ takes 32-bit expiries");
-        assert_eq!(queue_name("q", 3 * SECOND), "q.retry.3000");
+        assert_eq!(queue_name("q", QueueType::Classic, 3 * SECOND), "q.retry.3000");
+    }
+
+    #[test]
+    fn a_quorum_job_queue_holds_in_quorum_queues_that_dead_letter_at_least_once() {
+        let name = queue_name("q", QueueType::Quorum, 3 * SECOND);
+        assert_eq!(name, "q.hold.3000", "not the name of an existing classic hold queue");
+        assert!(name.len() < queue_name("q", QueueType::Classic, 3 * SECOND).len());
+        let quorum = arguments("q", QueueType::Quorum, 3 * SECOND);
+        let get = |name: &str| quorum.inner().get(name).cloned();
+        let text = |text: &str| Some(AMQPValue::LongString(LongString::from(text)));
+        assert_eq!(get("x-queue-type"), text("quorum"));
+        assert_eq!(get("x-dead-letter-strategy"), text("at-least-once"));
+        assert_eq!(get("x-overflow"), text("reject-publish"));
+        assert_eq!(get("x-dead-letter-routing-key"), text("q"));
+        assert_eq!(get("x-message-ttl"), Some(AMQPValue::LongLongInt(3000)));
+        let classic = arguments("q", QueueType::Classic, 3 * SECOND);
+        assert_eq!(classic.inner().get("x-queue-type"), None);
+        assert_eq!(classic.inner().get("x-dead-letter-strategy"), None);
     }
 }

@@ -57,7 +57,8 @@ fn connection_lost(error: &Error) -> bool {
 /// One connection and its confirm-mode channel.
 #[derive(Debug)]
 pub(crate) struct Session {
-    pub(crate) connection: Connection,
+    /// Shared with the session a renewed channel replaced.
+    pub(crate) connection: Arc<Connection>,
     pub(crate) channel: Channel,
     /// Counts reconnections, so that a session's users can tell it is new.
     pub(crate) generation: u64,
@@ -69,7 +70,7 @@ impl Session {
         let channel = connection.create_channel().await?;
         channel.confirm_select(ConfirmSelectOptions::default()).await?;
         Ok(Session {
-            connection,
+            connection: Arc::new(connection),
             channel,
             generation,
         })
@@ -201,6 +202,31 @@ impl Sessions {
         Error::Unavailable {
             timeout: self.recovery_timeout,
         }
+    }
+
+    /// Gives the session of `generation` a new channel on the same
+    /// connection, unless another task already replaced it. A quorum queue
+    /// nacks the publishes of a channel that sent to it while its leader
+    /// was being replaced, for as long as a minute after a new leader was
+    /// elected (RabbitMQ 3.10); a new channel reaches the new leader at once.
+    pub(crate) async fn renew_channel(&self, generation: u64) -> Result<(), Error> {
+        let _reopening = self.reopening.lock().await;
+        let old = self.current();
+        if old.generation != generation || !old.alive() {
+            return Ok(());
+        }
+        let channel = old.connection.create_channel().await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        let stale = old.channel.clone();
+        self.endpoint.io.spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(5), stale.close(200, "renewed".into())).await;
+        });
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(Session {
+            connection: Arc::clone(&old.connection),
+            channel,
+            generation: generation + 1,
+        });
+        Ok(())
     }
 
     /// Closes the connection for good (waiting at most five seconds for the broker).

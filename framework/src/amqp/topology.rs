@@ -4,8 +4,8 @@
 //! with no arguments. A quorum job queue is declared with `x-queue-type =
 //! quorum`, a delivery limit and RabbitMQ's dead-lettering to `q.dead` (a
 //! quorum queue too), so that a message whose deliveries keep coming back
-//! unacknowledged cannot loop. Hold queues are classic either way (see
-//! [`hold`]).
+//! unacknowledged cannot loop. Hold queues have the kind of their job queue
+//! (see [`hold`]).
 
 use std::time::Duration;
 
@@ -75,11 +75,12 @@ impl QueueSpec {
         }
     }
 
-    /// The hold queue of `queue` (a full name) for waits of `hold`.
-    pub(crate) fn hold(queue: &str, hold: Duration) -> Self {
+    /// The hold queue of `queue` (a full name, of kind `queue_type`) for
+    /// waits of `hold`.
+    pub(crate) fn hold(queue: &str, queue_type: QueueType, hold: Duration) -> Self {
         QueueSpec {
-            name: hold::queue_name(queue, hold),
-            arguments: hold::arguments(queue, hold),
+            name: hold::queue_name(queue, queue_type, hold),
+            arguments: hold::arguments(queue, queue_type, hold),
             expires: true,
         }
     }

@@ -30,7 +30,7 @@ use crate::amqp::{hold, message, short};
 use crate::job::QueueShape;
 use crate::job::codec;
 use crate::observe::{Enqueue, Hook, Hooks, enqueue_span};
-use crate::{EnqueueError, Error, Job, JobId, JobOptions, Registry};
+use crate::{EnqueueError, Error, Job, JobId, JobOptions, QueueType, Registry};
 use memory::Memory;
 use tracing::Instrument;
 
@@ -498,11 +498,51 @@ impl Client {
         let deadline = self.deadline();
         self.declare_job_queue(queue, shape, deadline).await?;
         if remaining.is_zero() {
-            return self.publish(queue, body, properties, deadline).await;
+            return self
+                .publish_to(queue, shape.queue_type, body, properties, deadline)
+                .await;
         }
-        let hold = QueueSpec::hold(queue, hold::hold_time(remaining));
+        let hold = QueueSpec::hold(queue, shape.queue_type, hold::hold_time(remaining));
         self.declare_once(&hold, deadline).await?;
-        self.publish(&hold.name, body, properties, deadline).await
+        self.publish_to(&hold.name, shape.queue_type, body, properties, deadline)
+            .await
+    }
+
+    /// Publishes to a queue of kind `queue_type` by its full name and waits
+    /// for the confirm.
+    ///
+    /// A quorum queue nacks what it is sent while it has no leader (the
+    /// election after its leader's node was lost, a few seconds): the
+    /// message is published again, with a growing wait, until the deadline.
+    /// A classic queue's nack (a full queue with `reject-publish`) is final.
+    async fn publish_to(
+        &self,
+        queue: &str,
+        queue_type: QueueType,
+        body: &[u8],
+        properties: BasicProperties,
+        deadline: Deadline,
+    ) -> Result<(), Error> {
+        let mut wait = Duration::from_millis(100);
+        loop {
+            let generation = match &self.inner.backend {
+                Backend::Amqp(amqp) => Some(amqp.sessions.current().generation),
+                Backend::Memory(_) => None,
+            };
+            match self.publish(queue, body, properties.clone(), deadline).await {
+                Err(Error::Nacked { .. }) if queue_type == QueueType::Quorum && Deadline::now() + wait < deadline => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(1));
+                    if let (Backend::Amqp(amqp), Some(generation)) = (&self.inner.backend, generation) {
+                        // A channel that failed stays on a dead leader; on
+                        // failure, the next publish reconnects.
+                        let renewing = amqp.sessions.renew_channel(generation);
+                        let _ = tokio::time::timeout_at(deadline, renewing).await;
+                    }
+                }
+                published => return published,
+            }
+        }
     }
 
     /// Publishes to a queue by its full name and waits for the confirm.
@@ -596,7 +636,8 @@ impl Client {
     ) -> Result<(), Error> {
         let deadline = self.deadline();
         self.declare_job_queue(full, shape, deadline).await?;
-        self.publish(full, body, properties, deadline).await
+        self.publish_to(full, shape.queue_type, body, properties, deadline)
+            .await
     }
 
     /// Publishes a dead letter to the dead-letter queue of the job queue
@@ -613,7 +654,8 @@ impl Client {
         let deadline = self.deadline();
         let dead = QueueSpec::dead(queue, shape.queue_type);
         self.declare_once(&dead, deadline).await?;
-        self.publish(&dead.name, body, properties, deadline).await
+        self.publish_to(&dead.name, shape.queue_type, body, properties, deadline)
+            .await
     }
 
     /// Declares the job queue `full` (a full name) of shape `shape`, and

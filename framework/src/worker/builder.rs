@@ -19,7 +19,7 @@ use crate::observe::{Hook, Hooks};
 use crate::worker::consumer::WorkerSettings;
 use crate::worker::scheduler;
 use crate::worker::{Exit, WorkerError, WorkerHandle, run};
-use crate::{AckMode, Registry, RegistryError, State};
+use crate::{AckMode, QueueType, Registry, RegistryError, State};
 
 /// Runs jobs: consumes their queues and runs each delivery's handler,
 /// supervised, from any program.
@@ -338,8 +338,9 @@ impl WorkerBuilder {
         }
         let prefix = &self.queue_prefix;
         for queue in &queues {
-            // The longest name warren derives from a queue is its longest hold queue's.
-            let longest = hold::queue_name(&format!("{prefix}{queue}"), hold::LONGEST_HOLD);
+            // The longest name warren derives from a queue is its longest
+            // (classic) hold queue's.
+            let longest = hold::queue_name(&format!("{prefix}{queue}"), QueueType::Classic, hold::LONGEST_HOLD);
             if crate::amqp::short(&longest).is_err() {
                 return Err(WorkerError::QueueNameTooLong {
                     queue: format!("{prefix}{queue}"),

@@ -17,6 +17,7 @@ mod broker_state;
 mod cli;
 mod cli_errors;
 mod client;
+mod cluster;
 mod coalesced_acks;
 mod config_errors;
 mod connection_recovery;

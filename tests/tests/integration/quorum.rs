@@ -170,8 +170,16 @@ async fn a_message_that_keeps_coming_back_is_dead_lettered_at_the_delivery_limit
         .enqueue_in(Duration::from_millis(300), QuorumRecord { seq: 7 })
         .await
         .expect("enqueue");
-    let hold = queue_declaration(&format!("{queue}.retry.300")).expect("the hold queue");
-    assert_eq!(hold.kind, "classic", "hold queues stay classic: {hold:?}");
+    let hold = queue_declaration(&format!("{queue}.hold.300")).expect("the hold queue");
+    assert_eq!(
+        hold.kind, "quorum",
+        "a quorum job queue is held in quorum queues: {hold:?}"
+    );
+    assert_eq!(
+        hold.arguments.get("x-dead-letter-strategy").map(String::as_str),
+        Some("at-least-once"),
+        "{hold:?}"
+    );
     assert_eq!(
         hold.arguments.get("x-dead-letter-routing-key"),
         Some(&queue),
