@@ -25,7 +25,6 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use futures_util::future::join_all;
 use lapin::Acker;
 use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
 use tokio::sync::oneshot;
@@ -248,13 +247,17 @@ impl Acks {
             if frames.is_empty() {
                 return own_sent;
             }
-            // Handed to the connection together, in order; what settles
-            // while they are on their way gathers into the next frames.
-            let results = if let ([frame], [acker]) = (frames.as_slice(), ackers.as_slice()) {
-                vec![send(acker.clone(), frame).await]
-            } else {
-                join_all(frames.iter().zip(ackers).map(|(frame, acker)| send(acker, frame))).await
-            };
+            // One after the other, each on the wire before the next: RabbitMQ
+            // applies `multiple` to every delivery still unacked up to its
+            // tag, so a later frame overtaking an earlier one (lapin sends
+            // each ack from a task of its own) acks the earlier frame's
+            // delivery first, and the earlier frame then fails the channel
+            // with "unknown delivery tag". What settles meanwhile gathers
+            // into the next frames.
+            let mut results = Vec::with_capacity(frames.len());
+            for (frame, acker) in frames.iter().zip(ackers) {
+                results.push(send(acker, frame).await);
+            }
             let mut channel = self.channel.borrow_mut();
             for (frame, sent) in frames.iter().zip(results) {
                 for tag in frame.covers() {
