@@ -151,13 +151,17 @@ warren::schedule!(
     name = "team_report_sales",
     cron = "0 0 9 * * MON",
     timezone = "Europe/Paris",
-    job = TeamReport { team: "sales".to_owned() },
+    job = TeamReport {
+        team: "sales".to_owned()
+    },
 );
 warren::schedule!(
     name = "team_report_support",
     cron = "0 0 9 * * MON",
     timezone = "America/New_York",
-    job = TeamReport { team: "support".to_owned() },
+    job = TeamReport {
+        team: "support".to_owned()
+    },
 );
 
 /// What a web handler calls when a user signs up: enqueues [`SignUp`].

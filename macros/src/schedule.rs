@@ -44,6 +44,9 @@ impl Parse for Input {
     }
 }
 
+/// A check of a literal's value: why not, if it is wrong.
+type Check = fn(&str) -> Result<(), String>;
+
 /// A schedule whose literals passed the checks.
 struct Schedule {
     name: LitStr,
@@ -114,11 +117,7 @@ fn validate(input: Input) -> syn::Result<Schedule> {
             ));
         }
     }
-    let checks: [(&Option<LitStr>, fn(&str) -> Result<(), String>); 3] = [
-        (&name, check_name),
-        (&cron, check_cron),
-        (&timezone, check_timezone),
-    ];
+    let checks: [(&Option<LitStr>, Check); 3] = [(&name, check_name), (&cron, check_cron), (&timezone, check_timezone)];
     for (lit, check) in checks {
         if let Some(lit) = lit
             && let Err(problem) = check(&lit.value())
@@ -143,7 +142,8 @@ fn validate(input: Input) -> syn::Result<Schedule> {
 fn string(value: &Expr) -> Option<LitStr> {
     match value {
         Expr::Lit(syn::ExprLit {
-            lit: syn::Lit::Str(lit), ..
+            lit: syn::Lit::Str(lit),
+            ..
         }) => Some(lit.clone()),
         Expr::Group(group) => string(&group.expr),
         _ => None,
@@ -215,7 +215,12 @@ mod tests {
 
     #[test]
     fn a_complete_schedule_passes() {
-        let input = quote!(name = "sales_eu", cron = "0 0 7 * * *", timezone = "Europe/Paris", job = Report { region: "eu".into() },);
+        let input = quote!(
+            name = "sales_eu",
+            cron = "0 0 7 * * *",
+            timezone = "Europe/Paris",
+            job = Report { region: "eu".into() },
+        );
         assert!(errors(input).is_empty());
         assert!(errors(quote!(name = "sales", cron = "0 7 * * *", job = Report::default())).is_empty());
     }
@@ -232,7 +237,10 @@ mod tests {
         assert!(found[0].contains("unknown key `jobs`"), "{found:#?}");
         assert!(found[1].contains("needs `job`"), "{found:#?}");
         assert!(found[2].contains("a schedule name cannot contain ' '"), "{found:#?}");
-        assert!(found[3].contains("invalid cron expression \"0 0 25 * * *\""), "{found:#?}");
+        assert!(
+            found[3].contains("invalid cron expression \"0 0 25 * * *\""),
+            "{found:#?}"
+        );
         assert!(found[4].contains("invalid time zone \"Europe Paris\""), "{found:#?}");
     }
 

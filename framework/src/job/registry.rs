@@ -494,7 +494,11 @@ impl Registry {
         schedules.sort_by(|a, b| a.name().cmp(b.name()));
         if let Some(pair) = schedules.windows(2).find(|pair| pair[0].name() == pair[1].name()) {
             // Named as the registry names them (checked above: registered).
-            let job_type = |schedule: &Schedule| self.by_name.get(schedule.job()).map_or(schedule.job_type(), |job| job.type_name);
+            let job_type = |schedule: &Schedule| {
+                self.by_name
+                    .get(schedule.job())
+                    .map_or(schedule.job_type(), |job| job.type_name)
+            };
             return Err(RegistryError::DuplicateSchedule {
                 name: pair[0].name().to_owned(),
                 first: job_type(&pair[0]),
@@ -1013,7 +1017,8 @@ mod tests {
 
     #[test]
     fn two_schedules_of_one_name_are_refused_naming_both_jobs() {
-        let error = with_schedules(vec![report("report_eu", "eu"), report("report_eu", "us")]).expect_err("a duplicate");
+        let error =
+            with_schedules(vec![report("report_eu", "eu"), report("report_eu", "us")]).expect_err("a duplicate");
         assert_eq!(
             error,
             RegistryError::DuplicateSchedule {
@@ -1046,6 +1051,9 @@ mod tests {
                 job: type_name::<Report>(),
             }
         );
-        assert!(error.to_string().contains("add it to the registry with `.job::<"), "{error}");
+        assert!(
+            error.to_string().contains("add it to the registry with `.job::<"),
+            "{error}"
+        );
     }
 }

@@ -603,7 +603,9 @@ mod tests {
         assert_eq!(entry.record_queue("p."), "p.warren.schedule.greet_fr");
         let slot = at("2026-07-01T12:00:01Z");
         assert_eq!(entry.slot_id(slot), JobId::derived("cron:greet_fr:1782907201"));
-        let registry = Registry::builder().job::<Greet>().schedule(greet("greet_fr", "* * * * * *", "UTC"));
+        let registry = Registry::builder()
+            .job::<Greet>()
+            .schedule(greet("greet_fr", "* * * * * *", "UTC"));
         let registry = registry.build().unwrap();
         assert!(entries(&registry, Some(&["elsewhere".to_owned()])).unwrap().is_empty());
     }
@@ -613,14 +615,20 @@ mod tests {
         let refused = |schedule| checked(schedule).expect_err("refused");
         let (name, reason) = refused(greet("greet_fr", "0 0 25 * * *", "UTC"));
         assert_eq!(name, "greet_fr");
-        assert!(reason.starts_with("has an invalid cron expression \"0 0 25 * * *\""), "{reason}");
+        assert!(
+            reason.starts_with("has an invalid cron expression \"0 0 25 * * *\""),
+            "{reason}"
+        );
         let (_, reason) = refused(greet("greet_fr", "* * * * * *", "Europe/Atlantis"));
         assert!(
             reason.starts_with("has a time zone this system does not know, \"Europe/Atlantis\""),
             "{reason}"
         );
         let (_, reason) = refused(greet("greet fr", "* * * * * *", "UTC"));
-        assert_eq!(reason, "has ' ' in its name; use ASCII letters, digits, `_`, `-`, `.` and `:`");
+        assert_eq!(
+            reason,
+            "has ' ' in its name; use ASCII letters, digits, `_`, `-`, `.` and `:`"
+        );
         let (_, reason) = refused(greet("", "* * * * * *", "UTC"));
         assert_eq!(reason, "has an empty name");
         let (_, reason) = refused(greet(&"g".repeat(201), "* * * * * *", "UTC"));

@@ -219,7 +219,11 @@ async fn two_schedules_of_one_job_fire_with_their_own_arguments_and_pause_apart(
     let from = skipped(&lines).expect("a skipped slot");
     for line in &lines[from..] {
         if line.contains("schedule paused; slot skipped") || line.contains("periodic job enqueued") {
-            let expected = if line.contains("skipped") { "greet_fr" } else { "greet_en" };
+            let expected = if line.contains("skipped") {
+                "greet_fr"
+            } else {
+                "greet_en"
+            };
             assert_eq!(schedule_of(line), Some(expected), "after the pause: {line}");
         }
     }
@@ -229,10 +233,15 @@ async fn two_schedules_of_one_job_fire_with_their_own_arguments_and_pause_apart(
     let fired = enqueued(&worker);
     let ids: BTreeSet<&str> = fired.iter().map(|(_, id, _)| id.as_str()).collect();
     assert_eq!(ids.len(), fired.len(), "an id fired twice: {fired:#?}");
-    let slots: BTreeSet<(&str, i64)> = fired.iter().map(|(schedule, _, slot)| (schedule.as_str(), *slot)).collect();
+    let slots: BTreeSet<(&str, i64)> = fired
+        .iter()
+        .map(|(schedule, _, slot)| (schedule.as_str(), *slot))
+        .collect();
     assert_eq!(slots.len(), fired.len(), "a slot fired twice: {fired:#?}");
     assert!(
-        fired.iter().any(|(schedule, _, slot)| schedule == "greet_fr" && slots.contains(&("greet_en", *slot))),
+        fired
+            .iter()
+            .any(|(schedule, _, slot)| schedule == "greet_fr" && slots.contains(&("greet_en", *slot))),
         "the two schedules share no slot: {fired:#?}"
     );
     assert!(!fired.iter().any(|(schedule, _, _)| schedule == "tick"), "{fired:#?}");
@@ -276,7 +285,10 @@ async fn two_schedules_of_one_job_fire_with_their_own_arguments_and_pause_apart(
 
     let jobs = run_worker_command(CRON_WORKER, broker.prefix(), &["jobs"]);
     let jobs = text(&jobs.stdout);
-    let greet = jobs.lines().find(|line| line.starts_with("greet ")).expect("the greet row");
+    let greet = jobs
+        .lines()
+        .find(|line| line.starts_with("greet "))
+        .expect("the greet row");
     assert!(
         greet.contains("greet_en: * * * * * * (UTC); greet_fr: * * * * * * (Europe/Paris)"),
         "{jobs}"
