@@ -93,7 +93,8 @@ pub use worker::{AckMode, Exit, Worker, WorkerBuilder, WorkerError, WorkerHandle
 ///   [scheduling](guide::scheduling#unique-jobs).
 /// - `cron = "0 */5 * * * *"`, `timezone = "Europe/Paris"`: the job runs by
 ///   itself, its `Default` value enqueued at each slot by one worker of the
-///   fleet. See [scheduling](guide::scheduling#periodic-jobs).
+///   fleet. To enqueue it with other arguments, or on several schedules,
+///   use [`schedule!`]. See [scheduling](guide::scheduling#periodic-jobs).
 /// - `contract`: the type has no [`Handler`]: it is declared in a crate
 ///   that producers and workers share, and the worker's crate binds its
 ///   handler with [`handler!`] (see [`Contract`] and the
@@ -131,8 +132,9 @@ pub use warren_macros::Job;
 /// `name` and `cron` are required, `timezone` is optional (UTC), `job` is
 /// an expression of a registered job type, evaluated and encoded once when
 /// the registry is built. A malformed name, cron expression or time zone
-/// is a compile error at the literal; two schedules of one name make the
-/// registry fail, naming both jobs. See [`Schedule`] for the same without
+/// is a compile error at the literal, and a time zone the system does not
+/// know stops the worker at start-up, naming the schedule; two schedules
+/// of one name make the registry fail, naming both jobs. See [`Schedule`] for the same without
 /// a macro.
 pub use warren_macros::schedule;
 

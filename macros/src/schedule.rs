@@ -9,6 +9,7 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Expr, Ident, LitStr, Token};
 
+use crate::attr::edit_distance;
 use crate::diagnostics::Diagnostics;
 use crate::valid::{check_cron, check_timezone};
 
@@ -71,13 +72,7 @@ fn validate(input: Input) -> syn::Result<Schedule> {
     for Entry { key, value } in input.0 {
         let key_name = key.to_string();
         if !KEYS.contains(&key_name.as_str()) {
-            diagnostics.push(syn::Error::new_spanned(
-                &key,
-                format!(
-                    "unknown key `{key_name}` in warren::schedule!(...); the keys are {}",
-                    KEYS.join(", ")
-                ),
-            ));
+            diagnostics.push(syn::Error::new_spanned(&key, unknown_key_message(&key_name)));
             continue;
         }
         if seen.contains(&key_name) {
@@ -136,6 +131,17 @@ fn validate(input: Input) -> syn::Result<Schedule> {
         // Reported above: `finish` returned the error.
         _ => Err(syn::Error::new(Span::call_site(), "warren::schedule! is incomplete")),
     }
+}
+
+fn unknown_key_message(key: &str) -> String {
+    let suggestion = KEYS
+        .into_iter()
+        .map(|known| (edit_distance(key, known), known))
+        .filter(|&(distance, _)| distance <= 2)
+        .min()
+        .map_or_else(|| ".".to_owned(), |(_, known)| format!(": did you mean `{known}`?"));
+    let known = KEYS.map(|known| format!("`{known}`")).join(", ");
+    format!("unknown key `{key}` in warren::schedule!(...){suggestion} The keys are {known}")
 }
 
 /// The string literal `value` is, if it is one.
@@ -234,7 +240,11 @@ mod tests {
             jobs = Report,
         ));
         assert_eq!(found.len(), 5, "{found:#?}");
-        assert!(found[0].contains("unknown key `jobs`"), "{found:#?}");
+        assert_eq!(
+            found[0],
+            "unknown key `jobs` in warren::schedule!(...): did you mean `job`? The keys are `name`, `cron`, \
+             `timezone`, `job`"
+        );
         assert!(found[1].contains("needs `job`"), "{found:#?}");
         assert!(found[2].contains("a schedule name cannot contain ' '"), "{found:#?}");
         assert!(
