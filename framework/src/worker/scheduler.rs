@@ -1,15 +1,16 @@
 //! Periodic jobs: one scheduler across every worker process, elected on
 //! RabbitMQ.
 //!
-//! Every worker that consumes the queue of a scheduled job (`#[job(cron =
-//! "...")]`, [`schedule!`](crate::schedule)) stands for election: it consumes the quorum
-//! queue `warren.scheduler`, declared with `x-single-active-consumer`, at
-//! prefetch 1, and publishes a token message to it. RabbitMQ delivers only
-//! to the active consumer, which keeps one token unacknowledged for as long
-//! as it lives: holding a token is leading. When the leader's connection
-//! dies, RabbitMQ makes the next consumer active and hands it the token,
-//! within the time it takes to notice the connection is gone (at once for
-//! a killed process, a heartbeat for a cut network).
+//! Every worker that consumes the queue of a scheduled job
+//! (`#[job(cron = "...")]`, [`schedule!`](crate::schedule)) stands for
+//! election: it consumes the quorum queue `warren.scheduler`, declared with
+//! `x-single-active-consumer`, at prefetch 1, and publishes a token
+//! message to it. RabbitMQ delivers only to the active consumer, which
+//! keeps one token unacknowledged for as long as it lives: holding a token
+//! is leading. When the leader's connection dies, RabbitMQ makes the next
+//! consumer active and hands it the token, within the time it takes to
+//! notice the connection is gone (at once for a killed process, a heartbeat
+//! for a cut network).
 //!
 //! The leader fires each slot of each schedule by recording the slot in
 //! `warren.schedule.<schedule>` (one message, the newest slot's time) and
