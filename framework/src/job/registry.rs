@@ -587,7 +587,16 @@ pub struct RegistryBuilder {
 impl RegistryBuilder {
     /// Adds a job type that implements [`Handler`].
     pub fn job<J: Handler>(mut self) -> Self {
-        self.registrations.push(Registration::of::<J>(type_name::<J>()));
+        // The derive's registration can encode a `#[job(cron)]` job's
+        // `Default` value, which this bound cannot ask for.
+        let linked = inventory::iter::<Registration>
+            .into_iter()
+            .find(|linked| linked.type_id() == TypeId::of::<J>());
+        self.registrations.push(
+            linked
+                .copied()
+                .unwrap_or_else(|| Registration::of::<J>(type_name::<J>())),
+        );
         self
     }
 
