@@ -1,8 +1,9 @@
 //! Sign-ups, as an application uses warren: a job that enqueues a follow-up
 //! ([`SignUp`]), a job that uses shared state ([`SendWelcomeEmail`] and its
 //! [`Mailer`]) and fails and is retried when the mail server is down, and a
-//! producer ([`sign_up`]) a web handler would call, and a periodic job
-//! ([`DailyDigest`]).
+//! producer ([`sign_up`]) a web handler would call, a periodic job
+//! ([`DailyDigest`]), and a job with arguments run on schedules of their
+//! own ([`TeamReport`], with `warren::schedule!`).
 //!
 //! The tests at the bottom run them with `warren::testing`, without RabbitMQ,
 //! the way `framework/docs/testing.md` recommends:
@@ -125,6 +126,43 @@ impl Handler for DailyDigest {
         Ok(())
     }
 }
+
+/// Mails a team its weekly sign-up report. One job type, several
+/// schedules: each `warren::schedule!` below enqueues it with the team it
+/// names, under a name of its own (`worker schedule list` shows both;
+/// `worker schedule pause team_report_sales` pauses the sales one only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Job)]
+#[job(queue = "signups")]
+pub struct TeamReport {
+    /// The team, which gets `<team>@example.com`.
+    pub team: String,
+}
+
+impl Handler for TeamReport {
+    async fn perform(self, ctx: &JobContext) -> Result<(), JobError> {
+        let mailer: &Arc<dyn Mailer> = ctx.state()?;
+        mailer.send(&format!("{}@example.com", self.team), "This week's sign-ups")?;
+        Ok(())
+    }
+}
+
+// Mondays at 9:00, each team in its own time zone.
+warren::schedule!(
+    name = "team_report_sales",
+    cron = "0 0 9 * * MON",
+    timezone = "Europe/Paris",
+    job = TeamReport {
+        team: "sales".to_owned()
+    },
+);
+warren::schedule!(
+    name = "team_report_support",
+    cron = "0 0 9 * * MON",
+    timezone = "America/New_York",
+    job = TeamReport {
+        team: "support".to_owned()
+    },
+);
 
 /// What a web handler calls when a user signs up: enqueues [`SignUp`].
 pub async fn sign_up(client: &Client, user: u64, email: &str) -> Result<JobId, EnqueueError<SignUp>> {
@@ -283,5 +321,23 @@ mod tests {
         assert_eq!((dead[0].reason, dead[0].attempts), (warren::DeadReason::Rejected, 1));
         assert_eq!(dead[0].decode::<SendWelcomeEmail>().unwrap().user, 8);
         assert!(mailer.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn each_team_report_schedule_mails_its_own_team() {
+        let registry = warren::Registry::from_inventory().unwrap();
+        let reports: Vec<_> = registry
+            .schedules()
+            .iter()
+            .filter(|schedule| schedule.job() == TeamReport::NAME)
+            .collect();
+        assert_eq!(reports.len(), 2);
+        for (schedule, team) in reports.into_iter().zip(["sales", "support"]) {
+            let job: TeamReport = serde_json::from_slice(schedule.body().unwrap()).unwrap();
+            let mailer = FakeMailer::down_for(0);
+            let broker = broker_with(&mailer);
+            job.perform(&broker.context::<TeamReport>().build()).await.unwrap();
+            assert_eq!(mailer.sent(), [format!("{team}@example.com: This week's sign-ups")]);
+        }
     }
 }

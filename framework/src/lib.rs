@@ -58,7 +58,7 @@ pub use client::{Client, ClientBuilder, EnqueueOptions};
 pub use error::{AmqpError, EnqueueError, Error};
 pub use job::{
     BodyFormat, Contract, DEFAULT_QUEUE, DeadReason, Handler, Job, JobContext, JobError, JobId, JobOptions,
-    MissingState, QueueType, Registration, Registry, RegistryBuilder, RegistryError, State,
+    MissingState, QueueType, Registration, Registry, RegistryBuilder, RegistryError, Schedule, State,
 };
 #[cfg(feature = "worker")]
 pub use worker::{AckMode, Exit, Worker, WorkerBuilder, WorkerError, WorkerHandle};
@@ -93,13 +93,50 @@ pub use worker::{AckMode, Exit, Worker, WorkerBuilder, WorkerError, WorkerHandle
 ///   [scheduling](guide::scheduling#unique-jobs).
 /// - `cron = "0 */5 * * * *"`, `timezone = "Europe/Paris"`: the job runs by
 ///   itself, its `Default` value enqueued at each slot by one worker of the
-///   fleet. See [scheduling](guide::scheduling#periodic-jobs).
+///   fleet. To enqueue it with other arguments, or on several schedules,
+///   use [`schedule!`]. See [scheduling](guide::scheduling#periodic-jobs).
 /// - `contract`: the type has no [`Handler`]: it is declared in a crate
 ///   that producers and workers share, and the worker's crate binds its
 ///   handler with [`handler!`] (see [`Contract`] and the
 ///   [contract crates](guide::getting_started#9-share-job-types-contract-crates)
 ///   guide).
 pub use warren_macros::Job;
+
+/// Registers a schedule that enqueues a job value with given arguments, at
+/// item level, like [`handler!`](crate::handler):
+///
+/// ```
+/// use warren::prelude::*;
+///
+/// #[derive(Debug, Serialize, Deserialize, Job)]
+/// #[job(queue = "reports")]
+/// struct SalesReport { region: String }
+/// # impl Handler for SalesReport {
+/// #     async fn perform(self, _ctx: &JobContext) -> Result<(), JobError> { Ok(()) }
+/// # }
+///
+/// warren::schedule!(
+///     name = "sales_europe",
+///     cron = "0 0 7 * * *",
+///     timezone = "Europe/Paris",
+///     job = SalesReport { region: "eu".into() },
+/// );
+/// warren::schedule!(name = "sales_americas", cron = "0 0 7 * * *", job = SalesReport { region: "us".into() });
+/// # let registry = warren::Registry::from_inventory().unwrap();
+/// # let names: Vec<_> = registry.schedules().iter().map(|s| s.name()).collect();
+/// # assert_eq!(names, ["sales_americas", "sales_europe"]);
+/// ```
+///
+/// Every program that links it sees the schedule: the worker fires it, and
+/// the generated binary's `schedule list|pause|resume` and `jobs` show it.
+/// `name` and `cron` are required, `timezone` is optional (UTC), `job` is
+/// an expression of a registered job type, evaluated and encoded once when
+/// the registry is built. A malformed name, cron expression or time zone
+/// is a compile error at the literal, and a time zone the system does not
+/// know stops the worker at start-up, naming the schedule; two schedules
+/// of one name make the registry fail, naming both jobs. See [`Schedule`] for the same without
+/// a macro.
+pub use warren_macros::schedule;
 
 /// The traits and types a job module needs: `use warren::prelude::*;`.
 pub mod prelude {
@@ -229,6 +266,7 @@ pub mod __private {
     pub use crate::cli::generated::{run_main, run_main_with_setup};
     pub use crate::job::contract::{BoundHandler, start as start_bound};
     pub use crate::job::registry::Registration;
+    pub use crate::job::schedule::ScheduleDeclaration;
     pub use inventory;
 
     /// For the fuzz target: reads a delivery's properties as a worker does

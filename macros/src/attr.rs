@@ -253,7 +253,7 @@ fn unknown_key_message(key: &str) -> String {
 }
 
 /// Levenshtein distance, for suggesting the key a typo was meant to be.
-fn edit_distance(a: &str, b: &str) -> usize {
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut previous: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {

@@ -1,4 +1,4 @@
-//! The `#[derive(Job)]` macro of [warren](https://docs.rs/warren).
+//! The `#[derive(Job)]` and `schedule!` macros of [warren](https://docs.rs/warren).
 //!
 //! Use it through the `warren` crate, as `warren::Job` or from
 //! `warren::prelude`: the generated code refers to `::warren`, so this crate
@@ -14,6 +14,7 @@ mod attr;
 mod diagnostics;
 mod expand;
 mod fallback;
+mod schedule;
 mod valid;
 
 use proc_macro::TokenStream;
@@ -25,4 +26,11 @@ use syn::{DeriveInput, parse_macro_input};
 pub fn derive_job(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     expand::derive(&input).into()
+}
+
+/// Registers a schedule that enqueues a job value with given arguments.
+/// Documented on the re-export, `warren::schedule!`.
+#[proc_macro]
+pub fn schedule(input: TokenStream) -> TokenStream {
+    schedule::expand(input.into()).into()
 }

@@ -210,7 +210,7 @@ enum Commands {
         #[command(subcommand)]
         command: DeadCommand,
     },
-    /// List, pause or resume the periodic jobs (`#[job(cron = "...")]`).
+    /// List, pause or resume the schedules (`#[job(cron = "...")]`, `warren::schedule!`).
     Schedule {
         #[command(subcommand)]
         command: schedule::ScheduleCommand,
@@ -587,14 +587,35 @@ fn write_jobs(registry: &Registry, out: &mut impl std::io::Write) -> std::io::Re
             options
                 .unique_for
                 .map_or_else(|| "-".to_owned(), |d| Written(d).to_string()),
-            options.cron.map_or_else(
-                || "-".to_owned(),
-                |cron| format!("{cron} ({})", options.timezone.unwrap_or("UTC"))
-            ),
+            schedule_column(registry, job.name),
             job.type_name,
         )?;
     }
     Ok(())
+}
+
+/// The `jobs` listing's schedules of job `name`: its own cron
+/// (`0 0 8 * * * (Europe/Paris)`), then each named one as `name: cron
+/// (zone)`, separated by `; `; `-` for none.
+fn schedule_column(registry: &Registry, name: &str) -> String {
+    let schedules: Vec<String> = registry
+        .schedules()
+        .iter()
+        .filter(|schedule| schedule.job() == name)
+        .map(|schedule| {
+            let when = format!("{} ({})", schedule.cron(), schedule.timezone_name());
+            if schedule.name() == name {
+                when
+            } else {
+                format!("{}: {when}", schedule.name())
+            }
+        })
+        .collect();
+    if schedules.is_empty() {
+        "-".to_owned()
+    } else {
+        schedules.join("; ")
+    }
 }
 
 /// The `jobs` listing's priority: the job's own out of what its queue

@@ -1,5 +1,6 @@
-//! `schedule list|pause|resume`: the periodic jobs of this binary, their
-//! last and next runs, and pausing one fleet-wide (the state is on RabbitMQ).
+//! `schedule list|pause|resume`: the schedules of this binary (its
+//! `#[job(cron)]` jobs' and its named ones), their last and next runs, and
+//! pausing one fleet-wide (the state is on RabbitMQ).
 
 use clap::Subcommand;
 use jiff::Timestamp;
@@ -12,34 +13,34 @@ use crate::{Client, Error, Registry};
 /// `schedule`'s subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum ScheduleCommand {
-    /// List the periodic jobs: expression, time zone, last and next run.
+    /// List the schedules: job, expression, time zone, last and next run, arguments.
     List,
-    /// Pause a periodic job on every worker: its slots pass without running.
+    /// Pause a schedule on every worker: its slots pass without running.
     Pause {
-        /// The job's name.
-        job: String,
+        /// The schedule's name (a `#[job(cron)]` job's is the job's name).
+        schedule: String,
     },
-    /// Resume a paused periodic job from its next slot (the paused ones are not caught up).
+    /// Resume a paused schedule from its next slot (the paused ones are not caught up).
     Resume {
-        /// The job's name.
-        job: String,
+        /// The schedule's name.
+        schedule: String,
     },
 }
 
 /// Why a `schedule` command failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ScheduleError {
-    /// No periodic job of that name.
-    #[error("no periodic job named `{name}`; periodic jobs: {known}")]
+    /// No schedule of that name.
+    #[error("no schedule named `{name}`; schedules: {known}")]
     Unknown {
         /// The name given.
         name: String,
-        /// The periodic jobs.
+        /// The schedules.
         known: String,
     },
     /// A schedule that cannot work.
-    #[error("periodic job `{0}` {1}")]
-    Invalid(&'static str, String),
+    #[error("schedule `{0}` {1}")]
+    Invalid(String, String),
     /// The broker.
     #[error(transparent)]
     Broker(#[from] Error),
@@ -53,22 +54,27 @@ pub(crate) async fn run(
     registry: &Registry,
     command: ScheduleCommand,
 ) -> Result<Vec<String>, ScheduleError> {
-    let entries = scheduler::entries(registry, None).map_err(|(job, reason)| ScheduleError::Invalid(job, reason))?;
+    let entries =
+        scheduler::entries(registry, None).map_err(|(schedule, reason)| ScheduleError::Invalid(schedule, reason))?;
     let chosen = |name: &str| {
         entries
             .iter()
             .find(|entry| entry.name == name)
             .ok_or_else(|| ScheduleError::Unknown {
                 name: name.to_owned(),
-                known: entries.iter().map(|entry| entry.name).collect::<Vec<_>>().join(", "),
+                known: entries
+                    .iter()
+                    .map(|entry| entry.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })
     };
     let selected: Vec<&Entry> = match &command {
         ScheduleCommand::List => entries.iter().collect(),
-        ScheduleCommand::Pause { job } | ScheduleCommand::Resume { job } => vec![chosen(job)?],
+        ScheduleCommand::Pause { schedule } | ScheduleCommand::Resume { schedule } => vec![chosen(schedule)?],
     };
     if selected.is_empty() {
-        return Ok(vec!["no periodic jobs".to_owned()]);
+        return Ok(vec!["no schedules".to_owned()]);
     }
     let client = Client::builder(url)
         .tls_files(tls.clone())
@@ -97,8 +103,8 @@ async fn on_broker(
     match command {
         ScheduleCommand::List => {
             lines.push(format!(
-                "{:<24} {:<20} {:<16} {:<22} {:<22} STATE",
-                "NAME", "EXPRESSION", "TIMEZONE", "LAST", "NEXT"
+                "{:<24} {:<24} {:<20} {:<16} {:<22} {:<22} {:<7} ARGS",
+                "NAME", "JOB", "EXPRESSION", "TIMEZONE", "LAST", "NEXT", "STATE"
             ));
             let now = Timestamp::now();
             for entry in entries {
@@ -106,25 +112,58 @@ async fn on_broker(
                 let paused = scheduler::paused(&channel, &entry.paused_queue(prefix)).await?;
                 let shown = |slot: Option<Timestamp>| slot.map_or_else(|| "-".to_owned(), |slot| slot.to_string());
                 lines.push(format!(
-                    "{:<24} {:<20} {:<16} {:<22} {:<22} {}",
+                    "{:<24} {:<24} {:<20} {:<16} {:<22} {:<22} {:<7} {}",
                     entry.name,
+                    entry.job,
                     entry.expression,
                     entry.timezone_name,
                     shown(last),
                     shown(entry.next_after(now)),
-                    if paused { "paused" } else { "active" }
+                    if paused { "paused" } else { "active" },
+                    arguments(&entry.body),
                 ));
             }
         }
-        ScheduleCommand::Pause { job } => {
+        ScheduleCommand::Pause { schedule } => {
             scheduler::set_paused(&channel, &entries[0].paused_queue(prefix), true).await?;
-            lines.push(format!("paused `{job}` on every worker"));
+            lines.push(format!("paused `{schedule}` on every worker"));
         }
-        ScheduleCommand::Resume { job } => {
+        ScheduleCommand::Resume { schedule } => {
             scheduler::set_paused(&channel, &entries[0].paused_queue(prefix), false).await?;
-            lines.push(format!("resumed `{job}` from its next slot"));
+            lines.push(format!("resumed `{schedule}` from its next slot"));
         }
     }
     let _ = channel.close(200, "done".into()).await;
     Ok(lines)
+}
+
+/// The longest arguments `schedule list` shows, in characters.
+const SHOWN_ARGUMENTS: usize = 60;
+
+/// A schedule's job body as `schedule list` shows it: on one line, cut
+/// short past [`SHOWN_ARGUMENTS`].
+fn arguments(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() > SHOWN_ARGUMENTS {
+        let cut: String = one_line.chars().take(SHOWN_ARGUMENTS - 1).collect();
+        format!("{cut}…")
+    } else {
+        one_line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_show_on_one_line_cut_short() {
+        assert_eq!(arguments(br#"{"region":"eu"}"#), r#"{"region":"eu"}"#);
+        assert_eq!(arguments(b"two\nlines"), "two lines");
+        let long = format!(r#"{{"text":"{}"}}"#, "a".repeat(100));
+        let shown = arguments(long.as_bytes());
+        assert_eq!(shown.chars().count(), SHOWN_ARGUMENTS);
+        assert!(shown.ends_with('…'), "{shown}");
+    }
 }

@@ -15,6 +15,7 @@ mod dead_reason;
 mod handler;
 pub(crate) mod registry;
 pub(crate) mod retry;
+pub(crate) mod schedule;
 mod state;
 
 pub use context::JobContext;
@@ -22,6 +23,7 @@ pub use contract::Contract;
 pub use dead_reason::DeadReason;
 pub use handler::{Handler, JobError};
 pub use registry::{Registration, Registry, RegistryBuilder, RegistryError};
+pub use schedule::Schedule;
 pub use state::{MissingState, State};
 
 /// The queue a job goes to when its `#[job(queue = "...")]` does not name one.

@@ -1,5 +1,5 @@
-//! The jobs a binary knows, collected from every `#[derive(Job)]` and
-//! [`handler!`](crate::handler) it links.
+//! The jobs a binary knows, collected from every `#[derive(Job)]`,
+//! [`handler!`](crate::handler) and [`schedule!`](crate::schedule) it links.
 
 use std::any::{TypeId, type_name};
 use std::collections::HashMap;
@@ -11,6 +11,7 @@ use futures_util::future::BoxFuture;
 use crate::job::QueueShape;
 use crate::job::codec;
 use crate::job::contract::{BoundHandler, Contract};
+use crate::job::schedule::{Schedule, ScheduleDeclaration};
 use crate::{Error, Handler, Job, JobContext, JobError, JobOptions, QueueType};
 
 /// The future of one attempt, or why the body could not be decoded.
@@ -122,8 +123,12 @@ impl Registration {
         }
     }
 
+    /// The job type.
+    pub(crate) fn type_id(&self) -> TypeId {
+        (self.type_id)()
+    }
+
     /// The message body of the job's `Default` value, for a periodic job.
-    #[cfg(feature = "worker")]
     pub(crate) fn default_body(&self) -> Option<Result<Vec<u8>, String>> {
         self.default_body.map(|body| body())
     }
@@ -164,10 +169,14 @@ impl fmt::Debug for Registration {
 
 inventory::collect!(Registration);
 
-/// Every job type registered in this binary, checked for conflicts.
+/// Every job type registered in this binary, and their schedules, checked
+/// for conflicts.
 #[derive(Debug, Clone)]
 pub struct Registry {
     by_name: HashMap<&'static str, Registration>,
+    /// Every schedule, sorted by name: the `#[job(cron)]` jobs' and the
+    /// named ones.
+    schedules: Vec<Schedule>,
     default_by_queue: HashMap<&'static str, Registration>,
     /// The first job (by name) of each queue, whose type the queue has.
     type_by_queue: HashMap<&'static str, Registration>,
@@ -273,6 +282,28 @@ pub enum RegistryError {
         /// The handler bound to it.
         handler: &'static str,
     },
+    /// Two schedules share a name, which keys their state on the broker.
+    #[error(
+        "schedule `{name}` is registered twice: for job `{first}` and for job `{second}`; give one of them another name (a #[job(cron = \"...\")] job's schedule is named after the job)"
+    )]
+    DuplicateSchedule {
+        /// The shared name.
+        name: String,
+        /// The job type of one.
+        first: &'static str,
+        /// The job type of the other.
+        second: &'static str,
+    },
+    /// A schedule enqueues a job type that is not in the registry.
+    #[error(
+        "schedule `{name}` enqueues `{job}`, which is not registered as a job; derive `Job` on it, or add it to the registry with `.job::<{job}>()`"
+    )]
+    ScheduleWithoutJob {
+        /// The schedule.
+        name: String,
+        /// The job type.
+        job: &'static str,
+    },
     /// A contract job that must run here has no handler in this program.
     #[error(
         "job `{name}` (`{job}`) is a contract with no handler in this program; bind one with `warren::handler!({job} => your_handler);` in the crate that runs it"
@@ -305,20 +336,26 @@ fn priorities_taken(max: Option<u8>) -> String {
 
 impl Registry {
     /// The registry of every job linked into this binary, with the handlers
-    /// [`handler!`](crate::handler) bound to its contract jobs.
+    /// [`handler!`](crate::handler) bound to its contract jobs and the
+    /// schedules of [`schedule!`](crate::schedule) (whose job values are
+    /// encoded now).
     pub fn from_inventory() -> Result<Self, RegistryError> {
         Self::join(
             inventory::iter::<Registration>.into_iter().copied(),
             inventory::iter::<BoundHandler>.into_iter().copied(),
+            inventory::iter::<ScheduleDeclaration>
+                .into_iter()
+                .map(|declaration| (declaration.build)()),
         )
     }
 
     /// A registry of the given jobs, as they are: a contract job keeps the
-    /// handler it had in the registry it came from, if any.
+    /// handler it had in the registry it came from, if any. Its schedules
+    /// are those of its `#[job(cron)]` jobs.
     ///
     /// To pick jobs by type, for a test, use [`Registry::builder`].
     pub fn from_registrations(registrations: impl IntoIterator<Item = Registration>) -> Result<Self, RegistryError> {
-        Self::join(registrations, [])
+        Self::join(registrations, [], [])
     }
 
     /// A registry of the job types you name, rather than of every job
@@ -351,10 +388,11 @@ impl Registry {
     }
 
     /// Binds each handler to its contract job, then checks the jobs against
-    /// each other.
+    /// each other, and the schedules against the jobs and each other.
     fn join(
         registrations: impl IntoIterator<Item = Registration>,
         handlers: impl IntoIterator<Item = BoundHandler>,
+        schedules: impl IntoIterator<Item = Schedule>,
     ) -> Result<Self, RegistryError> {
         let mut all: Vec<Registration> = registrations.into_iter().collect();
         // inventory's order depends on link order; sort so errors are stable.
@@ -390,6 +428,7 @@ impl Registry {
 
         let mut registry = Registry {
             by_name: HashMap::new(),
+            schedules: Vec::new(),
             default_by_queue: HashMap::new(),
             type_by_queue: HashMap::new(),
         };
@@ -430,7 +469,43 @@ impl Registry {
                 });
             }
         }
+        registry.schedules = registry.check_schedules(schedules)?;
         Ok(registry)
+    }
+
+    /// The `#[job(cron)]` jobs' schedules and `named`, sorted by name:
+    /// each of a job of this registry, and no two of one name.
+    fn check_schedules(&self, named: impl IntoIterator<Item = Schedule>) -> Result<Vec<Schedule>, RegistryError> {
+        let mut schedules: Vec<Schedule> = self.jobs().into_iter().filter_map(Schedule::of_job).collect();
+        for schedule in named {
+            if self
+                .by_name
+                .get(schedule.job())
+                .is_none_or(|job| job.type_id() != schedule.type_id())
+            {
+                return Err(RegistryError::ScheduleWithoutJob {
+                    name: schedule.name().to_owned(),
+                    job: schedule.job_type(),
+                });
+            }
+            schedules.push(schedule);
+        }
+        // Stable: of two of one name, the job's own comes first.
+        schedules.sort_by(|a, b| a.name().cmp(b.name()));
+        if let Some(pair) = schedules.windows(2).find(|pair| pair[0].name() == pair[1].name()) {
+            // Named as the registry names them (checked above: registered).
+            let job_type = |schedule: &Schedule| {
+                self.by_name
+                    .get(schedule.job())
+                    .map_or(schedule.job_type(), |job| job.type_name)
+            };
+            return Err(RegistryError::DuplicateSchedule {
+                name: pair[0].name().to_owned(),
+                first: job_type(&pair[0]),
+                second: job_type(&pair[1]),
+            });
+        }
+        Ok(schedules)
     }
 
     /// The registry of every job type linked into this program, built once.
@@ -476,6 +551,13 @@ impl Registry {
         jobs
     }
 
+    /// Every schedule, sorted by name: one per `#[job(cron = "...")]` job
+    /// (named after it) and those of [`schedule!`](crate::schedule) or
+    /// [`RegistryBuilder::schedule`].
+    pub fn schedules(&self) -> &[Schedule] {
+        &self.schedules
+    }
+
     /// The distinct queues of all jobs, sorted.
     pub fn queues(&self) -> Vec<&'static str> {
         let mut queues: Vec<_> = self.by_name.values().map(|r| r.queue).collect();
@@ -499,12 +581,22 @@ impl Registry {
 #[derive(Debug, Default)]
 pub struct RegistryBuilder {
     registrations: Vec<Registration>,
+    schedules: Vec<Schedule>,
 }
 
 impl RegistryBuilder {
     /// Adds a job type that implements [`Handler`].
     pub fn job<J: Handler>(mut self) -> Self {
-        self.registrations.push(Registration::of::<J>(type_name::<J>()));
+        // The derive's registration can encode a `#[job(cron)]` job's
+        // `Default` value, which this bound cannot ask for.
+        let linked = inventory::iter::<Registration>
+            .into_iter()
+            .find(|linked| linked.type_id() == TypeId::of::<J>());
+        self.registrations.push(
+            linked
+                .copied()
+                .unwrap_or_else(|| Registration::of::<J>(type_name::<J>())),
+        );
         self
     }
 
@@ -515,23 +607,38 @@ impl RegistryBuilder {
         self
     }
 
+    /// Adds a schedule of a job type added with [`job`](Self::job) or
+    /// [`contract`](Self::contract): see [`Schedule`]. The
+    /// [`schedule!`](crate::schedule)s linked into the program are not
+    /// included; a registry you build has the schedules you name (and
+    /// those of its `#[job(cron)]` jobs).
+    pub fn schedule(mut self, schedule: Schedule) -> Self {
+        self.schedules.push(schedule);
+        self
+    }
+
     /// The registry; fails as [`Registry::from_inventory`] would on
     /// conflicting jobs, and on a contract job with no handler in this
     /// program ([`RegistryError::MissingHandler`]): a registry you build
     /// is for running its jobs.
     pub fn build(self) -> Result<Registry, RegistryError> {
-        Self::build_with(self.registrations, inventory::iter::<BoundHandler>.into_iter().copied())
+        Self::build_with(
+            self.registrations,
+            inventory::iter::<BoundHandler>.into_iter().copied(),
+            self.schedules,
+        )
     }
 
     fn build_with(
         registrations: Vec<Registration>,
         handlers: impl IntoIterator<Item = BoundHandler>,
+        schedules: Vec<Schedule>,
     ) -> Result<Registry, RegistryError> {
         // Only the handlers of the jobs named: the program's other handlers
         // are bound to jobs this registry leaves out.
         let named: Vec<TypeId> = registrations.iter().map(|r| (r.type_id)()).collect();
         let handlers = handlers.into_iter().filter(|handler| named.contains(&(handler.job)()));
-        let registry = Registry::join(registrations, handlers)?;
+        let registry = Registry::join(registrations, handlers, schedules)?;
         match registry.jobs().into_iter().find(|job| !job.has_handler()) {
             Some(unbound) => Err(RegistryError::missing_handler(unbound)),
             None => Ok(registry),
@@ -695,7 +802,7 @@ mod tests {
     #[tokio::test]
     async fn a_contract_has_no_handler_until_one_is_bound() {
         let contract = Registration::contract::<Thumbnail>("contracts::Thumbnail");
-        let unbound = Registry::join([contract], []).expect("a producer's registry");
+        let unbound = Registry::join([contract], [], []).expect("a producer's registry");
         let job = unbound.get("Thumbnail").expect("registered");
         assert!(job.is_contract() && !job.has_handler());
         assert_eq!(job.handler(), None);
@@ -706,14 +813,14 @@ mod tests {
             "a producer can still enqueue it"
         );
 
-        let bound = Registry::join([contract], [bound(|| "worker::thumbnail")]).expect("a worker's registry");
+        let bound = Registry::join([contract], [bound(|| "worker::thumbnail")], []).expect("a worker's registry");
         let job = bound.get("Thumbnail").expect("registered");
         assert!(job.is_contract() && job.has_handler());
         assert_eq!(job.handler(), Some("worker::thumbnail"));
         let attempt = job.start(b"null", TestContext::new().build()).expect("a handler");
         attempt.expect("decodes").await.expect("the handler ran");
 
-        let own = Registry::join([Registration::of::<Resize>("images::Resize")], []).unwrap();
+        let own = Registry::join([Registration::of::<Resize>("images::Resize")], [], []).unwrap();
         let job = own.get("Resize").unwrap();
         assert!(!job.is_contract() && job.has_handler() && job.handler().is_none());
     }
@@ -723,6 +830,7 @@ mod tests {
         let error = Registry::join(
             [Registration::contract::<Thumbnail>("contracts::Thumbnail")],
             [other_thumbnail_handler(), bound(|| "worker::thumbnail")],
+            [],
         )
         .expect_err("two handlers");
         // Sorted by handler, whatever the link order.
@@ -753,6 +861,7 @@ mod tests {
         let error = Registry::join(
             [Registration::of::<Both>("images::Both")],
             [BoundHandler::new::<Both>(|| "worker::both", start)],
+            [],
         )
         .expect_err("a handler too many");
         assert_eq!(
@@ -768,7 +877,7 @@ mod tests {
             "{error}"
         );
 
-        let error = Registry::join([], [bound(|| "worker::thumbnail")]).expect_err("no such job");
+        let error = Registry::join([], [bound(|| "worker::thumbnail")], []).expect_err("no such job");
         assert_eq!(
             error,
             RegistryError::HandlerWithoutJob {
@@ -786,6 +895,7 @@ mod tests {
                 Registration::contract::<Invoice>("contracts::Invoice"),
                 Registration::of::<Resize>("images::Resize"),
             ],
+            [],
             [],
         )
         .unwrap();
@@ -809,6 +919,7 @@ mod tests {
                 Registration::contract::<Thumbnail>("contracts::Thumbnail"),
             ],
             [bound(|| "worker::thumbnail")],
+            Vec::new(),
         )
         .expect("no conflict");
         let names: Vec<_> = registry.jobs().iter().map(|job| job.name).collect();
@@ -819,6 +930,7 @@ mod tests {
         let unbound = RegistryBuilder::build_with(
             vec![Registration::contract::<Invoice>("contracts::Invoice")],
             [bound(|| "worker::thumbnail")],
+            Vec::new(),
         )
         .expect_err("a contract without a handler cannot run");
         assert_eq!(
@@ -827,6 +939,130 @@ mod tests {
                 name: "Invoice",
                 job: "contracts::Invoice",
             }
+        );
+    }
+
+    /// A job with arguments, for schedules.
+    #[derive(Serialize, Deserialize)]
+    struct Report {
+        region: String,
+    }
+
+    impl Job for Report {
+        const NAME: &'static str = "report";
+        const QUEUE: &'static str = "reports";
+        const OPTIONS: JobOptions = JobOptions::new();
+    }
+
+    impl Handler for Report {
+        async fn perform(self, _ctx: &JobContext) -> Result<(), JobError> {
+            Ok(())
+        }
+    }
+
+    /// A `#[job(cron)]` job, written by hand.
+    #[derive(Default, Serialize, Deserialize)]
+    struct Nightly;
+
+    impl Job for Nightly {
+        const NAME: &'static str = "nightly";
+        const QUEUE: &'static str = "reports";
+        const OPTIONS: JobOptions = JobOptions::new().with_cron("0 0 3 * * *").with_timezone("Europe/Paris");
+    }
+
+    impl Handler for Nightly {
+        async fn perform(self, _ctx: &JobContext) -> Result<(), JobError> {
+            Ok(())
+        }
+    }
+
+    fn report(name: &str, region: &str) -> Schedule {
+        Schedule::new(name, "0 0 7 * * *", Report { region: region.into() })
+    }
+
+    fn with_schedules(schedules: Vec<Schedule>) -> Result<Registry, RegistryError> {
+        RegistryBuilder::build_with(
+            vec![
+                Registration::of::<Report>("reports::Report"),
+                Registration::of::<Nightly>("reports::Nightly").with_default::<Nightly>(),
+            ],
+            [],
+            schedules,
+        )
+    }
+
+    #[test]
+    fn one_job_has_several_schedules_each_with_its_arguments_encoded_once() {
+        let registry = with_schedules(vec![
+            report("report_us", "us").timezone("America/New_York"),
+            report("report_eu", "eu"),
+        ])
+        .expect("no conflict");
+        let schedules: Vec<_> = registry
+            .schedules()
+            .iter()
+            .map(|s| (s.name(), s.job(), s.cron(), s.timezone_name(), s.body().unwrap()))
+            .collect();
+        // Sorted by name; the cron job's own is named after it.
+        assert_eq!(
+            schedules,
+            [
+                ("nightly", "nightly", "0 0 3 * * *", "Europe/Paris", &b"null"[..]),
+                ("report_eu", "report", "0 0 7 * * *", "UTC", br#"{"region":"eu"}"#),
+                (
+                    "report_us",
+                    "report",
+                    "0 0 7 * * *",
+                    "America/New_York",
+                    br#"{"region":"us"}"#
+                ),
+            ]
+        );
+        // Without a `Default` (registered without `with_default`), the cron
+        // job's schedule says why it cannot fire.
+        let registry = Registry::from_registrations([Registration::of::<Nightly>("reports::Nightly")]).unwrap();
+        assert_eq!(registry.schedules()[0].body(), Err("has no Default value to enqueue"));
+    }
+
+    #[test]
+    fn two_schedules_of_one_name_are_refused_naming_both_jobs() {
+        let error =
+            with_schedules(vec![report("report_eu", "eu"), report("report_eu", "us")]).expect_err("a duplicate");
+        assert_eq!(
+            error,
+            RegistryError::DuplicateSchedule {
+                name: "report_eu".into(),
+                first: "reports::Report",
+                second: "reports::Report",
+            }
+        );
+        // A cron job's schedule has the job's name.
+        let error = with_schedules(vec![report("nightly", "eu")]).expect_err("a duplicate");
+        assert_eq!(
+            error.to_string(),
+            "schedule `nightly` is registered twice: for job `reports::Nightly` and for job `reports::Report`; \
+             give one of them another name (a #[job(cron = \"...\")] job's schedule is named after the job)"
+        );
+    }
+
+    #[test]
+    fn a_schedule_of_a_job_the_registry_lacks_is_refused() {
+        let error = RegistryBuilder::build_with(
+            vec![Registration::of::<Resize>("images::Resize")],
+            [],
+            vec![report("report_eu", "eu")],
+        )
+        .expect_err("no such job");
+        assert_eq!(
+            error,
+            RegistryError::ScheduleWithoutJob {
+                name: "report_eu".into(),
+                job: type_name::<Report>(),
+            }
+        );
+        assert!(
+            error.to_string().contains("add it to the registry with `.job::<"),
+            "{error}"
         );
     }
 }

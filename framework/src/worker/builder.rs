@@ -362,7 +362,7 @@ impl WorkerBuilder {
         }
         warn_of_consumer_timeout(&registry, &consumed);
         let schedule = scheduler::entries(&registry, Some(&queues))
-            .map_err(|(job, reason)| WorkerError::InvalidSchedule { job, reason })?;
+            .map_err(|(schedule, reason)| WorkerError::InvalidSchedule { schedule, reason })?;
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Ok(Plan {
             url: self.url,
@@ -441,7 +441,7 @@ pub(crate) struct Plan {
     /// Settable until the start: the generated binary runs its setup hook
     /// after the checks, which may connect to databases in vain otherwise.
     pub(crate) state: State,
-    /// The periodic jobs of the queues it consumes, for its scheduler.
+    /// The schedules of the jobs of the queues it consumes, for its scheduler.
     pub(crate) schedule: Vec<scheduler::Entry>,
     pub(crate) handle_signals: bool,
     pub(crate) io: Option<Handle>,

@@ -54,11 +54,12 @@ Otherwise derive `Job` on a type, or pass --queues"
         /// The name of its longest hold queue.
         longest: String,
     },
-    /// A periodic job's schedule cannot work here (an unknown time zone).
-    #[error("periodic job `{job}` {reason}")]
+    /// A schedule cannot work here (an unknown time zone, a bad cron
+    /// expression or name).
+    #[error("schedule `{schedule}` {reason}")]
     InvalidSchedule {
-        /// The job.
-        job: &'static str,
+        /// The schedule's name (a `#[job(cron)]` job's is the job's).
+        schedule: String,
         /// What is wrong.
         reason: String,
     },

@@ -1,23 +1,27 @@
 //! Periodic jobs: one scheduler across every worker process, elected on
 //! RabbitMQ.
 //!
-//! Every worker that consumes the queue of a periodic job
-//! (`#[job(cron = "...")]`) stands for election: it consumes the quorum
-//! queue `warren.scheduler`, declared with `x-single-active-consumer`, at
-//! prefetch 1, and publishes a token message to it. RabbitMQ delivers only
-//! to the active consumer, which keeps one token unacknowledged for as long
-//! as it lives: holding a token is leading. When the leader's connection
-//! dies, RabbitMQ makes the next consumer active and hands it the token,
-//! within the time it takes to notice the connection is gone (at once for
-//! a killed process, a heartbeat for a cut network).
+//! Every worker that consumes the queue of a scheduled job
+//! (`#[job(cron = "...")]`, [`schedule!`](crate::schedule)) stands for
+//! election: it consumes the quorum queue `warren.scheduler`, declared with
+//! `x-single-active-consumer`, at prefetch 1, and publishes a token
+//! message to it. RabbitMQ delivers only to the active consumer, which
+//! keeps one token unacknowledged for as long as it lives: holding a token
+//! is leading. When the leader's connection dies, RabbitMQ makes the next
+//! consumer active and hands it the token, within the time it takes to
+//! notice the connection is gone (at once for a killed process, a heartbeat
+//! for a cut network).
 //!
 //! The leader fires each slot of each schedule by recording the slot in
-//! `warren.schedule.<job>` (one message, the newest slot's time) and then
-//! enqueueing the job under a job id derived from `cron:<job>:<slot>`. A
+//! `warren.schedule.<schedule>` (one message, the newest slot's time) and
+//! then enqueueing the job under a job id derived from
+//! `cron:<schedule>:<slot>`; a `#[job(cron)]` job's schedule is named after
+//! the job, a named schedule ([`Schedule`](crate::Schedule)) has its own
+//! name, so one job type can have several with different arguments. A
 //! new leader reads the record, so a slot fires at most once across a
 //! change of leader, and the slots missed since (while no leader ran) are
 //! fired at once, up to [`MAX_CATCH_UP`] per schedule. A message in
-//! `warren.schedule.<job>.paused` pauses the schedule: its slots are
+//! `warren.schedule.<schedule>.paused` pauses the schedule: its slots are
 //! recorded but not enqueued.
 
 use std::fmt;
@@ -38,7 +42,7 @@ use tracing::{info, warn};
 
 use crate::amqp::topology::{self, QueueSpec};
 use crate::amqp::{message, short, unique};
-use crate::{Client, EnqueueOptions, Error, JobId, JobOptions, Registry};
+use crate::{Client, EnqueueOptions, Error, JobId, JobOptions, Registration, Registry, Schedule};
 
 /// The most missed slots of one schedule a new leader fires: the latest
 /// ones. A schedule every minute that had no leader for an hour runs ten
@@ -56,74 +60,105 @@ const TOKEN_REFRESH: Duration = Duration::from_secs(10 * 60);
 /// How often a scheduler checks that its channel is alive.
 const HEALTH_CHECK: Duration = Duration::from_secs(1);
 
-/// One periodic job: what to enqueue, and when.
+/// The longest schedule name: its paused queue's name,
+/// `warren.schedule.<name>.paused`, leaves room for a queue prefix within
+/// AMQP's 255 bytes. The same bound as the `schedule!` macro's.
+const MAX_SCHEDULE_NAME_LEN: usize = 200;
+
+/// One schedule, ready to fire: what to enqueue, and when.
 pub(crate) struct Entry {
-    /// The job's name.
-    pub(crate) name: &'static str,
+    /// The schedule's name, which keys its state and its slots' ids.
+    pub(crate) name: String,
+    /// The name of the job it enqueues.
+    pub(crate) job: &'static str,
     queue: &'static str,
     options: JobOptions,
     /// The cron expression, as written.
-    pub(crate) expression: &'static str,
+    pub(crate) expression: String,
     /// The time zone's name, as written (`UTC` when none).
-    pub(crate) timezone_name: &'static str,
+    pub(crate) timezone_name: String,
     timezone: TimeZone,
     cron: Cron,
-    body: Vec<u8>,
+    /// The job's message body, encoded when the schedule was registered.
+    pub(crate) body: Vec<u8>,
 }
 
 impl fmt::Debug for Entry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Entry")
             .field("name", &self.name)
+            .field("job", &self.job)
             .field("expression", &self.expression)
             .field("timezone", &self.timezone_name)
             .finish_non_exhaustive()
     }
 }
 
-/// The periodic jobs of `registry` whose queue is among `queues` (all of
-/// them for `None`): `Err` names a job whose schedule cannot work.
-pub(crate) fn entries(registry: &Registry, queues: Option<&[String]>) -> Result<Vec<Entry>, (&'static str, String)> {
+/// The schedules of `registry` whose job's queue is among `queues` (all of
+/// them for `None`): `Err` names a schedule that cannot work, and why.
+pub(crate) fn entries(registry: &Registry, queues: Option<&[String]>) -> Result<Vec<Entry>, (String, String)> {
     let mut entries = Vec::new();
-    for job in registry.jobs() {
-        let Some(expression) = job.options.cron else { continue };
+    for schedule in registry.schedules() {
+        let Some(job) = registry.get(schedule.job()) else {
+            // The registry keeps only schedules of its jobs.
+            continue;
+        };
         if queues.is_some_and(|queues| !queues.iter().any(|queue| queue == job.queue)) {
             continue;
         }
-        let cron = CronParser::builder()
-            .seconds(Seconds::Optional)
-            .build()
-            .parse(expression)
-            .map_err(|error| {
-                (
-                    job.name,
-                    format!("has an invalid cron expression \"{expression}\": {error}"),
-                )
-            })?;
-        let timezone_name = job.options.timezone.unwrap_or("UTC");
-        let timezone = TimeZone::get(timezone_name).map_err(|error| {
-            (
-                job.name,
-                format!("has a time zone this system does not know, \"{timezone_name}\": {error}"),
-            )
-        })?;
-        let body = match job.default_body() {
-            Some(Ok(body)) => body,
-            Some(Err(error)) => return Err((job.name, format!("cannot encode its Default value: {error}"))),
-            None => return Err((job.name, "has no Default value to enqueue".to_owned())),
-        };
-        entries.push(Entry {
-            name: job.name,
-            queue: job.queue,
-            options: job.options,
-            expression,
-            timezone_name,
-            timezone,
-            cron,
-            body,
-        });
+        let entry = entry(schedule, job).map_err(|reason| (schedule.name().to_owned(), reason))?;
+        entries.push(entry);
     }
     Ok(entries)
+}
+
+/// `schedule` of `job`, checked: why not, if it cannot work.
+fn entry(schedule: &Schedule, job: &Registration) -> Result<Entry, String> {
+    let name = schedule.name();
+    check_name(name)?;
+    let expression = schedule.cron();
+    let cron = CronParser::builder()
+        .seconds(Seconds::Optional)
+        .build()
+        .parse(expression)
+        .map_err(|error| format!("has an invalid cron expression \"{expression}\": {error}"))?;
+    let timezone_name = schedule.timezone_name();
+    let timezone = TimeZone::get(timezone_name)
+        .map_err(|error| format!("has a time zone this system does not know, \"{timezone_name}\": {error}"))?;
+    let body = schedule.body().map_err(str::to_owned)?.to_vec();
+    Ok(Entry {
+        name: name.to_owned(),
+        job: job.name,
+        queue: job.queue,
+        options: job.options,
+        expression: expression.to_owned(),
+        timezone_name: timezone_name.to_owned(),
+        timezone,
+        cron,
+        body,
+    })
+}
+
+/// Whether `name` can name a schedule: it goes into queue names and job ids.
+fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("has an empty name".to_owned());
+    }
+    if name.len() > MAX_SCHEDULE_NAME_LEN {
+        return Err(format!(
+            "has a name of {} bytes; a schedule name can be at most {MAX_SCHEDULE_NAME_LEN}",
+            name.len()
+        ));
+    }
+    match name
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')))
+    {
+        Some(c) => Err(format!(
+            "has {c:?} in its name; use ASCII letters, digits, `_`, `-`, `.` and `:`"
+        )),
+        None => Ok(()),
+    }
 }
 
 impl Entry {
@@ -336,7 +371,8 @@ async fn stand(client: &Client, entries: &[Entry]) -> Result<(), Term> {
                 let (missed, skipped) = entry.missed(recorded, now);
                 if skipped > 0 {
                     warn!(
-                        job.name = entry.name,
+                        schedule = %entry.name,
+                        job.name = entry.job,
                         skipped, "missed slots past the catch-up bound are skipped"
                     );
                 }
@@ -416,7 +452,8 @@ async fn fire(client: &Client, channel: &Channel, entry: &Entry, slot: Timestamp
         .await?;
     if paused(channel, &entry.paused_queue(prefix)).await? {
         info!(
-            job.name = entry.name,
+            schedule = %entry.name,
+            job.name = entry.job,
             slot = slot.as_second(),
             "schedule paused; slot skipped"
         );
@@ -425,16 +462,28 @@ async fn fire(client: &Client, channel: &Channel, entry: &Entry, slot: Timestamp
     let id = entry.slot_id(slot);
     let options = EnqueueOptions::new().job_id(id);
     match client
-        .publish_job(entry.name, entry.queue, &entry.options, &entry.body, &options)
+        .publish_job(entry.job, entry.queue, &entry.options, &entry.body, &options)
         .await
     {
         Ok(_) | Err(Error::Duplicate { .. }) => {
-            info!(job.name = entry.name, job.id = %id, slot = slot.as_second(), "periodic job enqueued");
+            info!(
+                schedule = %entry.name,
+                job.name = entry.job,
+                job.id = %id,
+                slot = slot.as_second(),
+                "periodic job enqueued"
+            );
             Ok(())
         }
         Err(error) => {
             // Recorded but not enqueued: the slot is lost, said loudly.
-            warn!(job.name = entry.name, slot = slot.as_second(), %error, "periodic job not enqueued");
+            warn!(
+                schedule = %entry.name,
+                job.name = entry.job,
+                slot = slot.as_second(),
+                %error,
+                "periodic job not enqueued"
+            );
             Ok(())
         }
     }
@@ -456,11 +505,12 @@ mod tests {
 
     fn entry(expression: &'static str, timezone: &'static str) -> Entry {
         Entry {
-            name: "report",
+            name: "report".to_owned(),
+            job: "report",
             queue: "reports",
             options: JobOptions::new(),
-            expression,
-            timezone_name: timezone,
+            expression: expression.to_owned(),
+            timezone_name: timezone.to_owned(),
             timezone: TimeZone::get(timezone).expect("a known zone"),
             cron: CronParser::builder()
                 .seconds(Seconds::Optional)
@@ -516,5 +566,73 @@ mod tests {
             every_second.slot_id(slot),
             every_second.slot_id(at("2026-07-01T12:00:02Z"))
         );
+    }
+
+    /// A job with arguments, written by hand.
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Greet {
+        lang: String,
+    }
+
+    impl crate::Job for Greet {
+        const NAME: &'static str = "greet";
+        const QUEUE: &'static str = "greetings";
+        const OPTIONS: JobOptions = JobOptions::new();
+    }
+
+    impl crate::Handler for Greet {
+        async fn perform(self, _ctx: &crate::JobContext) -> Result<(), crate::JobError> {
+            Ok(())
+        }
+    }
+
+    fn greet(name: &str, cron: &str, timezone: &str) -> Schedule {
+        Schedule::new(name, cron, Greet { lang: "fr".into() }).timezone(timezone)
+    }
+
+    fn checked(schedule: Schedule) -> Result<Vec<Entry>, (String, String)> {
+        let registry = Registry::builder().job::<Greet>().schedule(schedule).build().unwrap();
+        entries(&registry, None)
+    }
+
+    #[test]
+    fn a_named_schedule_keys_its_state_and_slots_by_its_own_name() {
+        let checked = checked(greet("greet_fr", "* * * * * *", "Europe/Paris")).expect("valid");
+        let entry = &checked[0];
+        assert_eq!((entry.name.as_str(), entry.job), ("greet_fr", "greet"));
+        assert_eq!(entry.body, br#"{"lang":"fr"}"#);
+        assert_eq!(entry.record_queue("p."), "p.warren.schedule.greet_fr");
+        let slot = at("2026-07-01T12:00:01Z");
+        assert_eq!(entry.slot_id(slot), JobId::derived("cron:greet_fr:1782907201"));
+        let registry = Registry::builder()
+            .job::<Greet>()
+            .schedule(greet("greet_fr", "* * * * * *", "UTC"));
+        let registry = registry.build().unwrap();
+        assert!(entries(&registry, Some(&["elsewhere".to_owned()])).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_schedule_that_cannot_work_is_refused_naming_it() {
+        let refused = |schedule| checked(schedule).expect_err("refused");
+        let (name, reason) = refused(greet("greet_fr", "0 0 25 * * *", "UTC"));
+        assert_eq!(name, "greet_fr");
+        assert!(
+            reason.starts_with("has an invalid cron expression \"0 0 25 * * *\""),
+            "{reason}"
+        );
+        let (_, reason) = refused(greet("greet_fr", "* * * * * *", "Europe/Atlantis"));
+        assert!(
+            reason.starts_with("has a time zone this system does not know, \"Europe/Atlantis\""),
+            "{reason}"
+        );
+        let (_, reason) = refused(greet("greet fr", "* * * * * *", "UTC"));
+        assert_eq!(
+            reason,
+            "has ' ' in its name; use ASCII letters, digits, `_`, `-`, `.` and `:`"
+        );
+        let (_, reason) = refused(greet("", "* * * * * *", "UTC"));
+        assert_eq!(reason, "has an empty name");
+        let (_, reason) = refused(greet(&"g".repeat(201), "* * * * * *", "UTC"));
+        assert!(reason.contains("at most 200"), "{reason}");
     }
 }

@@ -1,6 +1,7 @@
 //! Periodic jobs: of three worker processes one fires each slot, another
 //! takes over when it is killed, and no slot fires twice or goes missing;
-//! `schedule list|pause|resume` from the command line.
+//! two named schedules of one job type fire with their own arguments and
+//! pause apart; `schedule list|pause|resume` from the command line.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -127,7 +128,7 @@ async fn one_of_three_workers_fires_each_slot_once_and_another_takes_over_when_i
         .find(|line| line.starts_with("tick "))
         .expect("the tick row");
     assert!(
-        row.contains("* * * * * *") && row.contains("Europe/Paris") && row.ends_with("paused"),
+        row.contains("* * * * * *") && row.contains("Europe/Paris") && row.contains(" paused "),
         "{listing}"
     );
     let resumed = run_worker_command(CRON_WORKER, broker.prefix(), &["schedule", "resume", "tick"]);
@@ -136,5 +137,160 @@ async fn one_of_three_workers_fires_each_slot_once_and_another_takes_over_when_i
     assert!(text(&list.stdout).contains("active"), "{}", text(&list.stdout));
     let unknown = run_worker_command(CRON_WORKER, broker.prefix(), &["schedule", "pause", "tock"]);
     assert_eq!(unknown.status.code(), Some(1));
-    assert!(text(&unknown.stderr).contains("no periodic job named `tock`; periodic jobs: tick"));
+    assert!(
+        text(&unknown.stderr).contains("no schedule named `tock`; schedules: greet_en, greet_fr, tick"),
+        "{}",
+        text(&unknown.stderr)
+    );
+}
+
+/// A log line's `schedule` field.
+fn schedule_of(line: &str) -> Option<&str> {
+    field(line, "schedule").map(|name| name.trim_matches('"'))
+}
+
+/// What a process says it enqueued: (schedule, job id, slot), in order.
+fn enqueued(worker: &WorkerProcess) -> Vec<(String, String, i64)> {
+    worker
+        .stderr()
+        .iter()
+        .filter(|line| line.contains("periodic job enqueued"))
+        .filter_map(|line| {
+            Some((
+                schedule_of(line)?.to_owned(),
+                field(line, "job.id")?.to_owned(),
+                field(line, "slot")?.parse().ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// The greetings a process ran: (lang, job id).
+fn greeted(worker: &WorkerProcess) -> Vec<(String, String)> {
+    worker
+        .stdout()
+        .iter()
+        .filter_map(|line| {
+            let lang = field(line, "lang")?;
+            Some((lang.to_owned(), field(line, "id")?.to_owned()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_schedules_of_one_job_fire_with_their_own_arguments_and_pause_apart() {
+    let broker = TestBroker::new().await;
+    let worker = broker.worker(CRON_WORKER, &["work", "--queues", "greetings", "--workers", "1"]);
+    let fired_by = |name: &str| {
+        enqueued(&worker)
+            .into_iter()
+            .filter(|(schedule, _, _)| schedule == name)
+            .count()
+    };
+    eventually(Duration::from_secs(30), "each schedule fires two slots", || {
+        fired_by("greet_en") >= 2 && fired_by("greet_fr") >= 2
+    })
+    .await;
+
+    // Pausing one leaves the other firing.
+    let paused = run_worker_command(CRON_WORKER, broker.prefix(), &["schedule", "pause", "greet_fr"]);
+    assert!(paused.status.success(), "{}", text(&paused.stderr));
+    let skipped = |lines: &[String]| {
+        lines
+            .iter()
+            .position(|line| line.contains("schedule paused; slot skipped"))
+    };
+    eventually(
+        Duration::from_secs(30),
+        "greet_en fires two slots after greet_fr's first skipped one",
+        || {
+            let lines = worker.stderr();
+            skipped(&lines).is_some_and(|from| {
+                lines[from..]
+                    .iter()
+                    .filter(|line| line.contains("periodic job enqueued") && schedule_of(line) == Some("greet_en"))
+                    .count()
+                    >= 2
+            })
+        },
+    )
+    .await;
+    let lines = worker.stderr();
+    let from = skipped(&lines).expect("a skipped slot");
+    for line in &lines[from..] {
+        if line.contains("schedule paused; slot skipped") || line.contains("periodic job enqueued") {
+            let expected = if line.contains("skipped") {
+                "greet_fr"
+            } else {
+                "greet_en"
+            };
+            assert_eq!(schedule_of(line), Some(expected), "after the pause: {line}");
+        }
+    }
+
+    // Each slot of each schedule fired once, under an id of its own, even
+    // where the two share a slot.
+    let fired = enqueued(&worker);
+    let ids: BTreeSet<&str> = fired.iter().map(|(_, id, _)| id.as_str()).collect();
+    assert_eq!(ids.len(), fired.len(), "an id fired twice: {fired:#?}");
+    let slots: BTreeSet<(&str, i64)> = fired
+        .iter()
+        .map(|(schedule, _, slot)| (schedule.as_str(), *slot))
+        .collect();
+    assert_eq!(slots.len(), fired.len(), "a slot fired twice: {fired:#?}");
+    assert!(
+        fired
+            .iter()
+            .any(|(schedule, _, slot)| schedule == "greet_fr" && slots.contains(&("greet_en", *slot))),
+        "the two schedules share no slot: {fired:#?}"
+    );
+    assert!(!fired.iter().any(|(schedule, _, _)| schedule == "tick"), "{fired:#?}");
+
+    // Each ran once, with its own schedule's arguments.
+    eventually(Duration::from_secs(30), "every enqueued greeting ran", || {
+        let ran: BTreeSet<String> = greeted(&worker).into_iter().map(|(_, id)| id).collect();
+        fired.iter().all(|(_, id, _)| ran.contains(id))
+    })
+    .await;
+    let ran = greeted(&worker);
+    let fired = enqueued(&worker);
+    let ran_ids: BTreeSet<&str> = ran.iter().map(|(_, id)| id.as_str()).collect();
+    assert_eq!(ran_ids.len(), ran.len(), "a greeting ran twice: {ran:#?}");
+    for (lang, id) in &ran {
+        let (schedule, _, _) = fired
+            .iter()
+            .find(|(_, fired_id, _)| fired_id == id)
+            .unwrap_or_else(|| panic!("greeting {id} was not enqueued by a schedule: {fired:#?}"));
+        assert_eq!(schedule, &format!("greet_{lang}"), "{ran:#?}");
+    }
+
+    // The listing shows both, their job, state and arguments.
+    let list = run_worker_command(CRON_WORKER, broker.prefix(), &["schedule", "list"]);
+    let listing = text(&list.stdout);
+    assert!(list.status.success(), "{}", text(&list.stderr));
+    let row = |name: &str| {
+        listing
+            .lines()
+            .find(|line| line.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} row: {listing}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    let (en, fr) = (row("greet_en"), row("greet_fr"));
+    assert_eq!(en[1], "greet", "{listing}");
+    assert_eq!(en[8], "UTC", "{listing}");
+    assert_eq!(fr[8], "Europe/Paris", "{listing}");
+    assert_eq!(en[en.len() - 2..], ["active", r#"{"lang":"en"}"#], "{listing}");
+    assert_eq!(fr[fr.len() - 2..], ["paused", r#"{"lang":"fr"}"#], "{listing}");
+
+    let jobs = run_worker_command(CRON_WORKER, broker.prefix(), &["jobs"]);
+    let jobs = text(&jobs.stdout);
+    let greet = jobs
+        .lines()
+        .find(|line| line.starts_with("greet "))
+        .expect("the greet row");
+    assert!(
+        greet.contains("greet_en: * * * * * * (UTC); greet_fr: * * * * * * (Europe/Paris)"),
+        "{jobs}"
+    );
 }
