@@ -104,7 +104,8 @@ fn log_change(connection: &str, blocked: Option<&str>) {
     match blocked {
         Some(reason) => warn!(
             connection,
-            reason, "RabbitMQ is blocking publishes on this connection (a memory or disk alarm); publishes wait until it lifts the block, each up to its recovery timeout, while consuming goes on"
+            reason,
+            "RabbitMQ is blocking publishes on this connection (a memory or disk alarm); publishes wait until it lifts the block, each up to its recovery timeout, while consuming goes on"
         ),
         None => info!(connection, "RabbitMQ lifted its block; publishing again"),
     }

@@ -810,7 +810,13 @@ mod tests {
             "{text}"
         );
         assert!(error.error().is_transient());
-        let lost = publish_failure(Error::Unavailable { timeout: Duration::from_secs(30) }, true, &properties);
+        let lost = publish_failure(
+            Error::Unavailable {
+                timeout: Duration::from_secs(30),
+            },
+            true,
+            &properties,
+        );
         assert!(!lost.is_publish_blocked());
     }
 }

@@ -571,7 +571,12 @@ async fn a_memory_alarm_fails_enqueues_with_the_block_while_the_worker_runs_queu
                 .expect_err("an enqueue while the broker blocks publishes");
             let took = started.elapsed();
             assert!(error.error().is_publish_blocked(), "{error}");
-            assert!(error.to_string().contains("RabbitMQ is blocking publishes (low on memory)"), "{error}");
+            assert!(
+                error
+                    .to_string()
+                    .contains("RabbitMQ is blocking publishes (low on memory)"),
+                "{error}"
+            );
             assert!(took >= RECOVERY && took < RECOVERY + BOUND, "failed after {took:?}");
             (error.is_outcome_unknown(), took)
         }
@@ -586,7 +591,9 @@ async fn a_memory_alarm_fails_enqueues_with_the_block_while_the_worker_runs_queu
     let worker = worker(&url, "alarmed");
     let failing = (0..QUEUED).filter(|&seq| fails_first(seq)).count();
     worker
-        .wait_for_stdout(QUEUED as usize, Duration::from_secs(60), |line| line.starts_with("ran "))
+        .wait_for_stdout(QUEUED as usize, Duration::from_secs(60), |line| {
+            line.starts_with("ran ")
+        })
         .await;
     let (done_blocked, _) = done(&[&worker]);
     let expected_blocked: BTreeSet<u32> = (0..QUEUED).filter(|&seq| !fails_first(seq)).collect();
@@ -600,7 +607,10 @@ async fn a_memory_alarm_fails_enqueues_with_the_block_while_the_worker_runs_queu
     )
     .await;
     assert!(alarm.raised(), "the alarm held all along");
-    assert_eq!(done_blocked, expected_blocked, "the jobs that succeed ran during the alarm");
+    assert_eq!(
+        done_blocked, expected_blocked,
+        "the jobs that succeed ran during the alarm"
+    );
 
     alarm.clear();
     eventually(Duration::from_secs(30), "warren-c1 clears its memory alarm", || {
@@ -629,7 +639,10 @@ async fn a_memory_alarm_fails_enqueues_with_the_block_while_the_worker_runs_queu
     })
     .await;
     let (done, runs) = done(&[&worker]);
-    assert!(!done.contains(&101), "the enqueue that failed before it was sent never ran");
+    assert!(
+        !done.contains(&101),
+        "the enqueue that failed before it was sent never ran"
+    );
     let lines = worker.stdout();
     let retried: BTreeSet<u32> = lines
         .iter()
