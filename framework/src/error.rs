@@ -174,6 +174,29 @@ pub enum Error {
         /// The recovery timeout.
         timeout: std::time::Duration,
     },
+    /// RabbitMQ is blocking publishes, and did not lift the block within
+    /// the client's recovery timeout: a memory or disk alarm on a node
+    /// (`connection.blocked`; in a cluster, an alarm on any node blocks the
+    /// publishers of every node). Nothing is wrong with the job or the
+    /// connection: the block lifts once the broker is below its memory
+    /// watermark and above its disk limit again, and enqueueing again then
+    /// succeeds. Consumers are not blocked, so workers keep running the jobs
+    /// already queued, which frees the broker's memory. Transient.
+    ///
+    /// Wrapped in [`Error::OutcomeUnknown`] when the message was sent before
+    /// the block was known (the broker blocks a connection when it reads its
+    /// first publish after the alarm, and stores that message once the alarm
+    /// clears); [`Error::is_publish_blocked`] sees it either way.
+    #[error(
+        "RabbitMQ is blocking publishes ({reason}) and did not lift the block within {} (the client's recovery timeout): a node is low on memory or disk (see `rabbitmq-diagnostics alarms`); consumers still run, and enqueues succeed again once the alarm clears",
+        crate::duration::Written(*.timeout)
+    )]
+    PublishBlocked {
+        /// Why, as the broker said it (`low on memory`, `low on disk`).
+        reason: String,
+        /// The recovery timeout, how long the enqueue waited.
+        timeout: std::time::Duration,
+    },
     /// The broker did not answer an operation in time; the connection is
     /// taken as cut.
     #[error("RabbitMQ did not answer within {}", crate::duration::Written(*.waited))]
@@ -237,6 +260,16 @@ impl Error {
                 | Error::VhostRefused { .. }
                 | Error::NoRuntime
         )
+    }
+
+    /// Whether RabbitMQ was blocking publishes ([`Error::PublishBlocked`]),
+    /// also when that left the outcome of an enqueue unknown.
+    pub fn is_publish_blocked(&self) -> bool {
+        match self {
+            Error::PublishBlocked { .. } => true,
+            Error::OutcomeUnknown { cause, .. } => cause.is_publish_blocked(),
+            _ => false,
+        }
     }
 
     /// Whether the error is in the configuration given (a URL, a TLS file)

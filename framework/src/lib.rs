@@ -253,6 +253,8 @@ pub mod guide {
     #[doc = include_str!("../docs/operations.md")]
     #[cfg(feature = "http")]
     pub mod operations {}
+    #[doc = include_str!("../docs/deployment.md")]
+    pub mod deployment {}
     #[doc = include_str!("../docs/dashboard.md")]
     #[cfg(feature = "dashboard")]
     pub mod dashboard {}

@@ -4,6 +4,7 @@
 //! properties and headers).
 
 pub(crate) mod backoff;
+pub(crate) mod block;
 pub(crate) mod connect;
 pub(crate) mod hold;
 pub(crate) mod message;

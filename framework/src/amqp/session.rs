@@ -14,6 +14,7 @@ use tracing::{info, warn};
 
 use crate::Error;
 use crate::amqp::backoff::Backoff;
+use crate::amqp::block::Block;
 use crate::amqp::connect::{Endpoint, Refusals, with_retries};
 
 /// The first wait between reconnection attempts (full jitter); it doubles up to [`MAX_WAIT`].
@@ -62,17 +63,21 @@ pub(crate) struct Session {
     pub(crate) channel: Channel,
     /// Counts reconnections, so that a session's users can tell it is new.
     pub(crate) generation: u64,
+    /// Whether RabbitMQ blocks the connection's publishes.
+    pub(crate) block: Block,
 }
 
 impl Session {
     async fn open(endpoint: &Endpoint, generation: u64) -> Result<Self, Error> {
         let connection = endpoint.connect().await?;
+        let block = Block::watch(&connection, &endpoint.name, &endpoint.io);
         let channel = connection.create_channel().await?;
         channel.confirm_select(ConfirmSelectOptions::default()).await?;
         Ok(Session {
             connection: Arc::new(connection),
             channel,
             generation,
+            block,
         })
     }
 
@@ -120,6 +125,13 @@ impl Sessions {
     /// session died, reconnects and runs it again; gives up at `deadline`
     /// (the operation, the wait for another task's reconnection and every
     /// connect attempt all count). Any other failure is returned as it is.
+    ///
+    /// While RabbitMQ blocks the connection's publishes (a memory or disk
+    /// alarm), the operation waits for the block to lift, until `deadline`,
+    /// and then fails with [`Error::PublishBlocked`]: it does not start on
+    /// a blocked connection (the broker would not read it), and one that
+    /// was blocked under way is not taken as cut (a new connection would
+    /// be blocked too, and the operation sent twice).
     pub(crate) async fn run<T, F, Fut>(&self, deadline: Instant, mut operation: F) -> Result<T, Error>
     where
         F: FnMut(Arc<Session>) -> Fut,
@@ -129,13 +141,30 @@ impl Sessions {
         let mut reopened_for_it = None;
         loop {
             let session = self.current();
+            session
+                .block
+                .lifted(deadline, || session.alive())
+                .await
+                .map_err(|reason| self.blocked(reason))?;
             // A connection cut silently (no reset) would hold the operation
             // until heartbeats notice, minutes later: an operation that gets
             // no answer within a third of the recovery timeout is taken as
             // a dead connection, and tried again on a new one.
             let answer_within = (self.recovery_timeout / 3).max(MIN_ANSWER_WAIT);
-            let answer_by = deadline.min(Instant::now() + answer_within);
-            let cause = match tokio::time::timeout_at(answer_by, operation(Arc::clone(&session))).await {
+            let mut answer_by = deadline.min(Instant::now() + answer_within);
+            let answered = {
+                let mut running = std::pin::pin!(operation(Arc::clone(&session)));
+                loop {
+                    match tokio::time::timeout_at(answer_by, running.as_mut()).await {
+                        // Blocked, not cut: the answer comes once the block lifts.
+                        Err(_elapsed) if answer_by < deadline && session.block.reason().is_some() => {
+                            answer_by = deadline;
+                        }
+                        answered => break answered,
+                    }
+                }
+            };
+            let cause = match answered {
                 Ok(Err(error))
                     if (!session.alive() || connection_lost(&error)) && !self.closed.load(Ordering::Relaxed) =>
                 {
@@ -149,6 +178,7 @@ impl Sessions {
                     error
                 }
                 Ok(result) => return result,
+                Err(_elapsed) if let Some(reason) = session.block.reason() => return Err(self.blocked(reason)),
                 Err(_elapsed) if Instant::now() >= deadline || self.closed.load(Ordering::Relaxed) => {
                     return Err(self.unavailable());
                 }
@@ -204,6 +234,13 @@ impl Sessions {
         }
     }
 
+    fn blocked(&self, reason: String) -> Error {
+        Error::PublishBlocked {
+            reason,
+            timeout: self.recovery_timeout,
+        }
+    }
+
     /// Gives the session of `generation` a new channel on the same
     /// connection, unless another task already replaced it. A quorum queue
     /// nacks the publishes of a channel that sent to it while its leader
@@ -225,6 +262,7 @@ impl Sessions {
             connection: Arc::clone(&old.connection),
             channel,
             generation: generation + 1,
+            block: old.block.clone(),
         });
         Ok(())
     }

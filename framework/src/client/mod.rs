@@ -46,6 +46,15 @@ use tracing::Instrument;
 /// default): an enqueue is at least once, and a job published twice keeps
 /// its id, so a duplicate can be told apart.
 ///
+/// When the broker blocks publishers (a memory or disk alarm; in a
+/// cluster, on any node), an enqueue waits for the block to lift, for up
+/// to the recovery timeout, then fails with [`Error::PublishBlocked`]
+/// ("RabbitMQ is blocking publishes"), the job handed back; the client
+/// logs the block once, as a warning, and its lifting. An enqueue already
+/// sent when the broker blocked it fails outcome-unknown instead
+/// ([`Error::is_publish_blocked`] sees both): the broker stores it once
+/// the alarm clears.
+///
 /// In tests, [`testing::InMemoryBroker::client`](crate::testing::InMemoryBroker::client)
 /// gives a client with the same API that records jobs instead of publishing them.
 #[derive(Clone)]
@@ -118,8 +127,9 @@ impl ClientBuilder {
         self
     }
 
-    /// How long an enqueue waits for a lost connection to come back before
-    /// it fails and hands the job back (default 30 s).
+    /// How long an enqueue waits for a lost connection to come back, or for
+    /// the broker to lift a block on publishes, before it fails and hands
+    /// the job back (default 30 s).
     pub fn recovery_timeout(mut self, timeout: Duration) -> Self {
         self.recovery_timeout = timeout;
         self
@@ -601,14 +611,7 @@ impl Client {
             .await;
         let confirmation = match confirmation {
             Ok(confirmation) => confirmation,
-            // The broker closing the channel on the message refused it.
-            Err(error) if handed_over.load(Ordering::Relaxed) && !session::refused_by_broker(&error) => {
-                return Err(Error::OutcomeUnknown {
-                    job_id: message::job_id(&properties),
-                    cause: Box::new(error),
-                });
-            }
-            Err(error) => return Err(error),
+            Err(error) => return Err(publish_failure(error, handed_over.load(Ordering::Relaxed), &properties)),
         };
         match confirmation {
             Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
@@ -740,6 +743,22 @@ impl Client {
     }
 }
 
+/// What a publish that failed tells its caller: `error` as it is if the
+/// message never reached lapin (`handed_over`) or the broker refused it
+/// (closing the channel on it); otherwise the broker may have it, or get
+/// it later (a blocked connection is read again once the block lifts), and
+/// the outcome is unknown.
+fn publish_failure(error: Error, handed_over: bool, properties: &BasicProperties) -> Error {
+    if handed_over && !session::refused_by_broker(&error) {
+        Error::OutcomeUnknown {
+            job_id: message::job_id(properties),
+            cause: Box::new(error),
+        }
+    } else {
+        error
+    }
+}
+
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut debug = f.debug_struct("Client");
@@ -749,5 +768,55 @@ impl fmt::Debug for Client {
             Backend::Memory(_) => debug.field("backend", &"in-memory"),
         };
         debug.finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blocked() -> Error {
+        Error::PublishBlocked {
+            reason: "low on memory".to_owned(),
+            timeout: Duration::from_secs(30),
+        }
+    }
+
+    #[test]
+    fn a_job_not_sent_because_the_broker_blocks_publishes_is_not_enqueued() {
+        let id = JobId::new();
+        let properties = message::job_properties("resize", id, crate::BodyFormat::Json);
+        let error = EnqueueError::new("the job", publish_failure(blocked(), false, &properties));
+        assert!(error.error().is_publish_blocked() && !error.is_outcome_unknown());
+        assert_eq!(
+            error.to_string(),
+            "job not enqueued: RabbitMQ is blocking publishes (low on memory) and did not lift the block \
+             within 30s (the client's recovery timeout): a node is low on memory or disk (see \
+             `rabbitmq-diagnostics alarms`); consumers still run, and enqueues succeed again once the alarm clears"
+        );
+    }
+
+    #[test]
+    fn a_job_sent_before_the_broker_blocked_it_is_perhaps_enqueued_and_says_why() {
+        let id = JobId::new();
+        let properties = message::job_properties("resize", id, crate::BodyFormat::Json);
+        let error = EnqueueError::new("the job", publish_failure(blocked(), true, &properties));
+        assert!(error.error().is_publish_blocked() && error.is_outcome_unknown());
+        assert_eq!(error.job_id(), Some(id));
+        let text = error.to_string();
+        assert!(
+            text.starts_with("job perhaps not enqueued: outcome unknown: ")
+                && text.contains("RabbitMQ is blocking publishes (low on memory)"),
+            "{text}"
+        );
+        assert!(error.error().is_transient());
+        let lost = publish_failure(
+            Error::Unavailable {
+                timeout: Duration::from_secs(30),
+            },
+            true,
+            &properties,
+        );
+        assert!(!lost.is_publish_blocked());
     }
 }

@@ -502,6 +502,11 @@ async fn bury(
 /// the same job id and attempt, so a publish whose confirm was lost with
 /// its connection is at worst stored twice, never a new chain of retries.
 /// If the delivery's channel dies meanwhile, RabbitMQ redelivers it.
+///
+/// While the broker blocks publishes (a memory or disk alarm), each try
+/// waits for the block to lift and is tried again at once, quietly: the
+/// publisher's connection logs the block once. The delivery, on the
+/// consuming connection, which the broker does not block, stays unacked.
 async fn hand_over<F, Fut>(delivery: &Delivery, acks: &Acks, unacked: bool, mut publish: F)
 where
     F: FnMut() -> Fut,
@@ -522,6 +527,12 @@ where
                 return;
             }
             Ok(()) => return,
+            // The connection logged the block once; the next publish waits
+            // for it to lift (up to its recovery timeout), which paces this.
+            Err(error) if error.is_publish_blocked() && unacked => {
+                debug!(%error, "the broker blocks publishes; holding the job until its next step is stored");
+                tokio::time::sleep(NEXT_STEP_FIRST_WAIT).await;
+            }
             Err(error) => {
                 let wait = backoff.next_wait();
                 if unacked {

@@ -493,3 +493,178 @@ async fn delayed_jobs_run_while_the_node_their_hold_queue_was_declared_on_is_dow
         began.elapsed()
     );
 }
+
+/// A memory alarm the test raised on `node` with a watermark so low that
+/// any use is over it; the watermark is set back to RabbitMQ's default
+/// (0.4) on drop, also when the test fails.
+#[must_use = "the alarm is cleared when this is dropped"]
+struct MemoryAlarm {
+    node: &'static str,
+}
+
+impl MemoryAlarm {
+    fn raise(node: &'static str) -> Self {
+        ctl(node, &["set_vm_memory_high_watermark", "0.0000001"]).expect("lower the memory watermark");
+        MemoryAlarm { node }
+    }
+
+    /// Whether the node has raised its memory alarm.
+    fn raised(&self) -> bool {
+        ctl(self.node, &["eval", "rabbit_alarm:get_alarms()."]).is_ok_and(|alarms| alarms.contains("memory"))
+    }
+
+    fn clear(&self) {
+        ctl(self.node, &["set_vm_memory_high_watermark", "0.4"]).expect("restore the memory watermark");
+    }
+}
+
+impl Drop for MemoryAlarm {
+    fn drop(&mut self) {
+        let _ = ctl(self.node, &["set_vm_memory_high_watermark", "0.4"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs scripts/cluster and raises a memory alarm on it: scripts/test runs it"]
+async fn a_memory_alarm_fails_enqueues_with_the_block_while_the_worker_runs_queued_jobs() {
+    const QUEUED: u32 = 20;
+    const RECOVERY: Duration = Duration::from_secs(3);
+    /// What an enqueue may take past its recovery timeout.
+    const BOUND: Duration = Duration::from_secs(10);
+    let _alone = CLUSTER.lock().await;
+    let began = Instant::now();
+    let vhost = ClusterVhost::new();
+    let url = format!("amqp://guest:guest@127.0.0.1:{}/{}", NODES[0].1, vhost.name);
+    let client = Client::builder(&url)
+        .connection_name("cluster alarm producer")
+        .recovery_timeout(RECOVERY)
+        .connect()
+        .await
+        .expect("connect to warren-c1");
+    // Every 5th fails once: its retry is published by the worker while the
+    // broker blocks it.
+    let fails_first = |seq: u32| seq % 5 == 2;
+    for seq in 0..QUEUED {
+        client
+            .enqueue(ClusterRecord {
+                seq,
+                fail_first: fails_first(seq),
+            })
+            .await
+            .expect("enqueue before the alarm");
+    }
+    let alarm = MemoryAlarm::raise(NODES[0].0);
+    eventually(Duration::from_secs(30), "warren-c1 raises its memory alarm", || {
+        alarm.raised()
+    })
+    .await;
+
+    // The broker blocks the connection on its first publish after the
+    // alarm: that one was sent, and is stored once the alarm clears.
+    let blocked = |seq: u32| {
+        let client = client.clone();
+        async move {
+            let started = Instant::now();
+            let error = client
+                .enqueue(ClusterRecord { seq, fail_first: false })
+                .await
+                .expect_err("an enqueue while the broker blocks publishes");
+            let took = started.elapsed();
+            assert!(error.error().is_publish_blocked(), "{error}");
+            assert!(
+                error
+                    .to_string()
+                    .contains("RabbitMQ is blocking publishes (low on memory)"),
+                "{error}"
+            );
+            assert!(took >= RECOVERY && took < RECOVERY + BOUND, "failed after {took:?}");
+            (error.is_outcome_unknown(), took)
+        }
+    };
+    let (first_sent, first_took) = blocked(100).await;
+    // The client knows of the block now: this one is not even sent.
+    let (second_sent, second_took) = blocked(101).await;
+    assert!(!second_sent, "an enqueue on a connection known blocked is not sent");
+
+    // A worker started during the alarm runs the queued jobs; the ones
+    // that fail keep their delivery while their retry cannot be stored.
+    let worker = worker(&url, "alarmed");
+    let failing = (0..QUEUED).filter(|&seq| fails_first(seq)).count();
+    worker
+        .wait_for_stdout(QUEUED as usize, Duration::from_secs(60), |line| {
+            line.starts_with("ran ")
+        })
+        .await;
+    let (done_blocked, _) = done(&[&worker]);
+    let expected_blocked: BTreeSet<u32> = (0..QUEUED).filter(|&seq| !fails_first(seq)).collect();
+    worker
+        .wait_for_stderr("blocking publishes on this connection", Duration::from_secs(30))
+        .await;
+    eventually(
+        Duration::from_secs(30),
+        "the failed jobs wait, unacked, in the job queue",
+        || vhost.queue(0, QUEUE) == Some((failing as u32, 1)),
+    )
+    .await;
+    assert!(alarm.raised(), "the alarm held all along");
+    assert_eq!(
+        done_blocked, expected_blocked,
+        "the jobs that succeed ran during the alarm"
+    );
+
+    alarm.clear();
+    eventually(Duration::from_secs(30), "warren-c1 clears its memory alarm", || {
+        !alarm.raised()
+    })
+    .await;
+    let after = Instant::now();
+    client
+        .enqueue(ClusterRecord {
+            seq: 102,
+            fail_first: false,
+        })
+        .await
+        .expect("an enqueue once the alarm cleared");
+    let enqueue_after = after.elapsed();
+    let mut expected: BTreeSet<u32> = (0..QUEUED).chain([102]).collect();
+    if first_sent {
+        expected.insert(100);
+    }
+    wait_all_done(&vhost, &[&worker], &expected, Duration::from_secs(60)).await;
+    worker
+        .wait_for_stderr("RabbitMQ lifted its block", Duration::from_secs(30))
+        .await;
+    eventually(Duration::from_secs(30), "the queue is empty", || {
+        vhost.queue(0, QUEUE) == Some((0, 1))
+    })
+    .await;
+    let (done, runs) = done(&[&worker]);
+    assert!(
+        !done.contains(&101),
+        "the enqueue that failed before it was sent never ran"
+    );
+    let lines = worker.stdout();
+    let retried: BTreeSet<u32> = lines
+        .iter()
+        .filter(|line| line.starts_with("ran ") && field(line, "attempt") == Some("2"))
+        .filter_map(|line| field(line, "seq")?.parse().ok())
+        .collect();
+    let expected_retried: BTreeSet<u32> = (0..QUEUED).filter(|&seq| fails_first(seq)).collect();
+    assert_eq!(retried, expected_retried, "every failed job ran its retry");
+    // Logged once, not once per publish.
+    let stderr = worker.stderr();
+    let count = |text: &str| stderr.iter().filter(|line| line.contains(text)).count();
+    assert_eq!(count("blocking publishes on this connection"), 1, "{stderr:#?}");
+    assert_eq!(count("RabbitMQ lifted its block"), 1, "{stderr:#?}");
+    client.close().await;
+    drop(worker);
+    drop(alarm);
+    eprintln!(
+        "cluster memory alarm: enqueues failed after {first_took:?} (sent: {first_sent}) and {second_took:?} \
+         with a {RECOVERY:?} recovery timeout; {} jobs ran during the alarm; an enqueue after it took \
+         {enqueue_after:?}; {runs} runs of {} jobs; test took {:?}",
+        done_blocked.len(),
+        done.len(),
+        began.elapsed()
+    );
+}
