@@ -95,9 +95,23 @@ fn given_token(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Refuses a request without the token (if one is set), and a POST
-/// without the CSRF token or from another origin.
+/// without the CSRF token or from another origin. Without a token, only
+/// requests addressed to this machine by a loopback name are served: a
+/// web page whose DNS name was rebound to 127.0.0.1 would otherwise be
+/// same-origin with the dashboard, read its CSRF token and post with it.
 async fn guard(State(state): State<Shared>, request: Request, next: Next) -> Response {
     let headers = request.headers();
+    if state.token.is_none()
+        && !headers
+            .get(header::HOST)
+            .and_then(|host| host.to_str().ok())
+            .is_some_and(is_loopback_host)
+    {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "without a token the dashboard answers only to localhost, 127.0.0.1 or [::1]; set a token to serve it under another name",
+        );
+    }
     if let Some(token) = &state.token
         && !given_token(headers).is_some_and(|given| same(given.as_bytes(), token.as_bytes()))
     {
@@ -129,6 +143,16 @@ async fn guard(State(state): State<Shared>, request: Request, next: Next) -> Res
         }
     }
     next.run(request).await
+}
+
+/// Whether a `Host` header names this machine by a loopback name, with or
+/// without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map_or(rest, |(name, _)| name),
+        None => host.split_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost") || name == "127.0.0.1" || name == "::1"
 }
 
 /// An error as JSON: `{"error": "..."}`.
@@ -201,6 +225,31 @@ async fn workers_page(State(state): State<Shared>) -> Html<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_loopback_names_pass_without_a_token() {
+        for host in [
+            "localhost",
+            "localhost:9465",
+            "LOCALHOST:1",
+            "127.0.0.1:9465",
+            "127.0.0.1",
+            "[::1]:9465",
+            "[::1]",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "evil.example",
+            "evil.example:9465",
+            "127.0.0.1.evil.example",
+            "localhost.evil.example:80",
+            "[::2]:1",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
 
     fn with_authorization(value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();

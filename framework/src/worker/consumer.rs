@@ -232,7 +232,11 @@ async fn consume(
             // they cannot be acked, and RabbitMQ redelivers them elsewhere.
             Some(Ok(delivery)) if ack.ack_required() && !delivery.acker.usable() => {}
             Some(Ok(delivery)) => {
-                acks.received(delivery.delivery_tag);
+                // Under ack mode `none` nothing is ever settled: registering
+                // would only grow the coalescer by one entry per job.
+                if ack.ack_required() {
+                    acks.received(delivery.delivery_tag);
+                }
                 tokio::task::spawn_local(settle(
                     delivery,
                     runner.clone(),
@@ -381,10 +385,11 @@ async fn settle(
                 settings.counters.done();
                 hooks.after_attempt(&observed, &AttemptOutcome::Succeeded, duration);
                 info!(duration_ms, "job done");
-                if unacked {
-                    acknowledge(&delivery, acks).await;
+                // A delivery whose ack did not go out comes back: its job is
+                // still pending, so its unique key stays taken.
+                if !unacked || acknowledge(&delivery, acks).await {
+                    release_unique(&runner, properties, id).await;
                 }
-                release_unique(&runner, properties, id).await;
             }
             Outcome::Retry { delay, reason, error } => {
                 settings.counters.failed();

@@ -39,9 +39,12 @@ async fn request(base: &str, method: &str, path: &str, headers: &[(&str, &str)],
         .await
         .expect("connect to the dashboard");
     let mut head = format!(
-        "{method} /{path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        "{method} /{path} HTTP/1.1\r\nconnection: close\r\ncontent-length: {}\r\n",
         body.len()
     );
+    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("host")) {
+        head.push_str(&format!("host: {host}\r\n"));
+    }
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -218,6 +221,25 @@ async fn the_dashboard_shows_depth_and_workers_and_a_posted_retry_runs_the_dead_
     ];
     let refused = request(&base, "POST", "api/dead/retry", &foreign, &retry).await;
     assert_eq!(refused.status, 403, "{}", refused.body);
+    // A page whose DNS name was rebound to 127.0.0.1 is same-origin with
+    // itself: without a token, only loopback names are served.
+    let port = base.trim_end_matches('/').rsplit(':').next().expect("a port");
+    let rebound_host = format!("evil.example:{port}");
+    let rebound_origin = format!("http://evil.example:{port}");
+    let rebound = [
+        ("host", rebound_host.as_str()),
+        ("origin", rebound_origin.as_str()),
+        ("content-type", "application/json"),
+        ("x-warren-csrf", token.as_str()),
+    ];
+    let refused = request(&base, "POST", "api/dead/retry", &rebound, &retry).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let page = request(&base, "GET", "dead", &rebound[..1], "").await;
+    assert_eq!(
+        page.status, 403,
+        "a rebound page cannot read the CSRF token: {}",
+        page.body
+    );
     assert_eq!(broker.ready(&format!("{queue}.dead")).await, 1, "still dead");
 
     // With it, the job is back and runs, once, afresh.
