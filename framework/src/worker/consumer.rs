@@ -341,7 +341,7 @@ async fn settle(
                 );
                 error!(%error, "job cannot be scheduled; moving it to the dead-letter queue");
                 hooks.on_dead_letter(&observed, DeadReason::Undecodable, &error);
-                Box::pin(bury(
+                let buried = Box::pin(bury(
                     &delivery,
                     acks,
                     &runner,
@@ -351,6 +351,9 @@ async fn settle(
                     ack.ack_required(),
                 ))
                 .await;
+                if buried {
+                    release_unique(&runner, properties, id).await;
+                }
                 return;
             }
             debug!(due_in_ms = millis(hold::due_in(eta)), "job not due yet; holding it again");
@@ -425,8 +428,10 @@ async fn settle(
                 hooks.after_attempt(&observed, &AttemptOutcome::Dead { reason, error: &error }, duration);
                 // At error: the job will not run again unless someone acts.
                 error!(duration_ms, reason = reason.as_str(), %error, "job failed for good; moving it to the dead-letter queue");
-                Box::pin(bury(&delivery, acks, &runner, id, reason, &error, unacked)).await;
-                release_unique(&runner, properties, id).await;
+                // Redelivered instead when its channel died first: still pending.
+                if Box::pin(bury(&delivery, acks, &runner, id, reason, &error, unacked)).await {
+                    release_unique(&runner, properties, id).await;
+                }
             }
         }
     }
@@ -477,7 +482,8 @@ async fn release_unique(runner: &Runner, properties: &BasicProperties, id: JobId
     }
 }
 
-/// Moves a delivery's job to the dead-letter queue, with why.
+/// Moves a delivery's job to the dead-letter queue, with why; `false` when
+/// the job is redelivered instead (see `hand_over`).
 async fn bury(
     delivery: &Delivery,
     acks: &Acks,
@@ -486,7 +492,7 @@ async fn bury(
     reason: DeadReason,
     error: &str,
     unacked: bool,
-) {
+) -> bool {
     let properties = &delivery.properties;
     let dead = &message::dead_letter_properties(properties, id, &runner.full_queue, reason, error, &runner.worker);
     let published = || {
@@ -494,11 +500,13 @@ async fn bury(
             .client
             .publish_dead_letter(&runner.full_queue, runner.shape, &delivery.data, dead.clone())
     };
-    hand_over(delivery, acks, unacked, published).await;
+    hand_over(delivery, acks, unacked, published).await
 }
 
 /// Moves a delivery's job elsewhere (`publish`: to a hold queue or the
-/// dead-letter queue), then acks the delivery once that is confirmed.
+/// dead-letter queue), then acks the delivery once that is confirmed;
+/// `false` when the delivery is not settled (its channel died first, or its
+/// ack did not go out) and RabbitMQ redelivers the job.
 ///
 /// A publish that fails is tried again, with growing waits, for as long as
 /// it takes: the job keeps its slot and its delivery, and its handler does
@@ -512,7 +520,7 @@ async fn bury(
 /// waits for the block to lift and is tried again at once, quietly: the
 /// publisher's connection logs the block once. The delivery, on the
 /// consuming connection, which the broker does not block, stays unacked.
-async fn hand_over<F, Fut>(delivery: &Delivery, acks: &Acks, unacked: bool, mut publish: F)
+async fn hand_over<F, Fut>(delivery: &Delivery, acks: &Acks, unacked: bool, mut publish: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), Error>>,
@@ -524,14 +532,11 @@ where
         // start a second chain of retries).
         if unacked && !delivery.acker.usable() {
             warn!("the job's channel closed before it could be moved on; RabbitMQ redelivers it");
-            return;
+            return false;
         }
         match publish().await {
-            Ok(()) if unacked => {
-                acknowledge(delivery, acks).await;
-                return;
-            }
-            Ok(()) => return,
+            Ok(()) if unacked => return acknowledge(delivery, acks).await,
+            Ok(()) => return true,
             // The connection logged the block once; the next publish waits
             // for it to lift (up to its recovery timeout), which paces this.
             Err(error) if error.is_publish_blocked() && unacked => {
