@@ -302,6 +302,35 @@ impl Handler for Once {
     }
 }
 
+/// Prints `gated unique seq=<n> run=<r>`, counting its runs `r` by the
+/// files `<dir>/run-<r>` it leaves, then waits until `<dir>/open-<r>`
+/// exists (at most a minute) and fails for good. A test opens each run's
+/// gate once what it wants to happen during that run has happened. Unique
+/// per key for a minute, on the `unique` queue.
+#[derive(Debug, Clone, Serialize, Deserialize, Job)]
+#[job(queue = "unique", unique_for = "1m", retries = 0)]
+pub struct GatedUnique {
+    pub seq: u32,
+    pub dir: String,
+}
+
+impl Handler for GatedUnique {
+    async fn perform(self, _ctx: &JobContext) -> Result<(), JobError> {
+        let dir = std::path::Path::new(&self.dir);
+        let run = (0..).find(|run| !dir.join(format!("run-{run}")).exists()).unwrap_or(0);
+        std::fs::write(dir.join(format!("run-{run}")), b"").map_err(JobError::msg)?;
+        println!("gated unique seq={} run={run}", self.seq);
+        let gate = dir.join(format!("open-{run}"));
+        let opened = async {
+            while !gate.exists() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(60), opened).await;
+        Err(JobError::msg("still failing"))
+    }
+}
+
 /// A job allowed to run for an hour, past RabbitMQ's default 30-minute
 /// consumer timeout, on a queue of its own.
 #[derive(Debug, Clone, Serialize, Deserialize, Job)]

@@ -158,6 +158,34 @@ impl TestBroker {
         assert!(confirm.is_ack(), "broker refused the raw message");
     }
 
+    /// Publishes `body` to the existing queue `full` (not declared: its
+    /// arguments are the framework's) and waits for the confirm.
+    pub async fn publish_to_existing(&self, full: &str, body: &[u8], properties: BasicProperties) {
+        let channel = self.connection.create_channel().await.expect("channel");
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .expect("confirms");
+        let confirm = channel
+            .basic_publish("".into(), full.into(), BasicPublishOptions::default(), body, properties)
+            .await
+            .expect("publish")
+            .await
+            .expect("confirm");
+        assert!(confirm.is_ack(), "broker refused the message for {full}");
+        let _ = channel.close(200, "ok".into()).await;
+    }
+
+    /// The full names of this test's queues whose names contain `fragment`.
+    pub fn queues_containing(&self, fragment: &str) -> Vec<String> {
+        rabbitmqctl(&["list_queues", "--quiet", "--no-table-headers", "name"])
+            .lines()
+            .map(str::trim)
+            .filter(|name| name.starts_with(&self.prefix) && name.contains(fragment))
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Declares `full` durable with `arguments`, as another application might.
     pub async fn declare(&self, full: &str, arguments: FieldTable) {
         let channel = self.connection.create_channel().await.expect("channel");

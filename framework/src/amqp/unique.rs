@@ -5,7 +5,8 @@
 //! `q.unique.<name>.<k>` declared with `x-max-length = 1` and `x-overflow =
 //! reject-publish`: of any number of concurrent publishes to an empty lock
 //! queue the broker confirms exactly one and nacks the rest, whichever
-//! process or connection they come from. That one is the holder.
+//! process or connection they come from. That one is the holder; its
+//! message's `message_id` is its job id.
 //!
 //! A nacked enqueue must learn the holder's id, but reading the lock's
 //! message would take it out of the ready count, which is all
@@ -13,15 +14,57 @@
 //! also writes its id to a second queue, `<lock>.id` (`x-max-length = 1`,
 //! dropping the older), which duplicates read with `basic.get` and put back;
 //! one that finds it empty (the holder has not written it yet, or another
-//! duplicate is reading it) tries the whole enqueue again.
+//! duplicate is reading it) reads it again, with growing waits, without
+//! publishing to the lock again (see below why).
+//!
+//! # A lock with no recorded holder
+//!
+//! The two writes are not one: the id's may fail after the lock was taken,
+//! or the lock's confirm may be lost (the message may be in the lock queue
+//! with no id written). Left so, every later enqueue of the key would be
+//! nacked and find no id until `unique_for` ends. Each case is closed:
+//!
+//! - A holder whose id write fails frees the lock itself (a purge: it knows
+//!   it holds it) and fails the enqueue.
+//! - An acquisition whose lock publish has an unknown outcome tries again:
+//!   taken, the lock is this job's; nacked, the repair below finds this
+//!   job's own id in it, and the job is the holder.
+//! - A duplicate that is nacked and has found the id queue empty for
+//!   [`REPAIR_AFTER`] (far longer than a holder takes from its lock's
+//!   confirm to its id write) repairs the record: it takes the lock's
+//!   message with `basic.get`, writes its `message_id` to the id queue
+//!   (confirmed), puts the message back, and answers with that id. A lock
+//!   found empty then is free, unless another duplicate's repair has its
+//!   message out: that one writes the id before it puts the message back,
+//!   so the id queue is read a few more times (tens of milliseconds)
+//!   before the enqueue tries to take the lock again.
+//!
+//! The repair's one weakness: while the lock's message is out for that
+//! round trip (milliseconds), the lock queue counts no ready message, and
+//! a new enqueue of the key is accepted; both jobs then run, and the
+//! put-back message sits beside the new one until a release or
+//! `unique_for` takes it. Duplicates waiting for an id do not publish to
+//! the lock (they would be the likeliest to fall in the window), so this
+//! needs a repair (a lost confirm or write first, or an id queue that
+//! many duplicates kept out of reach for a whole [`REPAIR_AFTER`]) and a
+//! fresh enqueue of the key within the same milliseconds. A design without the window needs a way to read a queue's
+//! message without taking it from the ready count; RabbitMQ has none for
+//! classic queues (streams can be read in place but know no
+//! `reject-publish`), and routing one publish to both queues through an
+//! exchange makes a refused publish overwrite the holder's id. So the
+//! repair stays, and logs a warning each time it runs.
 //!
 //! Both queues have `x-message-ttl = unique_for`, so a lock whose worker
 //! crashed ends by itself, and `x-expires` so unused lock queues go away.
 //! The key hash and `unique_for` are part of the name, so changing a job's
 //! `unique_for` makes new locks rather than a declaration RabbitMQ refuses.
-//! A worker releases the lock when the job succeeds or is dead-lettered:
-//! it takes the id out of `<lock>.id` and, if it is its own job's (the
-//! lock may have expired and been taken by a later job), purges the lock.
+//!
+//! A worker releases the lock when the job succeeds or is dead-lettered,
+//! reading the lock queue itself rather than the id queue (which a
+//! duplicate may be reading, or which may have lost the id): it takes the
+//! lock's message and acks it if it is its own job's, or puts it back if a
+//! later job took the lock after it expired; then it takes its own id out
+//! of the id queue if it is there.
 
 use std::time::Duration;
 
@@ -31,6 +74,11 @@ use crate::amqp::topology::QueueSpec;
 
 /// The header naming the lock queue a unique job holds.
 pub(crate) const LOCK_HEADER: &str = "warren-unique-lock";
+
+/// How long a nacked enqueue finds no holder's id before it repairs the
+/// record from the lock itself: far longer than a holder takes from its
+/// lock's confirm to its id write, so that a repair runs only after a failure.
+pub(crate) const REPAIR_AFTER: Duration = Duration::from_secs(1);
 
 /// How long an unused lock queue outlives its `unique_for`.
 const EXPIRES_AFTER: Duration = Duration::from_secs(60);

@@ -34,10 +34,10 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
-    QueueDeclareOptions, QueuePurgeOptions,
+    ConfirmSelectOptions, QueueDeclareOptions, QueuePurgeOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{BasicProperties, Channel};
+use lapin::{BasicProperties, Channel, Confirmation};
 use tracing::{info, warn};
 
 use crate::amqp::topology::{self, QueueSpec};
@@ -171,20 +171,40 @@ impl Entry {
             .map(|next| next.timestamp())
     }
 
+    /// The last slot at or before `at`.
+    fn previous_at_or_before(&self, at: Timestamp) -> Option<Timestamp> {
+        let zoned = at.to_zoned(self.timezone.clone());
+        self.cron
+            .find_previous_occurrence(&zoned, true)
+            .ok()
+            .map(|previous| previous.timestamp())
+    }
+
     /// The slots after `after` up to `now` included, the latest
-    /// [`MAX_CATCH_UP`] of them, and how many older ones were left out.
-    pub(crate) fn missed(&self, after: Timestamp, now: Timestamp) -> (Vec<Timestamp>, usize) {
-        let mut missed = Vec::new();
-        let mut skipped = 0;
-        let mut slot = after;
-        while let Some(next) = self.next_after(slot).filter(|next| *next <= now) {
+    /// [`MAX_CATCH_UP`] of them in order, and whether older ones were left
+    /// out.
+    ///
+    /// It walks back from `now`, so its cost is bounded by
+    /// [`MAX_CATCH_UP`] whatever the gap: a per-second schedule idle for a
+    /// month would otherwise be 2.6 million steps.
+    pub(crate) fn missed(&self, after: Timestamp, now: Timestamp) -> (Vec<Timestamp>, bool) {
+        let mut missed = Vec::with_capacity(MAX_CATCH_UP);
+        let mut at = now;
+        let skipped = loop {
+            let Some(slot) = self.previous_at_or_before(at).filter(|slot| *slot > after) else {
+                break false;
+            };
             if missed.len() == MAX_CATCH_UP {
-                missed.remove(0);
-                skipped += 1;
+                break true;
             }
-            missed.push(next);
-            slot = next;
-        }
+            missed.push(slot);
+            // Just before this slot: the search includes its start.
+            let Ok(before) = slot.checked_sub(jiff::SignedDuration::from_nanos(1)) else {
+                break false;
+            };
+            at = before;
+        };
+        missed.reverse();
         (missed, skipped)
     }
 
@@ -336,6 +356,9 @@ async fn stand(client: &Client, entries: &[Entry]) -> Result<(), Term> {
     queues.extend(entries.iter().flat_map(|entry| entry.state_queues(prefix)));
     topology::declare(&session.connection, &queues).await?;
     let channel = session.connection.create_channel().await?;
+    // Confirms: the leader records each slot on this channel and enqueues
+    // only once the record is confirmed (see `fire`).
+    channel.confirm_select(ConfirmSelectOptions::default()).await?;
     let election = short(&election.name)?;
     publish_token(&channel, &election).await?;
     channel.basic_qos(1, BasicQosOptions::default()).await?;
@@ -369,11 +392,13 @@ async fn stand(client: &Client, entries: &[Entry]) -> Result<(), Term> {
         match recorded {
             Some(recorded) => {
                 let (missed, skipped) = entry.missed(recorded, now);
-                if skipped > 0 {
+                if skipped {
                     warn!(
                         schedule = %entry.name,
                         job.name = entry.job,
-                        skipped, "missed slots past the catch-up bound are skipped"
+                        since = recorded.as_second(),
+                        fired = missed.len(),
+                        "more slots were missed than the catch-up bound: only the latest are fired, the older are skipped"
                     );
                 }
                 for slot in &missed {
@@ -422,34 +447,52 @@ async fn stand(client: &Client, entries: &[Entry]) -> Result<(), Term> {
     }
 }
 
+/// Publishes a token to the election queue and waits for its confirm: on
+/// a confirm channel, an unawaited confirm would leave the token's fate
+/// unknown to the leader, which then waits forever for a token that never came.
 async fn publish_token(channel: &Channel, election: &lapin::types::ShortString) -> Result<(), Error> {
+    publish_confirmed(channel, election, b"token").await
+}
+
+/// Publishes `body` to `queue` on `channel`, in confirm mode, and waits for
+/// the broker's confirm: a nack or a return is an error.
+async fn publish_confirmed(channel: &Channel, queue: &lapin::types::ShortString, body: &[u8]) -> Result<(), Error> {
     let properties = BasicProperties::default().with_delivery_mode(message::PERSISTENT);
-    channel
-        .basic_publish(
-            "".into(),
-            election.clone(),
-            BasicPublishOptions::default(),
-            b"token",
-            properties,
-        )
+    let options = BasicPublishOptions {
+        mandatory: true,
+        ..BasicPublishOptions::default()
+    };
+    let confirmation = channel
+        .basic_publish("".into(), queue.clone(), options, body, properties)
+        .await?
         .await?;
-    Ok(())
+    match confirmation {
+        Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
+        Confirmation::Ack(Some(_returned)) => Err(Error::Unroutable {
+            queue: queue.to_string(),
+        }),
+        Confirmation::Nack(_) => Err(Error::Nacked {
+            queue: queue.to_string(),
+        }),
+    }
 }
 
 /// Fires `slot` of `entry`: records it, then enqueues the job, unless the
 /// schedule is paused.
+///
+/// The record goes over the election channel, never the client's
+/// reconnecting session: a leader whose election connection died has lost
+/// its token, and another process may lead and have read the record
+/// already. Writing through a connection the client opened since would
+/// let that old leader record (and then enqueue) a slot the new leader
+/// fires too, or overwrite the new leader's record with an older slot. On
+/// the election channel the record fails with the connection; and the job
+/// is enqueued only once the record is confirmed, so a slot is never
+/// enqueued that a new leader could not see as fired.
 async fn fire(client: &Client, channel: &Channel, entry: &Entry, slot: Timestamp) -> Result<(), Error> {
     let prefix = client.queue_prefix();
-    let record = entry.record_queue(prefix);
-    let properties = BasicProperties::default().with_delivery_mode(message::PERSISTENT);
-    client
-        .publish(
-            &record,
-            slot.as_second().to_string().as_bytes(),
-            properties,
-            client.deadline(),
-        )
-        .await?;
+    let record = short(&entry.record_queue(prefix))?;
+    publish_confirmed(channel, &record, slot.as_second().to_string().as_bytes()).await?;
     if paused(channel, &entry.paused_queue(prefix)).await? {
         info!(
             schedule = %entry.name,
@@ -550,11 +593,39 @@ mod tests {
                 at("2026-07-01T12:00:03Z")
             ]
         );
-        assert_eq!(skipped, 0);
+        assert!(!skipped);
         let (missed, skipped) = every_second.missed(at("2026-07-01T12:00:00Z"), at("2026-07-01T12:01:00Z"));
         assert_eq!(missed.len(), MAX_CATCH_UP);
-        assert_eq!(skipped, 50);
+        assert!(skipped);
         assert_eq!(missed.first(), Some(&at("2026-07-01T12:00:51Z")));
+        assert_eq!(missed.last(), Some(&at("2026-07-01T12:01:00Z")));
+        // Exactly the bound: nothing skipped.
+        let (missed, skipped) = every_second.missed(at("2026-07-01T12:00:00Z"), at("2026-07-01T12:00:10Z"));
+        assert_eq!((missed.len(), skipped), (MAX_CATCH_UP, false));
+    }
+
+    #[test]
+    fn a_month_idle_per_second_schedule_catches_up_its_latest_ten_slots_at_once() {
+        let every_second = entry("* * * * * *", "UTC");
+        let started = std::time::Instant::now();
+        let (missed, skipped) = every_second.missed(at("2026-06-01T00:00:00Z"), at("2026-07-01T00:00:00.5Z"));
+        let expected: Vec<Timestamp> = (0..10)
+            .rev()
+            .map(|back| at("2026-07-01T00:00:00Z") - jiff::SignedDuration::from_secs(back))
+            .collect();
+        assert_eq!(missed, expected);
+        assert!(skipped, "some were skipped");
+        // Ten steps, not 2.6 million: far under a second even unoptimised on
+        // a loaded machine.
+        assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn a_daily_schedule_walks_back_across_days() {
+        let daily = entry("0 0 3 * * *", "Europe/Paris");
+        let (missed, skipped) = daily.missed(at("2026-07-01T01:00:00Z"), at("2026-07-03T12:00:00Z"));
+        assert_eq!(missed, [at("2026-07-02T01:00:00Z"), at("2026-07-03T01:00:00Z")]);
+        assert!(!skipped);
     }
 
     #[test]
