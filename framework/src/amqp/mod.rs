@@ -5,6 +5,7 @@
 
 pub(crate) mod backoff;
 pub(crate) mod block;
+pub(crate) mod confirm;
 pub(crate) mod connect;
 pub(crate) mod hold;
 pub(crate) mod message;

@@ -64,7 +64,9 @@
 //! duplicate may be reading, or which may have lost the id): it takes the
 //! lock's message and acks it if it is its own job's, or puts it back if a
 //! later job took the lock after it expired; then it takes its own id out
-//! of the id queue if it is there.
+//! of the id queue, looking again a few times if it finds it empty (a
+//! duplicate may have it out), so that the next holder's duplicates are
+//! not told a finished job's id before that holder writes its own.
 
 use std::time::Duration;
 

@@ -8,8 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::future::join_all;
-use lapin::options::BasicPublishOptions;
-use lapin::{BasicProperties, Confirmation};
+use lapin::BasicProperties;
 use tokio::runtime::Handle;
 use tokio::sync::OnceCell;
 use tokio::time::Instant as Deadline;
@@ -26,7 +25,7 @@ use crate::amqp::session::Session;
 use crate::amqp::session::{self, Sessions};
 use crate::amqp::topology::{self, QueueSpec};
 use crate::amqp::unique::{self, Lock};
-use crate::amqp::{hold, message, short};
+use crate::amqp::{confirm, hold, message, short};
 use crate::job::QueueShape;
 use crate::job::codec;
 use crate::observe::{Enqueue, Hook, Hooks, enqueue_span};
@@ -567,10 +566,7 @@ impl Client {
         deadline: Deadline,
     ) -> Result<(), Error> {
         let routing_key = short(queue)?;
-        let options = BasicPublishOptions {
-            mandatory: true,
-            ..BasicPublishOptions::default()
-        };
+        let options = confirm::mandatory();
         let sessions = match &self.inner.backend {
             Backend::Amqp(amqp) => &amqp.sessions,
             Backend::Memory(memory) => {
@@ -613,18 +609,11 @@ impl Client {
             Ok(confirmation) => confirmation,
             Err(error) => return Err(publish_failure(error, handed_over.load(Ordering::Relaxed), &properties)),
         };
-        match confirmation {
-            Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
-            Confirmation::Ack(Some(_returned)) => {
-                self.forget_declared(queue);
-                Err(Error::Unroutable {
-                    queue: queue.to_owned(),
-                })
-            }
-            Confirmation::Nack(_) => Err(Error::Nacked {
-                queue: queue.to_owned(),
-            }),
+        let outcome = confirm::outcome(confirmation, queue);
+        if let Err(Error::Unroutable { .. }) = outcome {
+            self.forget_declared(queue);
         }
+        outcome
     }
 
     /// Declares the job queue `full` (a full name) of shape `shape`

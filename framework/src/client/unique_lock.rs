@@ -6,15 +6,15 @@
 use std::time::Duration;
 
 use lapin::message::BasicGetMessage;
-use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, BasicRejectOptions, QueuePurgeOptions};
+use lapin::options::{BasicAckOptions, BasicGetOptions, BasicRejectOptions, QueuePurgeOptions};
 use lapin::types::ShortString;
-use lapin::{BasicProperties, Channel, Confirmation};
+use lapin::{BasicProperties, Channel};
 use tokio::time::Instant as Deadline;
 use tracing::{debug, warn};
 
 use super::{Backend, Client};
 use crate::amqp::unique::{Lock, REPAIR_AFTER};
-use crate::amqp::{message, short, topology};
+use crate::amqp::{confirm, message, short, topology};
 use crate::{Error, JobId};
 
 /// The first wait before a duplicate that found no holder's id tries
@@ -246,9 +246,11 @@ impl Client {
                         let released = take_if_ours(&channel, &queue, id, RELEASE_TRIES).await?;
                         // The lock first, then its id: a duplicate that
                         // meets the lock still held still finds an id. An id
-                        // queue found empty is left: the next holder's id
-                        // replaces what is in it.
-                        take_if_ours(&channel, &id_queue, id, 1).await?;
+                        // queue found empty may have the id out with a
+                        // duplicate reading it: looked at again, so that a
+                        // finished holder's id is not handed to the
+                        // duplicates of the next one before it writes its own.
+                        take_if_ours(&channel, &id_queue, id, RELEASE_TRIES).await?;
                         Ok::<_, Error>(released)
                     }
                     .await;
@@ -333,21 +335,5 @@ async fn publish_confirmed(channel: &Channel, queue: &ShortString, id: &JobId) -
     let properties = BasicProperties::default()
         .with_delivery_mode(message::PERSISTENT)
         .with_message_id(body.clone().into());
-    let options = BasicPublishOptions {
-        mandatory: true,
-        ..BasicPublishOptions::default()
-    };
-    let confirmation = channel
-        .basic_publish("".into(), queue.clone(), options, body.as_bytes(), properties)
-        .await?
-        .await?;
-    match confirmation {
-        Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
-        Confirmation::Ack(Some(_returned)) => Err(Error::Unroutable {
-            queue: queue.to_string(),
-        }),
-        Confirmation::Nack(_) => Err(Error::Nacked {
-            queue: queue.to_string(),
-        }),
-    }
+    confirm::publish(channel, queue, body.as_bytes(), properties).await
 }

@@ -37,11 +37,11 @@ use lapin::options::{
     ConfirmSelectOptions, QueueDeclareOptions, QueuePurgeOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{BasicProperties, Channel, Confirmation};
+use lapin::{BasicProperties, Channel};
 use tracing::{info, warn};
 
 use crate::amqp::topology::{self, QueueSpec};
-use crate::amqp::{message, short, unique};
+use crate::amqp::{confirm, message, short, unique};
 use crate::{Client, EnqueueOptions, Error, JobId, JobOptions, Registration, Registry, Schedule};
 
 /// The most missed slots of one schedule a new leader fires: the latest
@@ -454,27 +454,11 @@ async fn publish_token(channel: &Channel, election: &lapin::types::ShortString) 
     publish_confirmed(channel, election, b"token").await
 }
 
-/// Publishes `body` to `queue` on `channel`, in confirm mode, and waits for
-/// the broker's confirm: a nack or a return is an error.
+/// Publishes `body` to `queue` on the confirm channel `channel`, persistent,
+/// and waits for the broker's confirm.
 async fn publish_confirmed(channel: &Channel, queue: &lapin::types::ShortString, body: &[u8]) -> Result<(), Error> {
     let properties = BasicProperties::default().with_delivery_mode(message::PERSISTENT);
-    let options = BasicPublishOptions {
-        mandatory: true,
-        ..BasicPublishOptions::default()
-    };
-    let confirmation = channel
-        .basic_publish("".into(), queue.clone(), options, body, properties)
-        .await?
-        .await?;
-    match confirmation {
-        Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
-        Confirmation::Ack(Some(_returned)) => Err(Error::Unroutable {
-            queue: queue.to_string(),
-        }),
-        Confirmation::Nack(_) => Err(Error::Nacked {
-            queue: queue.to_string(),
-        }),
-    }
+    confirm::publish(channel, queue, body, properties).await
 }
 
 /// Fires `slot` of `entry`: records it, then enqueues the job, unless the
