@@ -6,6 +6,7 @@
 
 use crate::jobs;
 
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -31,16 +32,89 @@ async fn enqueue_all(client: &Client, seqs: std::ops::Range<u32>, key: &str) -> 
     join_all(enqueues).await
 }
 
+/// Set in the environment of the second process of the concurrent test:
+/// the queue prefix it enqueues under.
+const OTHER_PROCESS: &str = "WARREN_TEST_UNIQUE_PREFIX";
+
+/// What the second process prints once connected. Its lines are searched
+/// for, not matched whole: libtest may print a test's name on the same line.
+const READY: &str = "second process ready";
+
+/// What starts each outcome the second process prints.
+const OUTCOME: &str = "outcome: ";
+
+/// The second process of the concurrent test below, started by it as this
+/// same test binary: connects, says `ready`, waits for a line on stdin,
+/// then enqueues 50 jobs of key `user-7` at once and prints each outcome
+/// (`ok <id>`, `duplicate <id>` or `error <error>`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the second process of of_a_hundred_concurrent_enqueues_of_one_key_one_runs_and_the_rest_get_its_id"]
+async fn enqueues_of_another_process() {
+    let Ok(prefix) = std::env::var(OTHER_PROCESS) else {
+        return;
+    };
+    let client = Client::builder(amqp_url())
+        .queue_prefix(prefix)
+        .connect()
+        .await
+        .expect("connect");
+    println!("{READY}");
+    let mut go = String::new();
+    tokio::task::block_in_place(|| std::io::stdin().read_line(&mut go)).expect("the go line");
+    for result in enqueue_all(&client, 50..100, "user-7").await {
+        match result {
+            Ok(id) => println!("{OUTCOME}ok {id}"),
+            Err(Some(id)) => println!("{OUTCOME}duplicate {id}"),
+            Err(None) => println!("{OUTCOME}error"),
+        }
+    }
+    client.close().await;
+}
+
+/// What the second process printed: its 50 outcomes.
+fn outcomes_of(output: &Output) -> Vec<Result<JobId, Option<JobId>>> {
+    let outcome = |line: &str| {
+        let (_, outcome) = line.split_once(OUTCOME)?;
+        let (word, id) = outcome.split_once(' ').unwrap_or((outcome, ""));
+        match word {
+            "ok" => Some(Ok(id.parse().expect("an id"))),
+            "duplicate" => Some(Err(Some(id.parse().expect("an id")))),
+            "error" => Some(Err(None)),
+            _ => None,
+        }
+    };
+    text(&output.stdout).lines().filter_map(outcome).collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn of_a_hundred_concurrent_enqueues_of_one_key_one_runs_and_the_rest_get_its_id() {
     let broker = TestBroker::new().await;
     let queue = broker.queue("unique");
-    let other = Client::builder(amqp_url())
-        .queue_prefix(broker.prefix())
-        .connect()
-        .await
-        .expect("a second connection");
-    // Other processes too: the generated binary's `enqueue --unique-key`.
+    // Two processes enqueue 50 each, at once: this one and another run of
+    // this test binary, which connects first and waits for the word.
+    let mut other = Command::new(std::env::current_exe().expect("this test binary"))
+        .args([
+            "unique::enqueues_of_another_process",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(OTHER_PROCESS, broker.prefix())
+        .env("AMQP_URL", amqp_url())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the second process");
+    let mut lines = BufReader::new(other.stdout.take().expect("its stdout")).lines();
+    tokio::task::block_in_place(|| {
+        lines
+            .by_ref()
+            .map(|line| line.expect("its stdout"))
+            .find(|line| line.contains(READY))
+            .expect("the second process connects");
+    });
+    // And the generated binary's `enqueue --unique-key`, three times.
     let cli: Vec<_> = (0..3)
         .map(|seq| {
             Command::new(WORKER)
@@ -55,15 +129,21 @@ async fn of_a_hundred_concurrent_enqueues_of_one_key_one_runs_and_the_rest_get_i
                 .expect("start the CLI")
         })
         .collect();
-    let (here, there) = tokio::join!(
-        enqueue_all(broker.client(), 0..50, "user-7"),
-        enqueue_all(&other, 50..100, "user-7")
-    );
-    let cli: Vec<Output> = tokio::task::block_in_place(|| {
-        cli.into_iter()
+    writeln!(other.stdin.take().expect("its stdin"), "go").expect("say go");
+    let here = enqueue_all(broker.client(), 0..50, "user-7").await;
+    let (there, cli): (Output, Vec<Output>) = tokio::task::block_in_place(|| {
+        let rest: Vec<String> = lines.map(|line| line.expect("its stdout")).collect();
+        let mut there = other.wait_with_output().expect("the second process ends");
+        there.stdout = rest.join("\n").into_bytes();
+        let cli = cli
+            .into_iter()
             .map(|child| child.wait_with_output().expect("the CLI ends"))
-            .collect()
+            .collect();
+        (there, cli)
     });
+    assert!(there.status.success(), "{}", text(&there.stderr));
+    let there = outcomes_of(&there);
+    assert_eq!(there.len(), 50, "the second process enqueued 50: {there:?}");
 
     let results: Vec<_> = here.into_iter().chain(there).collect();
     let enqueued: Vec<JobId> = results.iter().filter_map(|result| result.ok()).collect();
@@ -123,7 +203,6 @@ async fn of_a_hundred_concurrent_enqueues_of_one_key_one_runs_and_the_rest_get_i
         worker.stdout()
     );
     assert!(worker.stdout().contains(&"unique seq=200".to_owned()));
-    other.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
