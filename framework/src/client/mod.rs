@@ -435,7 +435,7 @@ impl Client {
                 self.acquire(lock, name, id, self.deadline()).await?;
                 properties = message::with_header(properties, unique::LOCK_HEADER, &lock.queue);
             }
-            let published = self.publish_job_message(queue, job, body, properties, eta, now).await;
+            let published = self.publish_job_message(&full, job, body, properties, eta, now).await;
             if let (Some(lock), Err(error)) = (&lock, &published) {
                 // Not stored: the key is free again. (Perhaps stored: the lock
                 // stays, as the job may run.)
@@ -455,31 +455,30 @@ impl Client {
         published.map(|()| id)
     }
 
-    /// Publishes a job's message to `queue` (unprefixed), or to a hold
-    /// queue when it is due at `eta`.
+    /// Publishes a job's message to `full` (a full queue name), or to a
+    /// hold queue when it is due at `eta`.
     async fn publish_job_message(
         &self,
-        queue: &str,
+        full: &str,
         job: &JobOptions,
         body: &[u8],
         properties: BasicProperties,
         eta: Option<SystemTime>,
         now: SystemTime,
     ) -> Result<(), Error> {
-        let full = self.queue_name(queue);
         if let Backend::Memory(memory) = &self.inner.backend {
             // The delay exactly as asked, for tests that assert on it.
             let due_in = eta.map_or(Duration::ZERO, |eta| eta.duration_since(now).unwrap_or_default());
-            memory.publish(&full, body, properties, due_in);
+            memory.publish(full, body, properties, due_in);
             return Ok(());
         }
         match eta {
             Some(eta) => {
-                self.publish_held(&full, QueueShape::of(job), body, properties, eta)
+                self.publish_held(full, QueueShape::of(job), body, properties, eta)
                     .await?
             }
             None => {
-                self.publish_declared(&full, QueueShape::of(job), body, properties)
+                self.publish_declared(full, QueueShape::of(job), body, properties)
                     .await?
             }
         }
@@ -538,7 +537,7 @@ impl Client {
                 Backend::Amqp(amqp) => Some(amqp.sessions.current().generation),
                 Backend::Memory(_) => None,
             };
-            match self.publish(queue, body, properties.clone(), deadline).await {
+            match self.publish(queue, body, &properties, deadline).await {
                 Err(Error::Nacked { .. }) if queue_type == QueueType::Quorum && Deadline::now() + wait < deadline => {
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(1));
@@ -562,7 +561,7 @@ impl Client {
         &self,
         queue: &str,
         body: &[u8],
-        properties: BasicProperties,
+        properties: &BasicProperties,
         deadline: Deadline,
     ) -> Result<(), Error> {
         let routing_key = short(queue)?;
@@ -570,7 +569,7 @@ impl Client {
         let sessions = match &self.inner.backend {
             Backend::Amqp(amqp) => &amqp.sessions,
             Backend::Memory(memory) => {
-                memory.publish(queue, body, properties, Duration::ZERO);
+                memory.publish(queue, body, properties.clone(), Duration::ZERO);
                 return Ok(());
             }
         };
@@ -580,13 +579,14 @@ impl Client {
         let handed_over = AtomicBool::new(false);
         let confirmation = sessions
             .run(deadline, |session| {
-                let (properties, routing_key) = (properties.clone(), routing_key.clone());
+                let routing_key = routing_key.clone();
                 let handed_over = &handed_over;
                 async move {
                     // A job consumed with the broker's frame size may carry
                     // headers too large for this connection's frames.
                     let frame_max = session.connection.configuration().frame_max();
-                    let properties = message::fit_frame(&properties, frame_max).unwrap_or(properties);
+                    // One copy per attempt: lapin takes the properties whole.
+                    let properties = message::fit_frame(properties, frame_max).unwrap_or_else(|| properties.clone());
                     // From here lapin may write the message, even if this
                     // call gives up waiting; an error from lapin itself means
                     // it did not (the broker drops a message it did not get whole).
@@ -607,7 +607,7 @@ impl Client {
             .await;
         let confirmation = match confirmation {
             Ok(confirmation) => confirmation,
-            Err(error) => return Err(publish_failure(error, handed_over.load(Ordering::Relaxed), &properties)),
+            Err(error) => return Err(publish_failure(error, handed_over.load(Ordering::Relaxed), properties)),
         };
         let outcome = confirm::outcome(confirmation, queue);
         if let Err(Error::Unroutable { .. }) = outcome {

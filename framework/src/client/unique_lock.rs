@@ -57,13 +57,10 @@ impl Client {
                     async move { topology::declare(&session.connection, specs).await }
                 })
                 .await?;
-            match self
-                .publish(&lock.queue, body.as_bytes(), properties.clone(), deadline)
-                .await
-            {
+            match self.publish(&lock.queue, body.as_bytes(), &properties, deadline).await {
                 Ok(()) => {
                     let recorded = self
-                        .publish(&lock.id_queue(), body.as_bytes(), properties.clone(), deadline)
+                        .publish(&lock.id_queue(), body.as_bytes(), &properties, deadline)
                         .await;
                     if let Err(error) = recorded {
                         // This job holds the lock but no duplicate could
