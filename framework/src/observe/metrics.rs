@@ -1,7 +1,9 @@
 //! warren's metrics, through the `metrics` facade: a [`Hook`] for attempts
 //! and enqueues, and the worker's own gauges. Without a recorder installed
-//! (the worker's HTTP server installs a Prometheus one) they cost an atomic
-//! load each.
+//! (the worker's HTTP server installs a Prometheus one) each still builds
+//! its key: about 1.6k instructions per enqueue (callgrind), the labels'
+//! strings most of it; a cache of shared label strings cost as much in
+//! locking and hashing, and was not kept.
 
 use std::time::Duration;
 
