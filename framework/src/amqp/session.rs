@@ -10,12 +10,13 @@ use std::time::Duration;
 use lapin::options::ConfirmSelectOptions;
 use lapin::{Channel, Connection, ErrorKind};
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::Error;
 use crate::amqp::backoff::Backoff;
-use crate::amqp::block::Block;
+use crate::amqp::block::{ALIVE_CHECK, Block};
 use crate::amqp::connect::{Endpoint, Refusals, with_retries};
+use crate::error::AmqpError;
 
 /// The first wait between reconnection attempts (full jitter); it doubles up to [`MAX_WAIT`].
 const FIRST_WAIT: Duration = Duration::from_millis(100);
@@ -84,6 +85,27 @@ impl Session {
     fn alive(&self) -> bool {
         self.connection.status().connected() && self.channel.status().connected()
     }
+
+    /// The broker's reason, while it blocks this session's publishes: a
+    /// connection that died is not blocked, whatever it was last told.
+    fn blocked(&self) -> Option<String> {
+        self.block.reason().filter(|_| self.alive())
+    }
+}
+
+/// What an operation that was under way when the broker blocked its
+/// connection does once its deadline has passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnBlock {
+    /// Fails with [`Error::PublishBlocked`]: what an enqueue does, so that
+    /// its caller is not held for as long as an alarm lasts.
+    Fail,
+    /// Waits on for the broker's answer, for as long as the connection
+    /// lives. The broker reads what it blocked once the block lifts: a
+    /// caller that sent the operation again would have it done twice (a
+    /// retry stored twice, and its job run twice). A connection that dies
+    /// meanwhile leaves the outcome unknown, and is replaced as any other.
+    AwaitAnswer,
 }
 
 /// The current [`Session`] of a client, and how to get a new one.
@@ -131,8 +153,24 @@ impl Sessions {
     /// and then fails with [`Error::PublishBlocked`]: it does not start on
     /// a blocked connection (the broker would not read it), and one that
     /// was blocked under way is not taken as cut (a new connection would
-    /// be blocked too, and the operation sent twice).
-    pub(crate) async fn run<T, F, Fut>(&self, deadline: Instant, mut operation: F) -> Result<T, Error>
+    /// be blocked too, and the operation sent twice). A connection that
+    /// dies, blocked or not, is replaced.
+    pub(crate) async fn run<T, F, Fut>(&self, deadline: Instant, operation: F) -> Result<T, Error>
+    where
+        F: FnMut(Arc<Session>) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        self.run_with(deadline, OnBlock::Fail, operation).await
+    }
+
+    /// [`run`](Self::run), with what an operation the broker blocked under
+    /// way does at `deadline`: see [`OnBlock`].
+    pub(crate) async fn run_with<T, F, Fut>(
+        &self,
+        deadline: Instant,
+        on_block: OnBlock,
+        mut operation: F,
+    ) -> Result<T, Error>
     where
         F: FnMut(Arc<Session>) -> Fut,
         Fut: Future<Output = Result<T, Error>>,
@@ -152,15 +190,49 @@ impl Sessions {
             // a dead connection, and tried again on a new one.
             let answer_within = (self.recovery_timeout / 3).max(MIN_ANSWER_WAIT);
             let mut answer_by = deadline.min(Instant::now() + answer_within);
+            // Whether the broker blocked the operation under way: once it
+            // lifts the block, the answer is waited for afresh.
+            let mut was_blocked = false;
+            let mut said_past_deadline = false;
             let answered = {
                 let mut running = std::pin::pin!(operation(Arc::clone(&session)));
                 loop {
-                    match tokio::time::timeout_at(answer_by, running.as_mut()).await {
-                        // Blocked, not cut: the answer comes once the block lifts.
-                        Err(_elapsed) if answer_by < deadline && session.block.reason().is_some() => {
-                            answer_by = deadline;
+                    let answered = tokio::time::timeout_at(answer_by, running.as_mut()).await;
+                    if answered.is_ok() || self.closed.load(Ordering::Relaxed) {
+                        break answered;
+                    }
+                    let now = Instant::now();
+                    // Blocked, not cut: the answer comes once the block
+                    // lifts. Still looked at every ALIVE_CHECK, as a
+                    // connection that dies meanwhile is not blocked any more.
+                    if session.blocked().is_some() {
+                        was_blocked = true;
+                        answer_by = match on_block {
+                            OnBlock::Fail if now < deadline => deadline.min(now + ALIVE_CHECK),
+                            OnBlock::Fail => break answered,
+                            OnBlock::AwaitAnswer => {
+                                if now >= deadline && !said_past_deadline {
+                                    said_past_deadline = true;
+                                    debug!(
+                                        connection = %self.endpoint.name,
+                                        "a publish the broker blocked once sent is unanswered at its recovery timeout; waiting for its confirm rather than publishing it again"
+                                    );
+                                }
+                                now + ALIVE_CHECK
+                            }
+                        };
+                    } else if was_blocked && session.alive() {
+                        // Lifted: the broker reads what it held now.
+                        was_blocked = false;
+                        answer_by = match on_block {
+                            OnBlock::Fail => deadline.min(now + answer_within),
+                            OnBlock::AwaitAnswer => now + answer_within,
+                        };
+                        if answer_by <= now {
+                            break answered;
                         }
-                        answered => break answered,
+                    } else {
+                        break answered;
                     }
                 }
             };
@@ -178,10 +250,13 @@ impl Sessions {
                     error
                 }
                 Ok(result) => return result,
-                Err(_elapsed) if let Some(reason) = session.block.reason() => return Err(self.blocked(reason)),
+                Err(_elapsed) if let Some(reason) = session.blocked() => return Err(self.blocked(reason)),
                 Err(_elapsed) if Instant::now() >= deadline || self.closed.load(Ordering::Relaxed) => {
                     return Err(self.unavailable());
                 }
+                Err(_elapsed) if !session.alive() => Error::Amqp(AmqpError::new(
+                    std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "the connection died").into(),
+                )),
                 Err(_elapsed) => Error::NoAnswer { waited: answer_within },
             };
             self.reopen(&session, deadline, &cause).await?;
@@ -282,7 +357,6 @@ mod tests {
     use std::io;
 
     use super::*;
-    use crate::error::AmqpError;
 
     fn amqp(error: impl Into<lapin::Error>) -> Error {
         Error::Amqp(AmqpError::new(error.into()))
