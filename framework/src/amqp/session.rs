@@ -108,6 +108,49 @@ pub(crate) enum OnBlock {
     AwaitAnswer,
 }
 
+/// An operation whose answer is late: whether to wait on for it.
+#[derive(Debug)]
+struct LateAnswer {
+    on_block: OnBlock,
+    deadline: Instant,
+    /// How long an answer may take on a connection that is not blocked.
+    answer_within: Duration,
+    /// Whether the broker blocked the connection while the operation was
+    /// under way: once it lifts the block, the answer is waited for afresh.
+    was_blocked: bool,
+}
+
+impl LateAnswer {
+    /// When to look again at an operation still unanswered at `now`, on
+    /// a connection the broker last said it `blocked` and that is `alive`
+    /// or not; `None`: wait no more.
+    fn look_again_at(&mut self, now: Instant, blocked: bool, alive: bool) -> Option<Instant> {
+        // A dead connection answers nothing more, whatever it was last told.
+        if !alive {
+            return None;
+        }
+        if blocked {
+            // Blocked, not cut: the answer comes once the block lifts.
+            // Still looked at every ALIVE_CHECK, as the connection may die.
+            self.was_blocked = true;
+            return match self.on_block {
+                OnBlock::Fail if now < self.deadline => Some(self.deadline.min(now + ALIVE_CHECK)),
+                OnBlock::Fail => None,
+                OnBlock::AwaitAnswer => Some(now + ALIVE_CHECK),
+            };
+        }
+        if std::mem::take(&mut self.was_blocked) {
+            // Lifted: the broker reads what it held now.
+            let by = match self.on_block {
+                OnBlock::Fail => self.deadline.min(now + self.answer_within),
+                OnBlock::AwaitAnswer => now + self.answer_within,
+            };
+            return (by > now).then_some(by);
+        }
+        None
+    }
+}
+
 /// The current [`Session`] of a client, and how to get a new one.
 #[derive(Debug)]
 pub(crate) struct Sessions {
@@ -190,9 +233,12 @@ impl Sessions {
             // a dead connection, and tried again on a new one.
             let answer_within = (self.recovery_timeout / 3).max(MIN_ANSWER_WAIT);
             let mut answer_by = deadline.min(Instant::now() + answer_within);
-            // Whether the broker blocked the operation under way: once it
-            // lifts the block, the answer is waited for afresh.
-            let mut was_blocked = false;
+            let mut late = LateAnswer {
+                on_block,
+                deadline,
+                answer_within,
+                was_blocked: false,
+            };
             let mut said_past_deadline = false;
             let answered = {
                 let mut running = std::pin::pin!(operation(Arc::clone(&session)));
@@ -202,38 +248,18 @@ impl Sessions {
                         break answered;
                     }
                     let now = Instant::now();
-                    // Blocked, not cut: the answer comes once the block
-                    // lifts. Still looked at every ALIVE_CHECK, as a
-                    // connection that dies meanwhile is not blocked any more.
-                    if session.blocked().is_some() {
-                        was_blocked = true;
-                        answer_by = match on_block {
-                            OnBlock::Fail if now < deadline => deadline.min(now + ALIVE_CHECK),
-                            OnBlock::Fail => break answered,
-                            OnBlock::AwaitAnswer => {
-                                if now >= deadline && !said_past_deadline {
-                                    said_past_deadline = true;
-                                    debug!(
-                                        connection = %self.endpoint.name,
-                                        "a publish the broker blocked once sent is unanswered at its recovery timeout; waiting for its confirm rather than publishing it again"
-                                    );
-                                }
-                                now + ALIVE_CHECK
-                            }
-                        };
-                    } else if was_blocked && session.alive() {
-                        // Lifted: the broker reads what it held now.
-                        was_blocked = false;
-                        answer_by = match on_block {
-                            OnBlock::Fail => deadline.min(now + answer_within),
-                            OnBlock::AwaitAnswer => now + answer_within,
-                        };
-                        if answer_by <= now {
-                            break answered;
-                        }
-                    } else {
+                    let blocked = session.block.reason().is_some();
+                    let Some(next) = late.look_again_at(now, blocked, session.alive()) else {
                         break answered;
+                    };
+                    if blocked && now >= deadline && !said_past_deadline {
+                        said_past_deadline = true;
+                        debug!(
+                            connection = %self.endpoint.name,
+                            "a publish the broker blocked once sent is unanswered at its recovery timeout; waiting for its confirm rather than publishing it again"
+                        );
                     }
+                    answer_by = next;
                 }
             };
             let cause = match answered {
@@ -368,6 +394,46 @@ mod tests {
         assert!(connection_lost(&amqp(reset)));
         assert!(connection_lost(&amqp(io::Error::from(io::ErrorKind::BrokenPipe))));
         assert!(connection_lost(&amqp(ErrorKind::MissingHeartbeatError)));
+    }
+
+    fn late(on_block: OnBlock, deadline: Instant) -> LateAnswer {
+        LateAnswer {
+            on_block,
+            deadline,
+            answer_within: Duration::from_secs(1),
+            was_blocked: false,
+        }
+    }
+
+    #[test]
+    fn a_dead_connection_is_not_waited_for_whatever_its_last_block_state() {
+        let now = Instant::now();
+        for on_block in [OnBlock::Fail, OnBlock::AwaitAnswer] {
+            let mut late = late(on_block, now + Duration::from_secs(30));
+            assert_eq!(late.look_again_at(now, true, false), None, "{on_block:?}");
+            assert_eq!(late.look_again_at(now, false, false), None, "{on_block:?}");
+        }
+    }
+
+    #[test]
+    fn a_publish_blocked_once_sent_waits_past_its_deadline_only_when_its_answer_is_awaited() {
+        let now = Instant::now();
+        let deadline = now + Duration::from_millis(200);
+        let mut fail = late(OnBlock::Fail, deadline);
+        assert_eq!(fail.look_again_at(now, true, true), Some(deadline));
+        assert_eq!(fail.look_again_at(deadline, true, true), None);
+        let mut awaited = late(OnBlock::AwaitAnswer, deadline);
+        assert_eq!(awaited.look_again_at(now, true, true), Some(now + ALIVE_CHECK));
+        let past = deadline + Duration::from_secs(60);
+        assert_eq!(awaited.look_again_at(past, true, true), Some(past + ALIVE_CHECK));
+        // Once the block lifts, the answer gets its usual time, once.
+        assert_eq!(
+            awaited.look_again_at(past, false, true),
+            Some(past + Duration::from_secs(1))
+        );
+        assert_eq!(awaited.look_again_at(past + Duration::from_secs(1), false, true), None);
+        // Never blocked: late is late.
+        assert_eq!(late(OnBlock::AwaitAnswer, deadline).look_again_at(now, false, true), None);
     }
 
     #[test]

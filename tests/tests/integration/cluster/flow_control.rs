@@ -224,27 +224,31 @@ fn attempts(worker: &WorkerProcess) -> BTreeMap<u32, Vec<u32>> {
     attempts
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs scripts/cluster and raises a memory alarm on it: scripts/test runs it"]
-async fn a_retry_the_broker_blocked_once_sent_is_stored_once_however_long_the_block_lasts() {
-    /// Enough jobs that the worker still publishes retry after retry when
-    /// the alarm (a `rabbitmqctl` away) is raised.
-    const JOBS: u32 = 2_000;
-    let _alone = CLUSTER.lock().await;
-    let began = Instant::now();
-    let vhost = ClusterVhost::new();
-    let url = format!("amqp://guest:guest@127.0.0.1:{}/{}", NODES[0].1, vhost.name);
-    let client = Client::builder(&url)
+/// Enough jobs that the worker still publishes retry after retry when
+/// the alarm (a `rabbitmqctl` away) is raised.
+const JOBS: u32 = 2_000;
+
+/// [`JOBS`] jobs enqueued through `url`, each failing its first attempt
+/// (retried 200 ms later); the client that enqueued them.
+async fn failing_once(url: &str) -> Client {
+    let client = Client::builder(url)
         .connection_name("cluster flow producer")
         .recovery_timeout(Duration::from_secs(60))
         .connect()
         .await
         .expect("connect to warren-c1");
-    // Each fails its first attempt, and is retried 200 ms later.
     client
         .enqueue_many((0..JOBS).map(|seq| ClusterRecord { seq, fail_first: true }))
         .await
         .expect("enqueue before the alarm");
+    client
+}
+
+/// A worker on `url` (with a 2 s recovery timeout) running the jobs of
+/// [`failing_once`], and a memory alarm raised while it publishes their
+/// retries; returned once a retry the broker blocked once sent is still
+/// waited for past the recovery timeout.
+async fn retries_sent_into_a_block(url: &str) -> (WorkerProcess, MemoryAlarm) {
     let worker = WorkerProcess::spawn(
         Command::new(WORKER)
             .args([
@@ -260,7 +264,7 @@ async fn a_retry_the_broker_blocked_once_sent_is_stored_once_however_long_the_bl
                 "--recovery-timeout",
                 "2s",
             ])
-            .env("AMQP_URL", &url)
+            .env("AMQP_URL", url)
             .env("RUST_LOG", "info,warren::amqp::session=debug"),
     );
     worker
@@ -282,22 +286,40 @@ async fn a_retry_the_broker_blocked_once_sent_is_stored_once_however_long_the_bl
     worker
         .wait_for_stderr(PAST_THE_TIMEOUT, Duration::from_secs(30))
         .await;
+    (worker, alarm)
+}
+
+/// Waits until every job of [`failing_once`] is done and every queue of
+/// `vhost` is empty.
+async fn all_done_and_nothing_left(vhost: &ClusterVhost, worker: &WorkerProcess) {
+    wait_all_done(vhost, &[worker], &(0..JOBS).collect(), Duration::from_secs(120)).await;
+    // Nothing left: no retry stored twice waits in a hold queue or the job queue.
+    eventually(Duration::from_secs(60), "every queue of the vhost is empty", || {
+        let messages = messages(vhost);
+        messages.contains_key(QUEUE) && messages.values().all(|&count| count == 0)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs scripts/cluster and raises a memory alarm on it: scripts/test runs it"]
+async fn a_retry_the_broker_blocked_once_sent_is_stored_once_however_long_the_block_lasts() {
+    let _alone = CLUSTER.lock().await;
+    let began = Instant::now();
+    let vhost = ClusterVhost::new();
+    let url = format!("amqp://guest:guest@127.0.0.1:{}/{}", NODES[0].1, vhost.name);
+    let client = failing_once(&url).await;
+    let (worker, alarm) = retries_sent_into_a_block(&url).await;
     let ran_during_the_block = worker.stdout().len();
     alarm.clear();
     eventually(Duration::from_secs(30), "warren-c1 clears its memory alarm", || {
         !alarm.raised()
     })
     .await;
-    wait_all_done(&vhost, &[&worker], &(0..JOBS).collect(), Duration::from_secs(120)).await;
+    all_done_and_nothing_left(&vhost, &worker).await;
     worker
         .wait_for_stderr("RabbitMQ lifted its block", Duration::from_secs(30))
         .await;
-    // Nothing left: no retry stored twice waits in a hold queue or the job queue.
-    eventually(Duration::from_secs(60), "every queue of the vhost is empty", || {
-        let messages = messages(&vhost);
-        messages.contains_key(QUEUE) && messages.values().all(|&count| count == 0)
-    })
-    .await;
     let attempts = attempts(&worker);
     let twice: BTreeMap<u32, Vec<u32>> = attempts
         .iter()
@@ -381,4 +403,51 @@ async fn a_blocked_connection_that_dies_is_replaced() {
     client.close().await;
     drop(alarm);
     eprintln!("cluster blocked connection closed: the next enqueue reconnected in {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs scripts/cluster and raises a memory alarm on it: scripts/test runs it"]
+async fn a_worker_whose_blocked_publishing_connection_dies_reconnects_and_stores_its_retries() {
+    let _alone = CLUSTER.lock().await;
+    let began = Instant::now();
+    let vhost = ClusterVhost::new();
+    let url = format!("amqp://guest:guest@127.0.0.1:{}/{}", NODES[0].1, vhost.name);
+    let client = failing_once(&url).await;
+    let (worker, alarm) = retries_sent_into_a_block(&url).await;
+
+    // The connection that waits for the blocked retries dies: what the
+    // broker held is lost with it or not (unknown), and the worker
+    // publishes it again on a new connection, blocked in turn until the
+    // alarm clears.
+    close_connection(&vhost, "warren worker flow (publisher)");
+    let closed = Instant::now();
+    worker
+        .wait_for_stderr("reconnected to RabbitMQ", Duration::from_secs(60))
+        .await;
+    let reconnected_in = closed.elapsed();
+    alarm.clear();
+    eventually(Duration::from_secs(30), "warren-c1 clears its memory alarm", || {
+        !alarm.raised()
+    })
+    .await;
+    all_done_and_nothing_left(&vhost, &worker).await;
+    let attempts = attempts(&worker);
+    assert_eq!(attempts.len(), JOBS as usize, "every job ran");
+    // At least once: a retry whose outcome the dead connection left
+    // unknown may have run twice, but every job ran both attempts.
+    let short: Vec<(&u32, &Vec<u32>)> = attempts
+        .iter()
+        .filter(|(_, attempts)| !(attempts.contains(&1) && attempts.contains(&2)))
+        .collect();
+    assert!(short.is_empty(), "jobs that did not run both attempts: {short:?}");
+    let runs: usize = attempts.values().map(Vec::len).sum();
+    client.close().await;
+    drop(worker);
+    drop(alarm);
+    eprintln!(
+        "cluster blocked publisher closed: reconnected in {reconnected_in:?}; {runs} runs of {JOBS} jobs ({} more \
+         than twice each); test took {:?}",
+        runs - 2 * JOBS as usize,
+        began.elapsed()
+    );
 }
