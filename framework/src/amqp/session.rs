@@ -105,6 +105,7 @@ pub(crate) enum OnBlock {
     /// caller that sent the operation again would have it done twice (a
     /// retry stored twice, and its job run twice). A connection that dies
     /// meanwhile leaves the outcome unknown, and is replaced as any other.
+    #[cfg_attr(not(feature = "worker"), allow(dead_code, reason = "only a worker hands jobs over"))]
     AwaitAnswer,
 }
 
@@ -433,7 +434,10 @@ mod tests {
         );
         assert_eq!(awaited.look_again_at(past + Duration::from_secs(1), false, true), None);
         // Never blocked: late is late.
-        assert_eq!(late(OnBlock::AwaitAnswer, deadline).look_again_at(now, false, true), None);
+        assert_eq!(
+            late(OnBlock::AwaitAnswer, deadline).look_again_at(now, false, true),
+            None
+        );
     }
 
     #[test]

@@ -655,8 +655,15 @@ impl Client {
         let deadline = self.deadline();
         let dead = QueueSpec::dead(queue, shape.queue_type);
         self.declare_once(&dead, deadline).await?;
-        self.publish_to(&dead.name, shape.queue_type, body, properties, deadline, OnBlock::AwaitAnswer)
-            .await
+        self.publish_to(
+            &dead.name,
+            shape.queue_type,
+            body,
+            properties,
+            deadline,
+            OnBlock::AwaitAnswer,
+        )
+        .await
     }
 
     /// Declares the job queue `full` (a full name) of shape `shape`, and

@@ -198,7 +198,15 @@ async fn a_memory_alarm_fails_enqueues_with_the_block_while_the_worker_runs_queu
 fn messages(vhost: &ClusterVhost) -> BTreeMap<String, u32> {
     let listing = ctl(
         NODES[1].0,
-        &["list_queues", "-p", &vhost.name, "--quiet", "--no-table-headers", "name", "messages"],
+        &[
+            "list_queues",
+            "-p",
+            &vhost.name,
+            "--quiet",
+            "--no-table-headers",
+            "name",
+            "messages",
+        ],
     )
     .unwrap_or_default();
     listing
@@ -283,9 +291,7 @@ async fn retries_sent_into_a_block(url: &str) -> (WorkerProcess, MemoryAlarm) {
         .wait_for_stderr("blocking publishes on this connection", Duration::from_secs(30))
         .await;
     // Past the recovery timeout, the retry the broker holds is still waited for.
-    worker
-        .wait_for_stderr(PAST_THE_TIMEOUT, Duration::from_secs(30))
-        .await;
+    worker.wait_for_stderr(PAST_THE_TIMEOUT, Duration::from_secs(30)).await;
     (worker, alarm)
 }
 
@@ -349,7 +355,14 @@ async fn a_retry_the_broker_blocked_once_sent_is_stored_once_however_long_the_bl
 fn close_connection(vhost: &ClusterVhost, name: &str) {
     let listing = ctl(
         NODES[0].0,
-        &["list_connections", "--quiet", "--no-table-headers", "pid", "vhost", "client_properties"],
+        &[
+            "list_connections",
+            "--quiet",
+            "--no-table-headers",
+            "pid",
+            "vhost",
+            "client_properties",
+        ],
     )
     .expect("list_connections");
     let quoted = format!("\"connection_name\",\"{name}\"");
