@@ -11,7 +11,8 @@
 //! start`) and leaves the cluster as it found it. Opt-in for now: each
 //! passes alone, but run back to back on a loaded machine, jobs held in a
 //! quorum hold queue whose leader moved were seen not to come back to the
-//! job queue within a minute.
+//! job queue within a minute. [`flow_control`] raises memory alarms on
+//! the cluster instead of killing nodes.
 
 mod flow_control;
 
