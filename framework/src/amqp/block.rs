@@ -27,7 +27,7 @@ const NO_REASON: &str = "no reason given";
 
 /// How often a wait for the block to lift checks that the connection is
 /// still alive: a connection that dies while blocked is not blocked any more.
-const ALIVE_CHECK: Duration = Duration::from_millis(500);
+pub(crate) const ALIVE_CHECK: Duration = Duration::from_millis(500);
 
 /// Whether RabbitMQ blocks a connection's publishes (`Some`, with the
 /// broker's reason) or not (`None`), kept up to date by a task that reads

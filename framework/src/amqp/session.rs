@@ -10,12 +10,13 @@ use std::time::Duration;
 use lapin::options::ConfirmSelectOptions;
 use lapin::{Channel, Connection, ErrorKind};
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::Error;
 use crate::amqp::backoff::Backoff;
-use crate::amqp::block::Block;
+use crate::amqp::block::{ALIVE_CHECK, Block};
 use crate::amqp::connect::{Endpoint, Refusals, with_retries};
+use crate::error::AmqpError;
 
 /// The first wait between reconnection attempts (full jitter); it doubles up to [`MAX_WAIT`].
 const FIRST_WAIT: Duration = Duration::from_millis(100);
@@ -84,6 +85,71 @@ impl Session {
     fn alive(&self) -> bool {
         self.connection.status().connected() && self.channel.status().connected()
     }
+
+    /// The broker's reason, while it blocks this session's publishes: a
+    /// connection that died is not blocked, whatever it was last told.
+    fn blocked(&self) -> Option<String> {
+        self.block.reason().filter(|_| self.alive())
+    }
+}
+
+/// What an operation that was under way when the broker blocked its
+/// connection does once its deadline has passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnBlock {
+    /// Fails with [`Error::PublishBlocked`]: what an enqueue does, so that
+    /// its caller is not held for as long as an alarm lasts.
+    Fail,
+    /// Waits on for the broker's answer, for as long as the connection
+    /// lives. The broker reads what it blocked once the block lifts: a
+    /// caller that sent the operation again would have it done twice (a
+    /// retry stored twice, and its job run twice). A connection that dies
+    /// meanwhile leaves the outcome unknown, and is replaced as any other.
+    #[cfg_attr(not(feature = "worker"), allow(dead_code, reason = "only a worker hands jobs over"))]
+    AwaitAnswer,
+}
+
+/// An operation whose answer is late: whether to wait on for it.
+#[derive(Debug)]
+struct LateAnswer {
+    on_block: OnBlock,
+    deadline: Instant,
+    /// How long an answer may take on a connection that is not blocked.
+    answer_within: Duration,
+    /// Whether the broker blocked the connection while the operation was
+    /// under way: once it lifts the block, the answer is waited for afresh.
+    was_blocked: bool,
+}
+
+impl LateAnswer {
+    /// When to look again at an operation still unanswered at `now`, on
+    /// a connection the broker last said it `blocked` and that is `alive`
+    /// or not; `None`: wait no more.
+    fn look_again_at(&mut self, now: Instant, blocked: bool, alive: bool) -> Option<Instant> {
+        // A dead connection answers nothing more, whatever it was last told.
+        if !alive {
+            return None;
+        }
+        if blocked {
+            // Blocked, not cut: the answer comes once the block lifts.
+            // Still looked at every ALIVE_CHECK, as the connection may die.
+            self.was_blocked = true;
+            return match self.on_block {
+                OnBlock::Fail if now < self.deadline => Some(self.deadline.min(now + ALIVE_CHECK)),
+                OnBlock::Fail => None,
+                OnBlock::AwaitAnswer => Some(now + ALIVE_CHECK),
+            };
+        }
+        if std::mem::take(&mut self.was_blocked) {
+            // Lifted: the broker reads what it held now.
+            let by = match self.on_block {
+                OnBlock::Fail => self.deadline.min(now + self.answer_within),
+                OnBlock::AwaitAnswer => now + self.answer_within,
+            };
+            return (by > now).then_some(by);
+        }
+        None
+    }
 }
 
 /// The current [`Session`] of a client, and how to get a new one.
@@ -131,8 +197,24 @@ impl Sessions {
     /// and then fails with [`Error::PublishBlocked`]: it does not start on
     /// a blocked connection (the broker would not read it), and one that
     /// was blocked under way is not taken as cut (a new connection would
-    /// be blocked too, and the operation sent twice).
-    pub(crate) async fn run<T, F, Fut>(&self, deadline: Instant, mut operation: F) -> Result<T, Error>
+    /// be blocked too, and the operation sent twice). A connection that
+    /// dies, blocked or not, is replaced.
+    pub(crate) async fn run<T, F, Fut>(&self, deadline: Instant, operation: F) -> Result<T, Error>
+    where
+        F: FnMut(Arc<Session>) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        self.run_with(deadline, OnBlock::Fail, operation).await
+    }
+
+    /// [`run`](Self::run), with what an operation the broker blocked under
+    /// way does at `deadline`: see [`OnBlock`].
+    pub(crate) async fn run_with<T, F, Fut>(
+        &self,
+        deadline: Instant,
+        on_block: OnBlock,
+        mut operation: F,
+    ) -> Result<T, Error>
     where
         F: FnMut(Arc<Session>) -> Fut,
         Fut: Future<Output = Result<T, Error>>,
@@ -152,16 +234,33 @@ impl Sessions {
             // a dead connection, and tried again on a new one.
             let answer_within = (self.recovery_timeout / 3).max(MIN_ANSWER_WAIT);
             let mut answer_by = deadline.min(Instant::now() + answer_within);
+            let mut late = LateAnswer {
+                on_block,
+                deadline,
+                answer_within,
+                was_blocked: false,
+            };
+            let mut said_past_deadline = false;
             let answered = {
                 let mut running = std::pin::pin!(operation(Arc::clone(&session)));
                 loop {
-                    match tokio::time::timeout_at(answer_by, running.as_mut()).await {
-                        // Blocked, not cut: the answer comes once the block lifts.
-                        Err(_elapsed) if answer_by < deadline && session.block.reason().is_some() => {
-                            answer_by = deadline;
-                        }
-                        answered => break answered,
+                    let answered = tokio::time::timeout_at(answer_by, running.as_mut()).await;
+                    if answered.is_ok() || self.closed.load(Ordering::Relaxed) {
+                        break answered;
                     }
+                    let now = Instant::now();
+                    let blocked = session.block.reason().is_some();
+                    let Some(next) = late.look_again_at(now, blocked, session.alive()) else {
+                        break answered;
+                    };
+                    if blocked && now >= deadline && !said_past_deadline {
+                        said_past_deadline = true;
+                        debug!(
+                            connection = %self.endpoint.name,
+                            "a publish the broker blocked once sent is unanswered at its recovery timeout; waiting for its confirm rather than publishing it again"
+                        );
+                    }
+                    answer_by = next;
                 }
             };
             let cause = match answered {
@@ -178,10 +277,13 @@ impl Sessions {
                     error
                 }
                 Ok(result) => return result,
-                Err(_elapsed) if let Some(reason) = session.block.reason() => return Err(self.blocked(reason)),
+                Err(_elapsed) if let Some(reason) = session.blocked() => return Err(self.blocked(reason)),
                 Err(_elapsed) if Instant::now() >= deadline || self.closed.load(Ordering::Relaxed) => {
                     return Err(self.unavailable());
                 }
+                Err(_elapsed) if !session.alive() => Error::Amqp(AmqpError::new(
+                    std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "the connection died").into(),
+                )),
                 Err(_elapsed) => Error::NoAnswer { waited: answer_within },
             };
             self.reopen(&session, deadline, &cause).await?;
@@ -282,7 +384,6 @@ mod tests {
     use std::io;
 
     use super::*;
-    use crate::error::AmqpError;
 
     fn amqp(error: impl Into<lapin::Error>) -> Error {
         Error::Amqp(AmqpError::new(error.into()))
@@ -294,6 +395,49 @@ mod tests {
         assert!(connection_lost(&amqp(reset)));
         assert!(connection_lost(&amqp(io::Error::from(io::ErrorKind::BrokenPipe))));
         assert!(connection_lost(&amqp(ErrorKind::MissingHeartbeatError)));
+    }
+
+    fn late(on_block: OnBlock, deadline: Instant) -> LateAnswer {
+        LateAnswer {
+            on_block,
+            deadline,
+            answer_within: Duration::from_secs(1),
+            was_blocked: false,
+        }
+    }
+
+    #[test]
+    fn a_dead_connection_is_not_waited_for_whatever_its_last_block_state() {
+        let now = Instant::now();
+        for on_block in [OnBlock::Fail, OnBlock::AwaitAnswer] {
+            let mut late = late(on_block, now + Duration::from_secs(30));
+            assert_eq!(late.look_again_at(now, true, false), None, "{on_block:?}");
+            assert_eq!(late.look_again_at(now, false, false), None, "{on_block:?}");
+        }
+    }
+
+    #[test]
+    fn a_publish_blocked_once_sent_waits_past_its_deadline_only_when_its_answer_is_awaited() {
+        let now = Instant::now();
+        let deadline = now + Duration::from_millis(200);
+        let mut fail = late(OnBlock::Fail, deadline);
+        assert_eq!(fail.look_again_at(now, true, true), Some(deadline));
+        assert_eq!(fail.look_again_at(deadline, true, true), None);
+        let mut awaited = late(OnBlock::AwaitAnswer, deadline);
+        assert_eq!(awaited.look_again_at(now, true, true), Some(now + ALIVE_CHECK));
+        let past = deadline + Duration::from_secs(60);
+        assert_eq!(awaited.look_again_at(past, true, true), Some(past + ALIVE_CHECK));
+        // Once the block lifts, the answer gets its usual time, once.
+        assert_eq!(
+            awaited.look_again_at(past, false, true),
+            Some(past + Duration::from_secs(1))
+        );
+        assert_eq!(awaited.look_again_at(past + Duration::from_secs(1), false, true), None);
+        // Never blocked: late is late.
+        assert_eq!(
+            late(OnBlock::AwaitAnswer, deadline).look_again_at(now, false, true),
+            None
+        );
     }
 
     #[test]

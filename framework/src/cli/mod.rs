@@ -261,6 +261,12 @@ struct WorkArgs {
     /// dead-letter queue as `unknown_job`.
     #[arg(long, env = "WARREN_UNKNOWN_JOB_WINDOW", default_value = "15m", value_parser = humantime::parse_duration)]
     unknown_job_window: Duration,
+    /// How long each of the worker's publishes (a retry, a dead letter, an
+    /// enqueue) waits for a lost connection to come back or for the broker
+    /// to lift a block on publishes (a memory or disk alarm); a retry or
+    /// dead letter the broker blocked once sent waits for its confirm past it.
+    #[arg(long, env = "WARREN_RECOVERY_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    recovery_timeout: Duration,
     /// This process's name in worker ids (`<name>.<n>`) and consumer tags [default: the process id].
     #[arg(long, env = "WARREN_WORKER_NAME")]
     name: Option<String>,
@@ -405,6 +411,7 @@ where
                 .ack(args.ack)
                 .shutdown_timeout(args.shutdown_timeout)
                 .unknown_job_window(args.unknown_job_window)
+                .recovery_timeout(args.recovery_timeout)
                 .queues(args.queues)
                 .allow_unknown_queues(args.allow_unknown_queues);
             if let Some(workers) = args.workers {
@@ -727,6 +734,8 @@ mod tests {
             "amqp://rabbit:5672/%2f",
             "--queue-prefix",
             "staging-",
+            "--recovery-timeout",
+            "2s",
         ]);
         let AppCommand::Queue {
             command: Command(Commands::Work(work)),
@@ -735,6 +744,7 @@ mod tests {
             panic!("{:?}", app.command)
         };
         assert_eq!(work.workers, Some(2));
+        assert_eq!(work.recovery_timeout, Duration::from_secs(2));
         assert_eq!(app.warren.amqp_url(), "amqp://rabbit:5672/%2f");
         assert_eq!(app.warren.queue_prefix(), "staging-");
 

@@ -22,7 +22,7 @@ pub use options::EnqueueOptions;
 use crate::amqp::connect::{Endpoint, TlsFiles};
 #[cfg(feature = "cli")]
 use crate::amqp::session::Session;
-use crate::amqp::session::{self, Sessions};
+use crate::amqp::session::{self, OnBlock, Sessions};
 use crate::amqp::topology::{self, QueueSpec};
 use crate::amqp::unique::{self, Lock};
 use crate::amqp::{confirm, hold, message, short};
@@ -474,7 +474,7 @@ impl Client {
         }
         match eta {
             Some(eta) => {
-                self.publish_held(full, QueueShape::of(job), body, properties, eta)
+                self.publish_held(full, QueueShape::of(job), body, properties, eta, OnBlock::Fail)
                     .await?
             }
             None => {
@@ -488,6 +488,7 @@ impl Client {
     /// Publishes a job due at `eta` to the hold queue of `queue` (a full
     /// name, of shape `shape`) that returns it to `queue` when it is
     /// due, or (nearly) then; straight to `queue` if it is due already.
+    /// `on_block`: what a publish the broker blocked does at the deadline.
     pub(crate) async fn publish_held(
         &self,
         queue: &str,
@@ -495,6 +496,7 @@ impl Client {
         body: &[u8],
         properties: BasicProperties,
         eta: SystemTime,
+        on_block: OnBlock,
     ) -> Result<(), Error> {
         let remaining = hold::due_in(eta);
         if let Backend::Memory(memory) = &self.inner.backend {
@@ -507,12 +509,12 @@ impl Client {
         self.declare_job_queue(queue, shape, deadline).await?;
         if remaining.is_zero() {
             return self
-                .publish_to(queue, shape.queue_type, body, properties, deadline)
+                .publish_to(queue, shape.queue_type, body, properties, deadline, on_block)
                 .await;
         }
         let hold = QueueSpec::hold(queue, shape.queue_type, hold::hold_time(remaining));
         self.declare_once(&hold, deadline).await?;
-        self.publish_to(&hold.name, shape.queue_type, body, properties, deadline)
+        self.publish_to(&hold.name, shape.queue_type, body, properties, deadline, on_block)
             .await
     }
 
@@ -530,6 +532,7 @@ impl Client {
         body: &[u8],
         properties: BasicProperties,
         deadline: Deadline,
+        on_block: OnBlock,
     ) -> Result<(), Error> {
         let mut wait = Duration::from_millis(100);
         loop {
@@ -537,7 +540,7 @@ impl Client {
                 Backend::Amqp(amqp) => Some(amqp.sessions.current().generation),
                 Backend::Memory(_) => None,
             };
-            match self.publish(queue, body, &properties, deadline).await {
+            match self.publish(queue, body, &properties, deadline, on_block).await {
                 Err(Error::Nacked { .. }) if queue_type == QueueType::Quorum && Deadline::now() + wait < deadline => {
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(1));
@@ -553,7 +556,10 @@ impl Client {
         }
     }
 
-    /// Publishes to a queue by its full name and waits for the confirm.
+    /// Publishes to a queue by its full name and waits for the confirm;
+    /// `on_block` says whether a publish the broker blocked fails at
+    /// `deadline` (an enqueue) or waits on for its confirm (a worker's
+    /// hand-over, which would otherwise publish it again).
     ///
     /// `mandatory` makes the broker return a message it cannot route (its
     /// queue was deleted), which is an error here, never a silent drop.
@@ -563,6 +569,7 @@ impl Client {
         body: &[u8],
         properties: &BasicProperties,
         deadline: Deadline,
+        on_block: OnBlock,
     ) -> Result<(), Error> {
         let routing_key = short(queue)?;
         let options = confirm::mandatory();
@@ -578,7 +585,7 @@ impl Client {
         // outcome unknown, and the caller must be told so.
         let handed_over = AtomicBool::new(false);
         let confirmation = sessions
-            .run(deadline, |session| {
+            .run_with(deadline, on_block, |session| {
                 let routing_key = routing_key.clone();
                 let handed_over = &handed_over;
                 async move {
@@ -628,13 +635,15 @@ impl Client {
     ) -> Result<(), Error> {
         let deadline = self.deadline();
         self.declare_job_queue(full, shape, deadline).await?;
-        self.publish_to(full, shape.queue_type, body, properties, deadline)
+        self.publish_to(full, shape.queue_type, body, properties, deadline, OnBlock::Fail)
             .await
     }
 
     /// Publishes a dead letter to the dead-letter queue of the job queue
     /// `queue` (a full name) of shape `shape`, declaring it first unless
-    /// this client already has, and waits for the confirm.
+    /// this client already has, and waits for the confirm: past the
+    /// deadline if the broker blocked it ([`OnBlock::AwaitAnswer`]), as
+    /// the worker would otherwise publish it again.
     #[cfg(feature = "worker")]
     pub(crate) async fn publish_dead_letter(
         &self,
@@ -646,8 +655,15 @@ impl Client {
         let deadline = self.deadline();
         let dead = QueueSpec::dead(queue, shape.queue_type);
         self.declare_once(&dead, deadline).await?;
-        self.publish_to(&dead.name, shape.queue_type, body, properties, deadline)
-            .await
+        self.publish_to(
+            &dead.name,
+            shape.queue_type,
+            body,
+            properties,
+            deadline,
+            OnBlock::AwaitAnswer,
+        )
+        .await
     }
 
     /// Declares the job queue `full` (a full name) of shape `shape`, and

@@ -13,6 +13,7 @@ use tokio::time::Instant as Deadline;
 use tracing::{debug, warn};
 
 use super::{Backend, Client};
+use crate::amqp::session::OnBlock;
 use crate::amqp::unique::{Lock, REPAIR_AFTER};
 use crate::amqp::{confirm, message, short, topology};
 use crate::{Error, JobId};
@@ -57,10 +58,13 @@ impl Client {
                     async move { topology::declare(&session.connection, specs).await }
                 })
                 .await?;
-            match self.publish(&lock.queue, body.as_bytes(), &properties, deadline).await {
+            match self
+                .publish(&lock.queue, body.as_bytes(), &properties, deadline, OnBlock::Fail)
+                .await
+            {
                 Ok(()) => {
                     let recorded = self
-                        .publish(&lock.id_queue(), body.as_bytes(), &properties, deadline)
+                        .publish(&lock.id_queue(), body.as_bytes(), &properties, deadline, OnBlock::Fail)
                         .await;
                     if let Err(error) = recorded {
                         // This job holds the lock but no duplicate could

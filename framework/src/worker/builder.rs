@@ -73,6 +73,7 @@ pub struct WorkerBuilder {
     ack: AckMode,
     shutdown_timeout: Duration,
     unknown_job_window: Duration,
+    recovery_timeout: Duration,
     state: State,
     queue_prefix: String,
     name: Option<String>,
@@ -95,6 +96,8 @@ impl WorkerBuilder {
     pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
     /// How long a job of a name no linked job has is held for a worker that knows it, unless set.
     pub const DEFAULT_UNKNOWN_JOB_WINDOW: Duration = Duration::from_secs(15 * 60);
+    /// How long each of the worker's publishes waits for a lost connection to come back, unless set.
+    pub const DEFAULT_RECOVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
     fn new(url: String) -> Self {
         WorkerBuilder {
@@ -106,6 +109,7 @@ impl WorkerBuilder {
             ack: AckMode::default(),
             shutdown_timeout: Self::DEFAULT_SHUTDOWN_TIMEOUT,
             unknown_job_window: Self::DEFAULT_UNKNOWN_JOB_WINDOW,
+            recovery_timeout: Self::DEFAULT_RECOVERY_TIMEOUT,
             state: State::new(),
             queue_prefix: String::new(),
             name: None,
@@ -190,6 +194,23 @@ impl WorkerBuilder {
     /// [`DEFAULT_UNKNOWN_JOB_WINDOW`](Self::DEFAULT_UNKNOWN_JOB_WINDOW).
     pub fn unknown_job_window(mut self, window: Duration) -> Self {
         self.unknown_job_window = window;
+        self
+    }
+
+    /// How long each of the worker's publishes (a retry, a dead letter, a
+    /// job not due yet held again, its handlers' enqueues, its heartbeats)
+    /// waits for a lost publishing connection to come back, or for the
+    /// broker to lift a block on publishes (a memory or disk alarm), before
+    /// it fails; the generated binary's `work --recovery-timeout`. Default
+    /// [`DEFAULT_RECOVERY_TIMEOUT`](Self::DEFAULT_RECOVERY_TIMEOUT).
+    ///
+    /// A retry or dead letter that failed is tried again for as long as it
+    /// takes, its job keeping its delivery; one the broker blocked once
+    /// sent waits for its confirm past this timeout instead, as the broker
+    /// stores it when it lifts the block (trying again would store it
+    /// twice). An enqueue fails as a [`Client`](crate::Client)'s does.
+    pub fn recovery_timeout(mut self, timeout: Duration) -> Self {
+        self.recovery_timeout = timeout;
         self
     }
 
@@ -307,6 +328,12 @@ impl WorkerBuilder {
                 reason: "must be at least 1",
             });
         }
+        if self.recovery_timeout.is_zero() {
+            return Err(WorkerError::InvalidOption {
+                option: "recovery timeout",
+                reason: "must be more than 0",
+            });
+        }
         if self.workers_per_queue == Some(0) {
             return Err(WorkerError::InvalidOption {
                 option: "workers per queue",
@@ -382,6 +409,7 @@ impl WorkerBuilder {
             }),
             state: self.state,
             schedule,
+            recovery_timeout: self.recovery_timeout,
             handle_signals: self.handle_signals,
             io: self.io,
             hooks: self.hooks,
@@ -443,6 +471,8 @@ pub(crate) struct Plan {
     pub(crate) state: State,
     /// The schedules of the jobs of the queues it consumes, for its scheduler.
     pub(crate) schedule: Vec<scheduler::Entry>,
+    /// The publishing client's recovery timeout.
+    pub(crate) recovery_timeout: Duration,
     pub(crate) handle_signals: bool,
     pub(crate) io: Option<Handle>,
     pub(crate) hooks: Hooks,
@@ -532,6 +562,8 @@ mod tests {
         assert_eq!(error.to_string(), "workers per queue must be at least 1");
         let error = refusal(Worker::builder("amqp://x").prefetch(0));
         assert_eq!(error.to_string(), "prefetch must be at least 1");
+        let error = refusal(Worker::builder("amqp://x").recovery_timeout(Duration::ZERO));
+        assert_eq!(error.to_string(), "recovery timeout must be more than 0");
     }
 
     #[test]
@@ -563,5 +595,6 @@ mod tests {
         assert_eq!((plan.workers, plan.name.as_str()), (2, "billing"));
         assert_eq!(plan.settings.prefetch, WorkerBuilder::DEFAULT_PREFETCH);
         assert_eq!(plan.settings.ack, AckMode::Late);
+        assert_eq!(plan.recovery_timeout, WorkerBuilder::DEFAULT_RECOVERY_TIMEOUT);
     }
 }

@@ -18,6 +18,7 @@ use crate::DeadReason;
 use crate::amqp::backoff::Backoff;
 use crate::amqp::hold;
 use crate::amqp::message;
+use crate::amqp::session::OnBlock;
 use crate::amqp::topology;
 use crate::duration::Written;
 use crate::job::attempt::{Outcome, Runner};
@@ -362,7 +363,7 @@ async fn settle(
             let held = || {
                 runner
                     .client
-                    .publish_held(&runner.full_queue, runner.shape, &delivery.data, hop.clone(), eta)
+                    .publish_held(&runner.full_queue, runner.shape, &delivery.data, hop.clone(), eta, OnBlock::AwaitAnswer)
             };
             Box::pin(hand_over(&delivery, acks, ack.ack_required(), held)).await;
             return;
@@ -403,7 +404,7 @@ async fn settle(
                 let held = || {
                     runner
                         .client
-                        .publish_held(&runner.full_queue, runner.shape, &delivery.data, retry.clone(), eta)
+                        .publish_held(&runner.full_queue, runner.shape, &delivery.data, retry.clone(), eta, OnBlock::AwaitAnswer)
                 };
                 Box::pin(hand_over(&delivery, acks, unacked, held)).await;
             }
@@ -419,7 +420,7 @@ async fn settle(
                 let publish = || {
                     runner
                         .client
-                        .publish_held(&runner.full_queue, runner.shape, &delivery.data, held.clone(), eta)
+                        .publish_held(&runner.full_queue, runner.shape, &delivery.data, held.clone(), eta, OnBlock::AwaitAnswer)
                 };
                 Box::pin(hand_over(&delivery, acks, unacked, publish)).await;
             }
@@ -520,6 +521,10 @@ async fn bury(
 /// waits for the block to lift and is tried again at once, quietly: the
 /// publisher's connection logs the block once. The delivery, on the
 /// consuming connection, which the broker does not block, stays unacked.
+/// A publish the broker blocked once sent is not tried again: `publish`
+/// waits for its confirm however long the block lasts
+/// ([`OnBlock::AwaitAnswer`]), as the broker stores it once it lifts the
+/// block, and a second try would store the job's next step twice.
 async fn hand_over<F, Fut>(delivery: &Delivery, acks: &Acks, unacked: bool, mut publish: F) -> bool
 where
     F: FnMut() -> Fut,

@@ -186,6 +186,7 @@ async fn supervise(plan: Plan, signals: Signals, io: Handle) -> Result<Exit, Wor
         state,
         schedule,
         hooks,
+        recovery_timeout,
         ..
     } = plan;
     info!(state_types = %state.type_names().join(","), "handlers' state");
@@ -211,6 +212,7 @@ async fn supervise(plan: Plan, signals: Signals, io: Handle) -> Result<Exit, Wor
     let mut publisher = Client::builder(&url)
         .queue_prefix(&prefix)
         .connection_name(format!("warren worker {name} (publisher)"))
+        .recovery_timeout(recovery_timeout)
         .hooks(hooks)
         .runtime(io.clone());
     if let Some(ca) = tls.ca {
