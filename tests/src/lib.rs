@@ -14,6 +14,7 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use warren::Client;
 
+pub mod management;
 pub mod raw_amqp;
 
 /// The broker the tests use: `AMQP_URL`, or the local default.
@@ -206,9 +207,12 @@ impl Drop for TestBroker {
     /// Deletes every queue with this test's prefix, and the workers'
     /// heartbeat exchange, so nothing is left behind.
     fn drop(&mut self) {
-        let listing = rabbitmqctl(&["list_queues", "--quiet", "--no-table-headers", "name"]);
-        for queue in listing.lines().map(str::trim).filter(|q| q.starts_with(&self.prefix)) {
-            rabbitmqctl(&["delete_queue", queue]);
+        let vhost = management::url_vhost();
+        for queue in management::queue_names(&vhost)
+            .iter()
+            .filter(|queue| queue.starts_with(&self.prefix))
+        {
+            management::delete_queue(&vhost, queue);
         }
         delete_exchange(&format!("{}warren.heartbeats", self.prefix));
     }
@@ -661,11 +665,10 @@ pub struct TestVhost {
 }
 
 impl TestVhost {
-    /// Creates the vhost and lets `guest` use it.
+    /// Creates the vhost and lets the test URL's user (guest) use it.
     pub fn new() -> Self {
         let name = format!("warren-test-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        rabbitmqctl(&["add_vhost", &name]);
-        rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
+        management::add_vhost(&name);
         TestVhost { name }
     }
 
@@ -726,7 +729,7 @@ impl Default for TestVhost {
 
 impl Drop for TestVhost {
     fn drop(&mut self) {
-        rabbitmqctl(&["delete_vhost", &self.name]);
+        management::delete_vhost(&self.name);
     }
 }
 
