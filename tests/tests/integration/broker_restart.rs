@@ -2,9 +2,11 @@
 //! producer enqueues 5,000 jobs and two worker processes consume them:
 //! every job the broker confirmed runs at least once. Counted, not sampled.
 //!
-//! Restarting the broker drops every connection, so this test must run
-//! alone: it is ignored in a plain `cargo test`, and `scripts/test` runs it
-//! by itself after the rest (`-- --ignored`).
+//! The broker is a node of the test's own, `warren-solo@localhost` on port
+//! 5700 (`scripts/cluster solo` starts it): restarting the main node would
+//! drop the connections of every other test, and of whatever else uses that
+//! broker. The test is ignored in a plain `cargo test`; `scripts/test`
+//! starts the node and runs it (`-- --ignored`) beside the other tests.
 
 use crate::jobs;
 
@@ -16,9 +18,12 @@ use std::time::{Duration, Instant};
 use jobs::Record;
 use tokio::sync::Semaphore;
 use warren::Client;
-use warren_tests::{TestVhost, WorkerProcess, done_seqs, eventually, rabbitmqctl};
+use warren_tests::{WorkerProcess, done_seqs, eventually};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_test-worker");
+/// The node this test restarts, and its AMQP port.
+const NODE: &str = "warren-solo@localhost";
+const PORT: u16 = 5700;
 const JOBS: u32 = 5_000;
 /// Enqueues in flight at once, as a busy web service would have.
 const IN_FLIGHT: usize = 20;
@@ -44,7 +49,7 @@ fn worker(url: &str, name: &str) -> WorkerProcess {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "restarts the broker under every other test: scripts/test runs it alone"]
 async fn a_broker_restart_mid_run_loses_no_confirmed_job() {
-    let vhost = TestVhost::new();
+    let vhost = SoloVhost::new();
     let url = vhost.url();
     let client = Client::builder(&url)
         .connection_name("restart test producer")
@@ -93,11 +98,11 @@ async fn a_broker_restart_mid_run_loses_no_confirmed_job() {
         count(&confirmed) >= 1_000
     })
     .await;
-    rabbitmqctl(&["stop_app"]);
+    ctl(&["stop_app"]);
     let stopped_with = count(&confirmed);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    rabbitmqctl(&["start_app"]);
-    rabbitmqctl(&["await_startup"]);
+    ctl(&["start_app"]);
+    ctl(&["await_startup"]);
     let restarted = Instant::now();
 
     producer.await.expect("producer");
@@ -171,4 +176,71 @@ async fn a_broker_restart_mid_run_loses_no_confirmed_job() {
     )
     .await;
     client.close().await;
+}
+
+/// `rabbitmqctl -n warren-solo@localhost <args>`, which must succeed; its
+/// standard output.
+fn ctl(args: &[&str]) -> String {
+    let output = Command::new("rabbitmqctl")
+        .args(["-n", NODE])
+        .args(args)
+        .output()
+        .expect("rabbitmqctl must be installed");
+    assert!(
+        output.status.success(),
+        "rabbitmqctl -n {NODE} {args:?} failed (scripts/cluster solo starts the node): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A vhost of this test's own on the solo node, deleted on drop: a run
+/// starts from nothing whatever an earlier one left.
+struct SoloVhost {
+    name: String,
+}
+
+impl SoloVhost {
+    fn new() -> Self {
+        let name = format!("warren-restart-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        ctl(&["add_vhost", &name]);
+        ctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
+        SoloVhost { name }
+    }
+
+    fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{PORT}/{}", self.name)
+    }
+
+    /// Ready plus unacked messages, and consumers, of `queue`.
+    fn queue(&self, queue: &str) -> Option<(u32, u32)> {
+        let listing = ctl(&[
+            "list_queues",
+            "-p",
+            &self.name,
+            "--quiet",
+            "--no-table-headers",
+            "name",
+            "messages",
+            "consumers",
+        ]);
+        listing
+            .lines()
+            .map(|line| line.split('\t').collect::<Vec<_>>())
+            .find(|fields| fields.len() == 3 && fields[0] == queue)
+            .map(|fields| {
+                (
+                    fields[1].trim().parse().unwrap_or(0),
+                    fields[2].trim().parse().unwrap_or(0),
+                )
+            })
+    }
+}
+
+impl Drop for SoloVhost {
+    fn drop(&mut self) {
+        let _ = Command::new("rabbitmqctl")
+            .args(["-n", NODE, "delete_vhost", &self.name])
+            .output();
+    }
 }
