@@ -1,8 +1,9 @@
 //! warren's integration tests against a real RabbitMQ, linked as one binary
 //! with a module per topic. Each test works in its own queues (a
 //! `TestBroker` prefix) or its own vhost (`TestVhost`), so tests of different
-//! topics run side by side; the one test that restarts the broker is
-//! `#[ignore]`d here and run alone by `scripts/test`.
+//! topics run side by side; the one test that restarts a broker (a node of
+//! its own) is `#[ignore]`d here and run by `scripts/test`, which starts
+//! that node.
 
 #[path = "../../src/jobs.rs"]
 #[allow(dead_code, unreachable_pub, reason = "shared with the test-worker binary")]
@@ -31,6 +32,7 @@ mod dispatch;
 mod embedded;
 mod hostile;
 mod interop;
+mod memory;
 mod observe;
 mod outcome_unknown;
 mod poison_faults;
