@@ -228,6 +228,8 @@ pub(crate) struct WorkerProcess {
     child: Child,
     /// Run under a wrapper (a profiler): stopped with SIGTERM, so that it writes its output.
     wrapped: bool,
+    /// Prints the voluntary context switches by thread (`--switches-by-thread`).
+    switches_by_thread: bool,
     lines: Lines<BufReader<ChildStdout>>,
 }
 
@@ -259,6 +261,8 @@ pub(crate) struct WorkerSpec<'a> {
     pub(crate) log: &'a str,
     /// A command the worker runs under (e.g. `valgrind --tool=callgrind`).
     pub(crate) wrapper: &'a [String],
+    /// Prints the drain phases' context switches by thread.
+    pub(crate) switches_by_thread: bool,
 }
 
 impl WorkerProcess {
@@ -303,6 +307,7 @@ impl WorkerProcess {
         Ok(WorkerProcess {
             child,
             wrapped: !spec.wrapper.is_empty(),
+            switches_by_thread: spec.switches_by_thread,
             lines: BufReader::new(stdout).lines(),
         })
     }
@@ -341,13 +346,24 @@ impl WorkerProcess {
     pub(crate) fn voluntary_switches(&self) -> Result<u64, BoxError> {
         let pid = self.child.id().ok_or("the worker has exited")?;
         let mut total = 0;
+        // By thread name, for `--switches-by-thread`.
+        let mut by_thread = std::collections::BTreeMap::<String, u64>::new();
         for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
             let status = std::fs::read_to_string(task?.path().join("status"))?;
-            total += status
-                .lines()
-                .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))
-                .and_then(|value| value.trim().parse::<u64>().ok())
-                .unwrap_or(0);
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find_map(|line| line.strip_prefix(name))
+                    .map(str::trim)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let switches = field("voluntary_ctxt_switches:").parse::<u64>().unwrap_or(0);
+            total += switches;
+            *by_thread.entry(field("Name:")).or_default() += switches;
+        }
+        if self.switches_by_thread {
+            eprintln!("# voluntary context switches by thread: {by_thread:?}");
         }
         Ok(total)
     }

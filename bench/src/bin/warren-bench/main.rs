@@ -78,6 +78,11 @@ struct Args {
     /// SIGTERM, so that it writes its output).
     #[arg(long, value_delimiter = ' ', num_args = 1)]
     worker_wrapper: Vec<String>,
+    /// Prints each drain's voluntary context switches by worker thread
+    /// (`lapin-io-loop`, `warren-io`, the arbiters…) on stderr: which
+    /// thread waits for which.
+    #[arg(long)]
+    switches_by_thread: bool,
     /// Writes every figure to this file as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -317,6 +322,7 @@ impl Bench {
             expect,
             log: &self.args.worker_log,
             wrapper: &self.args.worker_wrapper,
+            switches_by_thread: self.args.switches_by_thread,
         }
     }
 
