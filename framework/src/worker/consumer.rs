@@ -197,7 +197,7 @@ async fn consume(
     settings.health.consumer(slot, true);
     info!(worker = %runner.worker, %queue, prefetch = settings.prefetch, ack = %ack, "worker consuming");
     // This channel's acknowledgements, coalesced.
-    let acks = Acks::default();
+    let acks = Acks::new(channel.clone());
 
     // Runs at most `prefetch` jobs at once, also in ack mode `none`, where
     // the broker does not limit what it pushes.
@@ -566,9 +566,7 @@ where
 /// deliveries; `false` when the channel is gone (RabbitMQ then redelivers
 /// the message to another consumer).
 async fn acknowledge(delivery: &Delivery, acks: &Acks) -> bool {
-    let acked = acks
-        .settle(delivery.delivery_tag, &delivery.acker, Settlement::Ack)
-        .await;
+    let acked = acks.settle(delivery.delivery_tag, Settlement::Ack).await;
     if !acked {
         warn!("could not acknowledge the delivery, its channel is closed; RabbitMQ will redeliver it");
     }
