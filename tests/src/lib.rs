@@ -590,6 +590,21 @@ fn parse_arguments(text: &str) -> std::collections::BTreeMap<String, String> {
         .collect()
 }
 
+/// The messages (ready plus unacked) and consumers of `queue` in a
+/// `rabbitmqctl list_queues … name messages consumers` listing.
+pub fn queue_counts(listing: &str, queue: &str) -> Option<(u32, u32)> {
+    listing
+        .lines()
+        .map(|line| line.split('\t').collect::<Vec<_>>())
+        .find(|fields| fields.len() == 3 && fields[0] == queue)
+        .map(|fields| {
+            (
+                fields[1].trim().parse().unwrap_or(0),
+                fields[2].trim().parse().unwrap_or(0),
+            )
+        })
+}
+
 /// Polls `condition` until it holds, failing the test with `what` after `within`.
 pub async fn eventually(within: Duration, what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
@@ -701,16 +716,7 @@ impl TestVhost {
             "messages",
             "consumers",
         ]);
-        listing
-            .lines()
-            .map(|line| line.split('\t').collect::<Vec<_>>())
-            .find(|fields| fields.len() == 3 && fields[0] == queue)
-            .map(|fields| {
-                (
-                    fields[1].trim().parse().unwrap_or(0),
-                    fields[2].trim().parse().unwrap_or(0),
-                )
-            })
+        queue_counts(&listing, queue)
     }
 
     /// `rabbitmqctl close_all_connections` for this vhost.

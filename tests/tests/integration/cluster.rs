@@ -119,16 +119,7 @@ impl ClusterVhost {
             ],
         )
         .ok()?;
-        listing
-            .lines()
-            .map(|line| line.split('\t').collect::<Vec<_>>())
-            .find(|fields| fields.len() == 3 && fields[0] == queue)
-            .map(|fields| {
-                (
-                    fields[1].trim().parse().unwrap_or(0),
-                    fields[2].trim().parse().unwrap_or(0),
-                )
-            })
+        warren_tests::queue_counts(&listing, queue)
     }
 }
 
