@@ -223,11 +223,13 @@ impl Sessions {
         let mut reopened_for_it = None;
         loop {
             let session = self.current();
-            session
-                .block
-                .lifted(deadline, || session.alive())
-                .await
-                .map_err(|reason| self.blocked(reason))?;
+            if session.blocked().is_some() {
+                // Boxed, as every path only some operations take: the
+                // future of each operation holds what its `await`s hold.
+                Box::pin(session.block.lifted(deadline, || session.alive()))
+                    .await
+                    .map_err(|reason| self.blocked(reason))?;
+            }
             // A connection cut silently (no reset) would hold the operation
             // until heartbeats notice, minutes later: an operation that gets
             // no answer within a third of the recovery timeout is taken as
@@ -286,7 +288,7 @@ impl Sessions {
                 )),
                 Err(_elapsed) => Error::NoAnswer { waited: answer_within },
             };
-            self.reopen(&session, deadline, &cause).await?;
+            Box::pin(self.reopen(&session, deadline, &cause)).await?;
             reopened_for_it = Some(self.current().generation);
         }
     }

@@ -432,7 +432,8 @@ impl Client {
         let published = async {
             let mut properties = properties;
             if let Some(lock) = &lock {
-                self.acquire(lock, name, id, self.deadline()).await?;
+                // Boxed, as below: only unique jobs take a lock.
+                Box::pin(self.acquire(lock, name, id, self.deadline())).await?;
                 properties = message::with_header(properties, unique::LOCK_HEADER, &lock.queue);
             }
             let published = self.publish_job_message(&full, job, body, properties, eta, now).await;
@@ -440,7 +441,7 @@ impl Client {
                 // Not stored: the key is free again. (Perhaps stored: the lock
                 // stays, as the job may run.)
                 if !matches!(error, Error::OutcomeUnknown { .. }) {
-                    let _ = self.release(lock, id).await;
+                    let _ = Box::pin(self.release(lock, id)).await;
                 }
             }
             published
@@ -513,7 +514,9 @@ impl Client {
                 .await;
         }
         let hold = QueueSpec::hold(queue, shape.queue_type, hold::hold_time(remaining));
-        self.declare_once(&hold, deadline).await?;
+        // Boxed: a declaration's future is large, and an enqueue's future
+        // would otherwise hold room for it.
+        Box::pin(self.declare_once(&hold, deadline)).await?;
         self.publish_to(&hold.name, shape.queue_type, body, properties, deadline, on_block)
             .await
     }
@@ -542,14 +545,20 @@ impl Client {
             };
             match self.publish(queue, body, &properties, deadline, on_block).await {
                 Err(Error::Nacked { .. }) if queue_type == QueueType::Quorum && Deadline::now() + wait < deadline => {
-                    tokio::time::sleep(wait).await;
+                    // Boxed: only a publish to a quorum queue without a
+                    // leader comes here, and every enqueue's future would
+                    // otherwise hold room for it.
+                    Box::pin(async {
+                        tokio::time::sleep(wait).await;
+                        if let (Backend::Amqp(amqp), Some(generation)) = (&self.inner.backend, generation) {
+                            // A channel that failed stays on a dead leader; on
+                            // failure, the next publish reconnects.
+                            let renewing = amqp.sessions.renew_channel(generation);
+                            let _ = tokio::time::timeout_at(deadline, renewing).await;
+                        }
+                    })
+                    .await;
                     wait = (wait * 2).min(Duration::from_secs(1));
-                    if let (Backend::Amqp(amqp), Some(generation)) = (&self.inner.backend, generation) {
-                        // A channel that failed stays on a dead leader; on
-                        // failure, the next publish reconnects.
-                        let renewing = amqp.sessions.renew_channel(generation);
-                        let _ = tokio::time::timeout_at(deadline, renewing).await;
-                    }
                 }
                 published => return published,
             }
@@ -676,10 +685,14 @@ impl Client {
         if self.declared_in_this_session(full) {
             return Ok(());
         }
-        for queue in topology::publisher_queues(full, shape) {
-            self.declare_once(&queue, deadline).await?;
-        }
-        Ok(())
+        // Boxed: once per queue and session, not in every enqueue's future.
+        Box::pin(async {
+            for queue in topology::publisher_queues(full, shape) {
+                self.declare_once(&queue, deadline).await?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Whether this client declared `queue` (a job or dead-letter queue: they
