@@ -224,8 +224,8 @@ impl Sessions {
         loop {
             let session = self.current();
             if session.blocked().is_some() {
-                // Boxed, as every path only some operations take: the
-                // future of each operation holds what its `await`s hold.
+                // Boxed, as the other paths only some operations take: an
+                // operation's future holds room for every future it awaits.
                 Box::pin(session.block.lifted(deadline, || session.alive()))
                     .await
                     .map_err(|reason| self.blocked(reason))?;
