@@ -1,5 +1,6 @@
 //! Enqueueing jobs: persistent messages on durable queues, confirmed by the broker.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
@@ -255,6 +256,16 @@ impl Client {
         format!("{}{queue}", self.inner.queue_prefix)
     }
 
+    /// [`Client::queue_name`] of a job's own queue, without a copy when
+    /// there is no prefix: every enqueue names it, for its hooks too.
+    fn job_queue_name(&self, queue: &'static str) -> Cow<'static, str> {
+        if self.inner.queue_prefix.is_empty() {
+            Cow::Borrowed(queue)
+        } else {
+            Cow::Owned(self.queue_name(queue))
+        }
+    }
+
     /// The client's current session, for commands that open channels of
     /// their own on its connection.
     #[cfg(feature = "cli")]
@@ -396,8 +407,8 @@ impl Client {
     /// `queue` (unprefixed), declared as `job` says, and waits for the confirm.
     pub(crate) async fn publish_job(
         &self,
-        name: &str,
-        queue: &str,
+        name: &'static str,
+        queue: &'static str,
         job: &JobOptions,
         body: &[u8],
         options: &EnqueueOptions,
@@ -405,7 +416,7 @@ impl Client {
         let now = SystemTime::now();
         let eta = options.eta_from(now)?;
         let id = options.id();
-        let full = self.queue_name(queue);
+        let full = self.job_queue_name(queue);
         let enqueue = Enqueue {
             name,
             id,
@@ -792,6 +803,54 @@ impl fmt::Debug for Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Resize;
+
+    impl Job for Resize {
+        const NAME: &'static str = "resize";
+        const QUEUE: &'static str = "images";
+        const OPTIONS: JobOptions = JobOptions::new();
+    }
+
+    /// What `/metrics` shows after one enqueue through a client with `prefix`.
+    #[cfg(feature = "http")]
+    fn metrics_after_one_enqueue(prefix: &str) -> String {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let rendered = recorder.handle();
+        let client = Client {
+            inner: Arc::new(Inner {
+                backend: Backend::Memory(Arc::default()),
+                queue_prefix: prefix.to_owned(),
+                hooks: Hooks::default(),
+            }),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a runtime");
+        metrics::with_local_recorder(&recorder, || runtime.block_on(client.enqueue(Resize))).expect("enqueued");
+        rendered.render()
+    }
+
+    #[cfg(feature = "http")]
+    #[test]
+    fn an_enqueue_is_counted_under_its_job_and_full_queue_name() {
+        let plain = metrics_after_one_enqueue("");
+        assert!(
+            plain.contains(r#"warren_enqueued_total{job="resize",queue="images"} 1"#),
+            "{plain}"
+        );
+        let prefixed = metrics_after_one_enqueue("staging-");
+        assert!(
+            prefixed.contains(r#"warren_enqueued_total{job="resize",queue="staging-images"} 1"#),
+            "{prefixed}"
+        );
+        assert!(
+            prefixed.contains(r#"warren_enqueue_confirm_seconds_count{job="resize",queue="staging-images"} 1"#),
+            "{prefixed}"
+        );
+    }
 
     fn blocked() -> Error {
         Error::PublishBlocked {

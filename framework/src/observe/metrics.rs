@@ -1,13 +1,16 @@
 //! warren's metrics, through the `metrics` facade: a [`Hook`] for attempts
 //! and enqueues, and the worker's own gauges. Without a recorder installed
 //! (the worker's HTTP server installs a Prometheus one) each still builds
-//! its key: about 1.6k instructions per enqueue (callgrind), the labels'
-//! strings most of it; a cache of shared label strings cost as much in
-//! locking and hashing, and was not kept.
+//! its key. An enqueue's labels are static strings unless the client has a
+//! queue prefix: about 0.95k instructions per enqueue (callgrind), against
+//! 1.7k with owned ones, each copied again into its key. A cache of shared
+//! label strings cost as much in locking and hashing, and was not kept.
 
+use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
-use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{SharedString, Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 
 use super::{Attempt, AttemptOutcome, Enqueue, Hook};
 use crate::{DeadReason, Error};
@@ -119,7 +122,13 @@ impl Hook for Metrics {
     }
 
     fn after_enqueue(&self, enqueue: &Enqueue<'_>, result: Result<(), &Error>, latency: Duration) {
-        let (job, queue) = (enqueue.job_name().to_owned(), enqueue.queue().to_owned());
+        // Static where they can be: a label's value is copied again into
+        // each key, so an owned one costs two allocations per metric.
+        let job = SharedString::const_str(enqueue.name);
+        let queue = match enqueue.queue {
+            Cow::Borrowed(queue) => SharedString::const_str(queue),
+            Cow::Owned(queue) => SharedString::from_shared(Arc::from(queue.as_str())),
+        };
         match result {
             Ok(()) => {
                 histogram!(ENQUEUE_CONFIRM, "job" => job.clone(), "queue" => queue.clone())

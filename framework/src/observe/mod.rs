@@ -65,6 +65,7 @@ pub(crate) mod http;
 mod otel;
 mod span;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -257,9 +258,10 @@ impl AttemptOutcome<'_> {
 /// One enqueue, as hooks see it.
 #[derive(Debug, Clone, Copy)]
 pub struct Enqueue<'a> {
-    pub(crate) name: &'a str,
+    pub(crate) name: &'static str,
     pub(crate) id: JobId,
-    pub(crate) queue: &'a str,
+    /// Borrowed when the client has no queue prefix: the job's own queue.
+    pub(crate) queue: &'a Cow<'static, str>,
     pub(crate) due: Option<SystemTime>,
 }
 
