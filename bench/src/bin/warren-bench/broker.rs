@@ -233,10 +233,12 @@ pub(crate) struct WorkerProcess {
     lines: Lines<BufReader<ChildStdout>>,
 }
 
-/// Which worker to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which worker (or producer) to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Side {
+    /// Hand-written lapin.
     Raw,
+    /// warren.
     Warren,
 }
 

@@ -78,9 +78,14 @@ struct Args {
     /// SIGTERM, so that it writes its output).
     #[arg(long, value_delimiter = ' ', num_args = 1)]
     worker_wrapper: Vec<String>,
+    /// One producer for both sides' `enqueue` and `e2e` jobs, instead of
+    /// each side its own: with the same producer, a gap in e2e latency is
+    /// the worker's; with the same worker, the producer's.
+    #[arg(long, value_enum)]
+    producer: Option<Side>,
     /// Prints each drain's voluntary context switches by worker thread
-    /// (`lapin-io-loop`, `warren-io`, the arbiters…) on stderr: which
-    /// thread waits for which.
+    /// (`lapin-io-loop`, `warren-io`, the arbiters…) on stderr, and the
+    /// e2e latency runs' per job: which thread waits for which.
     #[arg(long)]
     switches_by_thread: bool,
     /// Writes every figure to this file as JSON.
@@ -326,10 +331,10 @@ impl Bench {
         }
     }
 
-    /// Publishes `jobs` jobs from `side`'s producer, at most `window` unconfirmed.
+    /// Publishes `jobs` jobs from `side`'s producer (or `--producer`), at most `window` unconfirmed.
     async fn produce(&self, side: Side, jobs: u64, rate: Option<f64>) -> Result<Duration, BoxError> {
         let window = self.args.window;
-        match side {
+        match self.args.producer.unwrap_or(side) {
             Side::Raw => {
                 drive(jobs, window, rate, |seq| {
                     let body = serde_json::to_vec(&Noop::new(seq));
@@ -498,6 +503,13 @@ impl Bench {
                 let mut worker = self.ready_worker(side, paced).await?;
                 self.produce(side, paced, Some(offered)).await?;
                 let report = worker.report(self.timeout).await?;
+                if self.args.switches_by_thread {
+                    let per_job = worker.voluntary_switches()? as f64 / paced as f64;
+                    eprintln!(
+                        "# {} e2e latency: {per_job:.2} voluntary context switches/job",
+                        side.as_str()
+                    );
+                }
                 worker.stop().await;
                 samples(side, &mut raw_p50, &mut warren_p50).push(millis(report.p50_us));
                 samples(side, &mut raw_p99, &mut warren_p99).push(millis(report.p99_us));
