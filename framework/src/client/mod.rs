@@ -9,13 +9,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::future::join_all;
-use lapin::BasicProperties;
 use tokio::runtime::Handle;
 use tokio::sync::OnceCell;
 use tokio::time::Instant as Deadline;
 
 pub(crate) mod memory;
 mod options;
+mod outgoing;
 mod unique_lock;
 
 pub use options::EnqueueOptions;
@@ -32,6 +32,7 @@ use crate::job::codec;
 use crate::observe::{Enqueue, Hook, Hooks, enqueue_span};
 use crate::{EnqueueError, Error, Job, JobId, JobOptions, QueueType, Registry};
 use memory::Memory;
+use outgoing::Outgoing;
 use tracing::Instrument;
 
 /// Publishes jobs to RabbitMQ.
@@ -425,10 +426,7 @@ impl Client {
         };
         let span = enqueue_span(name, id, &full);
         let headers = span.in_scope(|| self.inner.hooks.before_enqueue(&enqueue));
-        let mut properties = headers.apply(options.apply(message::job_properties(name, id, job.format), eta));
-        if let Some(priority) = options.priority_for(name, queue, job)? {
-            properties = properties.with_priority(priority);
-        }
+        let priority = options.priority_for(name, queue, job)?;
         let lock = match (job.unique_for, options.unique_key_hash()) {
             (Some(unique_for), key) => {
                 let key = key.unwrap_or_else(|| unique::key_hash(body));
@@ -437,16 +435,31 @@ impl Client {
             (None, Some(_)) => return Err(Error::NotUnique { job: name.to_owned() }),
             (None, None) => None,
         };
+        // Built once for the first attempt to publish, and again only for
+        // another (see `Outgoing`). A unique job's properties carry its lock,
+        // which is taken before the first attempt.
+        let build = || {
+            let mut properties = headers.apply(options.apply(message::job_properties(name, id, job.format), eta));
+            if let Some(priority) = priority {
+                properties = properties.with_priority(priority);
+            }
+            if let Some(lock) = &lock {
+                properties = message::with_header(properties, unique::LOCK_HEADER, &lock.queue);
+            }
+            properties
+        };
         let started = Instant::now();
         // The hooks see every enqueue they were told of end, a duplicate
         // refused by its unique key included.
         let published = async {
-            let mut properties = properties;
             if let Some(lock) = &lock {
                 // Boxed, as below: only unique jobs take a lock.
                 Box::pin(self.acquire(lock, name, id, self.deadline())).await?;
-                properties = message::with_header(properties, unique::LOCK_HEADER, &lock.queue);
             }
+            let properties = Outgoing::Built {
+                first: Some(build()),
+                again: &build,
+            };
             let published = self.publish_job_message(&full, job, body, properties, eta, now).await;
             if let (Some(lock), Err(error)) = (&lock, &published) {
                 // Not stored: the key is free again. (Perhaps stored: the lock
@@ -474,14 +487,14 @@ impl Client {
         full: &str,
         job: &JobOptions,
         body: &[u8],
-        properties: BasicProperties,
+        mut properties: Outgoing<'_>,
         eta: Option<SystemTime>,
         now: SystemTime,
     ) -> Result<(), Error> {
         if let Backend::Memory(memory) = &self.inner.backend {
             // The delay exactly as asked, for tests that assert on it.
             let due_in = eta.map_or(Duration::ZERO, |eta| eta.duration_since(now).unwrap_or_default());
-            memory.publish(full, body, properties, due_in);
+            memory.publish(full, body, properties.next(), due_in);
             return Ok(());
         }
         match eta {
@@ -506,13 +519,14 @@ impl Client {
         queue: &str,
         shape: QueueShape,
         body: &[u8],
-        properties: BasicProperties,
+        properties: impl Into<Outgoing<'_>>,
         eta: SystemTime,
         on_block: OnBlock,
     ) -> Result<(), Error> {
+        let mut properties = properties.into();
         let remaining = hold::due_in(eta);
         if let Backend::Memory(memory) = &self.inner.backend {
-            memory.publish(queue, body, properties, remaining);
+            memory.publish(queue, body, properties.next(), remaining);
             return Ok(());
         }
         // The hold queue drops what it returns to a queue that does not
@@ -544,7 +558,7 @@ impl Client {
         queue: &str,
         queue_type: QueueType,
         body: &[u8],
-        properties: BasicProperties,
+        mut properties: Outgoing<'_>,
         deadline: Deadline,
         on_block: OnBlock,
     ) -> Result<(), Error> {
@@ -554,7 +568,7 @@ impl Client {
                 Backend::Amqp(amqp) => Some(amqp.sessions.current().generation),
                 Backend::Memory(_) => None,
             };
-            match self.publish(queue, body, &properties, deadline, on_block).await {
+            match self.publish(queue, body, &mut properties, deadline, on_block).await {
                 Err(Error::Nacked { .. }) if queue_type == QueueType::Quorum && Deadline::now() + wait < deadline => {
                     // Boxed: only a publish to a quorum queue without a
                     // leader comes here, and every enqueue's future would
@@ -587,7 +601,7 @@ impl Client {
         &self,
         queue: &str,
         body: &[u8],
-        properties: &BasicProperties,
+        properties: &mut Outgoing<'_>,
         deadline: Deadline,
         on_block: OnBlock,
     ) -> Result<(), Error> {
@@ -596,7 +610,7 @@ impl Client {
         let sessions = match &self.inner.backend {
             Backend::Amqp(amqp) => &amqp.sessions,
             Backend::Memory(memory) => {
-                memory.publish(queue, body, properties.clone(), Duration::ZERO);
+                memory.publish(queue, body, properties.next(), Duration::ZERO);
                 return Ok(());
             }
         };
@@ -608,12 +622,12 @@ impl Client {
             .run_with(deadline, on_block, |session| {
                 let routing_key = routing_key.clone();
                 let handed_over = &handed_over;
+                // A job consumed with the broker's frame size may carry
+                // headers too large for this connection's frames.
+                let frame_max = session.connection.configuration().frame_max();
+                let next = properties.next();
+                let properties = message::fit_frame(&next, frame_max).unwrap_or(next);
                 async move {
-                    // A job consumed with the broker's frame size may carry
-                    // headers too large for this connection's frames.
-                    let frame_max = session.connection.configuration().frame_max();
-                    // One copy per attempt: lapin takes the properties whole.
-                    let properties = message::fit_frame(properties, frame_max).unwrap_or_else(|| properties.clone());
                     // From here lapin may write the message, even if this
                     // call gives up waiting; an error from lapin itself means
                     // it did not (the broker drops a message it did not get whole).
@@ -634,7 +648,11 @@ impl Client {
             .await;
         let confirmation = match confirmation {
             Ok(confirmation) => confirmation,
-            Err(error) => return Err(publish_failure(error, handed_over.load(Ordering::Relaxed), properties)),
+            Err(error) => {
+                return Err(publish_failure(error, handed_over.load(Ordering::Relaxed), || {
+                    properties.job_id()
+                }));
+            }
         };
         let outcome = confirm::outcome(confirmation, queue);
         if let Err(Error::Unroutable { .. }) = outcome {
@@ -651,11 +669,11 @@ impl Client {
         full: &str,
         shape: QueueShape,
         body: &[u8],
-        properties: BasicProperties,
+        properties: impl Into<Outgoing<'_>>,
     ) -> Result<(), Error> {
         let deadline = self.deadline();
         self.declare_job_queue(full, shape, deadline).await?;
-        self.publish_to(full, shape.queue_type, body, properties, deadline, OnBlock::Fail)
+        self.publish_to(full, shape.queue_type, body, properties.into(), deadline, OnBlock::Fail)
             .await
     }
 
@@ -670,7 +688,7 @@ impl Client {
         queue: &str,
         shape: QueueShape,
         body: &[u8],
-        properties: BasicProperties,
+        properties: impl Into<Outgoing<'_>>,
     ) -> Result<(), Error> {
         let deadline = self.deadline();
         let dead = QueueSpec::dead(queue, shape.queue_type);
@@ -679,7 +697,7 @@ impl Client {
             &dead.name,
             shape.queue_type,
             body,
-            properties,
+            properties.into(),
             deadline,
             OnBlock::AwaitAnswer,
         )
@@ -777,10 +795,10 @@ impl Client {
 /// (closing the channel on it); otherwise the broker may have it, or get
 /// it later (a blocked connection is read again once the block lifts), and
 /// the outcome is unknown.
-fn publish_failure(error: Error, handed_over: bool, properties: &BasicProperties) -> Error {
+fn publish_failure(error: Error, handed_over: bool, job_id: impl FnOnce() -> JobId) -> Error {
     if handed_over && !session::refused_by_broker(&error) {
         Error::OutcomeUnknown {
-            job_id: message::job_id(properties),
+            job_id: job_id(),
             cause: Box::new(error),
         }
     } else {
@@ -863,7 +881,10 @@ mod tests {
     fn a_job_not_sent_because_the_broker_blocks_publishes_is_not_enqueued() {
         let id = JobId::new();
         let properties = message::job_properties("resize", id, crate::BodyFormat::Json);
-        let error = EnqueueError::new("the job", publish_failure(blocked(), false, &properties));
+        let error = EnqueueError::new(
+            "the job",
+            publish_failure(blocked(), false, || message::job_id(&properties)),
+        );
         assert!(error.error().is_publish_blocked() && !error.is_outcome_unknown());
         assert_eq!(
             error.to_string(),
@@ -877,7 +898,10 @@ mod tests {
     fn a_job_sent_before_the_broker_blocked_it_is_perhaps_enqueued_and_says_why() {
         let id = JobId::new();
         let properties = message::job_properties("resize", id, crate::BodyFormat::Json);
-        let error = EnqueueError::new("the job", publish_failure(blocked(), true, &properties));
+        let error = EnqueueError::new(
+            "the job",
+            publish_failure(blocked(), true, || message::job_id(&properties)),
+        );
         assert!(error.error().is_publish_blocked() && error.is_outcome_unknown());
         assert_eq!(error.job_id(), Some(id));
         let text = error.to_string();
@@ -892,7 +916,7 @@ mod tests {
                 timeout: Duration::from_secs(30),
             },
             true,
-            &properties,
+            || message::job_id(&properties),
         );
         assert!(!lost.is_publish_blocked());
     }

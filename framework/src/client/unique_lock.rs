@@ -59,12 +59,24 @@ impl Client {
                 })
                 .await?;
             match self
-                .publish(&lock.queue, body.as_bytes(), &properties, deadline, OnBlock::Fail)
+                .publish(
+                    &lock.queue,
+                    body.as_bytes(),
+                    &mut (&properties).into(),
+                    deadline,
+                    OnBlock::Fail,
+                )
                 .await
             {
                 Ok(()) => {
                     let recorded = self
-                        .publish(&lock.id_queue(), body.as_bytes(), &properties, deadline, OnBlock::Fail)
+                        .publish(
+                            &lock.id_queue(),
+                            body.as_bytes(),
+                            &mut (&properties).into(),
+                            deadline,
+                            OnBlock::Fail,
+                        )
                         .await;
                     if let Err(error) = recorded {
                         // This job holds the lock but no duplicate could

@@ -328,13 +328,13 @@ impl Headers {
     }
 
     /// Adds the headers to a message's properties.
-    pub(crate) fn apply(self, properties: BasicProperties) -> BasicProperties {
+    pub(crate) fn apply(&self, properties: BasicProperties) -> BasicProperties {
         if self.entries.is_empty() {
             return properties;
         }
         let mut headers = properties.headers().clone().unwrap_or_default();
-        for (name, value) in self.entries {
-            headers.insert(name.into(), AMQPValue::LongString(value.into()));
+        for (name, value) in &self.entries {
+            headers.insert(name.as_str().into(), AMQPValue::LongString(value.as_str().into()));
         }
         properties.with_headers(headers)
     }
