@@ -158,6 +158,10 @@ pub struct Attempt<'a> {
     pub(crate) attempt: u32,
     pub(crate) worker: &'a str,
     pub(crate) properties: &'a BasicProperties,
+    /// The job's name as registered, when it is: a metric label without a copy.
+    pub(crate) registered_name: Option<&'static str>,
+    /// The queue's name as the worker shares it: a metric label without a copy.
+    pub(crate) shared_queue: Option<&'a Arc<str>>,
 }
 
 impl<'a> Attempt<'a> {
@@ -169,7 +173,28 @@ impl<'a> Attempt<'a> {
             attempt: message::attempt(properties),
             worker,
             properties,
+            registered_name: None,
+            shared_queue: None,
         }
+    }
+
+    /// A worker's attempt, of a job of `registry` on `queue` (the full
+    /// name, which the worker shares).
+    #[cfg(feature = "worker")]
+    pub(crate) fn of_worker(
+        properties: &'a BasicProperties,
+        id: JobId,
+        registry: &crate::Registry,
+        queue: &'a Arc<str>,
+        worker: &'a str,
+    ) -> Self {
+        let mut attempt = Attempt::new(properties, id, queue, worker);
+        attempt.registered_name = attempt
+            .name
+            .and_then(|name| registry.get(name))
+            .map(|registration| registration.name);
+        attempt.shared_queue = Some(queue);
+        attempt
     }
 
     /// The job's wire name; `None` for a message without a `type` (a

@@ -321,7 +321,7 @@ async fn settle(
     // which the log, the handler and the dead letter must all share.
     let id = message::job_id(properties);
     let attempt = message::attempt(properties);
-    let observed = Attempt::new(properties, id, &runner.full_queue, &runner.worker);
+    let observed = Attempt::of_worker(properties, id, &settings.registry, &runner.full_queue, &runner.worker);
     let hooks = runner.client.hooks_of();
     let span = job_span(&observed);
     hooks.attempt_span(&observed, &span);
