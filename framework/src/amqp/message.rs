@@ -90,7 +90,14 @@ const PROPERTIES_BESIDE_HEADERS: usize = 4096;
 pub(crate) const PERSISTENT: u8 = 2;
 
 /// The properties of a freshly enqueued job.
+#[cfg(test)]
 pub(crate) fn job_properties(name: &str, id: JobId, format: BodyFormat) -> BasicProperties {
+    job_properties_at(name, id, format, SystemTime::now())
+}
+
+/// The properties of a job enqueued `at`: the same every time they are
+/// built for it (an enqueue builds them again to publish again).
+pub(crate) fn job_properties_at(name: &str, id: JobId, format: BodyFormat, at: SystemTime) -> BasicProperties {
     let mut headers = FieldTable::default();
     headers.insert(ATTEMPT.into(), AMQPValue::LongLongInt(1));
     BasicProperties::default()
@@ -98,7 +105,7 @@ pub(crate) fn job_properties(name: &str, id: JobId, format: BodyFormat) -> Basic
         .with_type(name.into())
         .with_message_id(id.to_string().into())
         .with_content_type(format.content_type().into())
-        .with_timestamp(now_secs())
+        .with_timestamp(at.duration_since(UNIX_EPOCH).map_or(0, |since| since.as_secs()))
         .with_headers(headers)
 }
 

@@ -439,7 +439,8 @@ impl Client {
         // another (see `Outgoing`). A unique job's properties carry its lock,
         // which is taken before the first attempt.
         let build = || {
-            let mut properties = headers.apply(options.apply(message::job_properties(name, id, job.format), eta));
+            let mut properties =
+                headers.apply(options.apply(message::job_properties_at(name, id, job.format, now), eta));
             if let Some(priority) = priority {
                 properties = properties.with_priority(priority);
             }
@@ -459,6 +460,7 @@ impl Client {
             let properties = Outgoing::Built {
                 first: Some(build()),
                 again: &build,
+                id,
             };
             let published = self.publish_job_message(&full, job, body, properties, eta, now).await;
             if let (Some(lock), Err(error)) = (&lock, &published) {
@@ -669,11 +671,11 @@ impl Client {
         full: &str,
         shape: QueueShape,
         body: &[u8],
-        properties: impl Into<Outgoing<'_>>,
+        properties: Outgoing<'_>,
     ) -> Result<(), Error> {
         let deadline = self.deadline();
         self.declare_job_queue(full, shape, deadline).await?;
-        self.publish_to(full, shape.queue_type, body, properties.into(), deadline, OnBlock::Fail)
+        self.publish_to(full, shape.queue_type, body, properties, deadline, OnBlock::Fail)
             .await
     }
 
@@ -688,7 +690,7 @@ impl Client {
         queue: &str,
         shape: QueueShape,
         body: &[u8],
-        properties: impl Into<Outgoing<'_>>,
+        properties: &lapin::BasicProperties,
     ) -> Result<(), Error> {
         let deadline = self.deadline();
         let dead = QueueSpec::dead(queue, shape.queue_type);

@@ -499,7 +499,7 @@ async fn bury(
     let published = || {
         runner
             .client
-            .publish_dead_letter(&runner.full_queue, runner.shape, &delivery.data, dead.clone())
+            .publish_dead_letter(&runner.full_queue, runner.shape, &delivery.data, dead)
     };
     hand_over(delivery, acks, unacked, published).await
 }
