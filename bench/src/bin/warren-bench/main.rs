@@ -382,6 +382,13 @@ impl Bench {
     }
 
     async fn enqueue(&mut self) -> Result<(), BoxError> {
+        if let Some(producer) = self.args.producer {
+            println!(
+                "# enqueue: skipped, --producer {} would time the same producer on both sides",
+                producer.as_str()
+            );
+            return Ok(());
+        }
         let jobs = self.args.jobs();
         // Declarations (the client's first enqueue declares) are not measured.
         self.broker.reset(NOOP_QUEUE).await?;
