@@ -521,11 +521,10 @@ impl Client {
         queue: &str,
         shape: QueueShape,
         body: &[u8],
-        properties: impl Into<Outgoing<'_>>,
+        mut properties: Outgoing<'_>,
         eta: SystemTime,
         on_block: OnBlock,
     ) -> Result<(), Error> {
-        let mut properties = properties.into();
         let remaining = hold::due_in(eta);
         if let Backend::Memory(memory) = &self.inner.backend {
             memory.publish(queue, body, properties.next(), remaining);

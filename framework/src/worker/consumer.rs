@@ -363,7 +363,7 @@ async fn settle(
             let held = || {
                 runner
                     .client
-                    .publish_held(&runner.full_queue, runner.shape, &delivery.data, hop, eta, OnBlock::AwaitAnswer)
+                    .publish_held(&runner.full_queue, runner.shape, &delivery.data, hop.into(), eta, OnBlock::AwaitAnswer)
             };
             Box::pin(hand_over(&delivery, acks, ack.ack_required(), held)).await;
             return;
@@ -404,7 +404,7 @@ async fn settle(
                 let held = || {
                     runner
                         .client
-                        .publish_held(&runner.full_queue, runner.shape, &delivery.data, retry, eta, OnBlock::AwaitAnswer)
+                        .publish_held(&runner.full_queue, runner.shape, &delivery.data, retry.into(), eta, OnBlock::AwaitAnswer)
                 };
                 Box::pin(hand_over(&delivery, acks, unacked, held)).await;
             }
@@ -420,7 +420,7 @@ async fn settle(
                 let publish = || {
                     runner
                         .client
-                        .publish_held(&runner.full_queue, runner.shape, &delivery.data, held, eta, OnBlock::AwaitAnswer)
+                        .publish_held(&runner.full_queue, runner.shape, &delivery.data, held.into(), eta, OnBlock::AwaitAnswer)
                 };
                 Box::pin(hand_over(&delivery, acks, unacked, publish)).await;
             }
