@@ -305,7 +305,12 @@ async fn move_back(
         }
         let shape = job_queue_shape(client, registry, &queue);
         if let Err(source) = client
-            .publish_declared(&queue, shape, &delivery.data, (&retry_properties(properties)).into())
+            .publish_declared(
+                &queue,
+                shape,
+                &delivery.data,
+                &mut (&retry_properties(properties)).into(),
+            )
             .await
         {
             return Err(DeadError::Publish {

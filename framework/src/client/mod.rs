@@ -435,9 +435,8 @@ impl Client {
             (None, Some(_)) => return Err(Error::NotUnique { job: name.to_owned() }),
             (None, None) => None,
         };
-        // Built once for the first attempt to publish, and again only for
-        // another (see `Outgoing`). A unique job's properties carry its lock,
-        // which is taken before the first attempt.
+        // Built for each attempt to publish (see `Outgoing`). A unique job's
+        // properties carry its lock, which is taken before the first attempt.
         let build = || {
             let mut properties =
                 headers.apply(options.apply(message::job_properties_at(name, id, job.format, now), eta));
@@ -457,12 +456,10 @@ impl Client {
                 // Boxed, as below: only unique jobs take a lock.
                 Box::pin(self.acquire(lock, name, id, self.deadline())).await?;
             }
-            let properties = Outgoing::Built {
-                first: Some(build()),
-                again: &build,
-                id,
-            };
-            let published = self.publish_job_message(&full, job, body, properties, eta, now).await;
+            let mut properties = Outgoing::Built { build: &build, id };
+            let published = self
+                .publish_job_message(&full, job, body, &mut properties, eta, now)
+                .await;
             if let (Some(lock), Err(error)) = (&lock, &published) {
                 // Not stored: the key is free again. (Perhaps stored: the lock
                 // stays, as the job may run.)
@@ -489,7 +486,7 @@ impl Client {
         full: &str,
         job: &JobOptions,
         body: &[u8],
-        mut properties: Outgoing<'_>,
+        properties: &mut Outgoing<'_>,
         eta: Option<SystemTime>,
         now: SystemTime,
     ) -> Result<(), Error> {
@@ -521,7 +518,7 @@ impl Client {
         queue: &str,
         shape: QueueShape,
         body: &[u8],
-        mut properties: Outgoing<'_>,
+        properties: &mut Outgoing<'_>,
         eta: SystemTime,
         on_block: OnBlock,
     ) -> Result<(), Error> {
@@ -559,7 +556,7 @@ impl Client {
         queue: &str,
         queue_type: QueueType,
         body: &[u8],
-        mut properties: Outgoing<'_>,
+        properties: &mut Outgoing<'_>,
         deadline: Deadline,
         on_block: OnBlock,
     ) -> Result<(), Error> {
@@ -569,7 +566,7 @@ impl Client {
                 Backend::Amqp(amqp) => Some(amqp.sessions.current().generation),
                 Backend::Memory(_) => None,
             };
-            match self.publish(queue, body, &mut properties, deadline, on_block).await {
+            match self.publish(queue, body, properties, deadline, on_block).await {
                 Err(Error::Nacked { .. }) if queue_type == QueueType::Quorum && Deadline::now() + wait < deadline => {
                     // Boxed: only a publish to a quorum queue without a
                     // leader comes here, and every enqueue's future would
@@ -670,7 +667,7 @@ impl Client {
         full: &str,
         shape: QueueShape,
         body: &[u8],
-        properties: Outgoing<'_>,
+        properties: &mut Outgoing<'_>,
     ) -> Result<(), Error> {
         let deadline = self.deadline();
         self.declare_job_queue(full, shape, deadline).await?;
@@ -698,7 +695,7 @@ impl Client {
             &dead.name,
             shape.queue_type,
             body,
-            properties.into(),
+            &mut properties.into(),
             deadline,
             OnBlock::AwaitAnswer,
         )

@@ -3,9 +3,12 @@
 //! lapin takes a message's properties whole, and a publish may be tried
 //! again (on a new connection, or while a quorum queue elects a leader), so
 //! every attempt needs properties of its own. Kept properties are copied
-//! for each attempt; built ones go whole on the first and are built again,
-//! the same, for another. An enqueue builds its own: it is spared a copy
-//! and its drop, about 2.4k of its instructions (callgrind).
+//! for each attempt; built ones are built for each, the same every time. An
+//! enqueue builds its own: it is spared a copy and its drop, about 2.4k of
+//! its instructions (callgrind). Built when they are sent and borrowed by
+//! each layer of the publish, they take no room in its future, which
+//! callers move and box: an enqueue's future was 5,592 bytes with the
+//! properties carried by value through each layer, and is 4,024.
 
 use lapin::BasicProperties;
 
@@ -13,18 +16,12 @@ use crate::JobId;
 use crate::amqp::message;
 
 /// The properties of the message a publish sends.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "one per publish, in its future: boxing the built properties would cost the allocation a copy costs"
-)]
 pub(crate) enum Outgoing<'a> {
     /// Copied for each attempt.
     Kept(&'a BasicProperties),
-    /// `first` for the first attempt, `again` for each other; they carry
-    /// job `id`.
+    /// Built for each attempt, the same each time; they carry job `id`.
     Built {
-        first: Option<BasicProperties>,
-        again: &'a (dyn Fn() -> BasicProperties + Send + Sync),
+        build: &'a (dyn Fn() -> BasicProperties + Send + Sync),
         id: JobId,
     },
 }
@@ -34,7 +31,7 @@ impl Outgoing<'_> {
     pub(crate) fn next(&mut self) -> BasicProperties {
         match self {
             Outgoing::Kept(properties) => BasicProperties::clone(properties),
-            Outgoing::Built { first, again, .. } => first.take().unwrap_or_else(again),
+            Outgoing::Built { build, .. } => build(),
         }
     }
 
@@ -62,7 +59,7 @@ mod tests {
     use crate::BodyFormat;
 
     #[test]
-    fn built_properties_go_whole_first_and_are_built_again_the_same_for_each_other_attempt() {
+    fn built_properties_are_built_the_same_for_every_attempt() {
         let id = JobId::new();
         // Enqueued two seconds ago: built again now, they must say the same.
         let at = SystemTime::now() - Duration::from_secs(2);
@@ -71,17 +68,10 @@ mod tests {
             builds.fetch_add(1, Ordering::Relaxed);
             message::job_properties_at("resize", id, BodyFormat::Json, at)
         };
-        let mut outgoing = Outgoing::Built {
-            first: Some(build()),
-            again: &build,
-            id,
-        };
+        let mut outgoing = Outgoing::Built { build: &build, id };
+        assert_eq!(builds.load(Ordering::Relaxed), 0, "built when sent");
         let first = outgoing.next();
-        assert_eq!(
-            builds.load(Ordering::Relaxed),
-            1,
-            "the first attempt sends what was built"
-        );
+        assert_eq!(builds.load(Ordering::Relaxed), 1, "the first attempt builds them once");
         let second = outgoing.next();
         assert_eq!(builds.load(Ordering::Relaxed), 2, "another attempt builds them again");
         assert_eq!(first, second, "every attempt sends the same properties");

@@ -360,11 +360,7 @@ async fn settle(
             debug!(due_in_ms = millis(hold::due_in(eta)), "job not due yet; holding it again");
             // As a retry is: without `expiration`, a foreign `user_id`, CC/BCC.
             let hop = &message::hop_properties(properties, id);
-            let held = || {
-                runner
-                    .client
-                    .publish_held(&runner.full_queue, runner.shape, &delivery.data, hop.into(), eta, OnBlock::AwaitAnswer)
-            };
+            let held = || hold(&runner, &delivery.data, hop, eta);
             Box::pin(hand_over(&delivery, acks, ack.ack_required(), held)).await;
             return;
         }
@@ -401,11 +397,7 @@ async fn settle(
                 warn!(duration_ms, reason = reason.as_str(), %error, retry_in_ms = millis(delay), "job failed; retrying it");
                 let eta = SystemTime::now() + delay;
                 let retry = &message::retry_properties(properties, id, attempt.saturating_add(1), &error, eta);
-                let held = || {
-                    runner
-                        .client
-                        .publish_held(&runner.full_queue, runner.shape, &delivery.data, retry.into(), eta, OnBlock::AwaitAnswer)
-                };
+                let held = || hold(&runner, &delivery.data, retry, eta);
                 Box::pin(hand_over(&delivery, acks, unacked, held)).await;
             }
             Outcome::Dead {
@@ -417,11 +409,7 @@ async fn settle(
                 warn!(%error, retry_in_ms = millis(wait), "no job of this name here; holding it for a worker that knows it");
                 let eta = SystemTime::now() + wait;
                 let held = &message::unknown_properties(properties, id, since, eta);
-                let publish = || {
-                    runner
-                        .client
-                        .publish_held(&runner.full_queue, runner.shape, &delivery.data, held.into(), eta, OnBlock::AwaitAnswer)
-                };
+                let publish = || hold(&runner, &delivery.data, held, eta);
                 Box::pin(hand_over(&delivery, acks, unacked, publish)).await;
             }
             Outcome::Dead { reason, error } => {
@@ -502,6 +490,23 @@ async fn bury(
             .publish_dead_letter(&runner.full_queue, runner.shape, &delivery.data, dead)
     };
     hand_over(delivery, acks, unacked, published).await
+}
+
+/// Publishes a delivery's body with `properties` to its job queue's hold
+/// queue, due at `eta`: a worker's hand-over, which waits past the recovery
+/// timeout for the confirm of a publish the broker blocked.
+async fn hold(runner: &Runner, body: &[u8], properties: &BasicProperties, eta: SystemTime) -> Result<(), Error> {
+    let mut properties = properties.into();
+    (runner.client)
+        .publish_held(
+            &runner.full_queue,
+            runner.shape,
+            body,
+            &mut properties,
+            eta,
+            OnBlock::AwaitAnswer,
+        )
+        .await
 }
 
 /// Moves a delivery's job elsewhere (`publish`: to a hold queue or the
