@@ -96,7 +96,7 @@ pub(crate) fn job_properties(name: &str, id: JobId, format: BodyFormat) -> Basic
 }
 
 /// The properties of a job enqueued `at`: the same every time they are
-/// built for it (an enqueue builds them again to publish again).
+/// built for it (an enqueue builds them for each attempt to publish).
 pub(crate) fn job_properties_at(name: &str, id: JobId, format: BodyFormat, at: SystemTime) -> BasicProperties {
     let mut headers = FieldTable::default();
     headers.insert(ATTEMPT.into(), AMQPValue::LongLongInt(1));

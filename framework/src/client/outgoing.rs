@@ -5,10 +5,11 @@
 //! every attempt needs properties of its own. Kept properties are copied
 //! for each attempt; built ones are built for each, the same every time. An
 //! enqueue builds its own: it is spared a copy and its drop, about 2.4k of
-//! its instructions (callgrind). Built when they are sent and borrowed by
-//! each layer of the publish, they take no room in its future, which
-//! callers move and box: an enqueue's future was 5,592 bytes with the
-//! properties carried by value through each layer, and is 4,024.
+//! its instructions (callgrind). Borrowed by each layer of the publish and
+//! built when sent, they take room once in its future (in the innermost
+//! publish), not in every layer: callers move and box an enqueue's future,
+//! which took 5,592 bytes with the properties carried by value through each
+//! layer and 4,024 borrowed (docs/performance.md).
 
 use lapin::BasicProperties;
 
