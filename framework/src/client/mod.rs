@@ -32,7 +32,7 @@ use crate::job::codec;
 use crate::observe::{Enqueue, Hook, Hooks, enqueue_span};
 use crate::{EnqueueError, Error, Job, JobId, JobOptions, QueueType, Registry};
 use memory::Memory;
-use outgoing::Outgoing;
+use outgoing::{JobMessage, Outgoing};
 use tracing::Instrument;
 
 /// Publishes jobs to RabbitMQ.
@@ -437,17 +437,18 @@ impl Client {
         };
         // Built for each attempt to publish (see `Outgoing`). A unique job's
         // properties carry its lock, which is taken before the first attempt.
-        let build = || {
-            let mut properties =
-                headers.apply(options.apply(message::job_properties_at(name, id, job.format, now), eta));
-            if let Some(priority) = priority {
-                properties = properties.with_priority(priority);
-            }
-            if let Some(lock) = &lock {
-                properties = message::with_header(properties, unique::LOCK_HEADER, &lock.queue);
-            }
-            properties
+        let message = JobMessage {
+            name,
+            id,
+            format: job.format,
+            at: now,
+            eta,
+            options,
+            headers: &headers,
+            priority,
+            lock: lock.as_ref().map(|lock| lock.queue.as_str()),
         };
+        let build = || message.properties();
         let started = Instant::now();
         // The hooks see every enqueue they were told of end, a duplicate
         // refused by its unique key included.
